@@ -1,0 +1,3 @@
+from ge_nas.cli import main
+
+raise SystemExit(main())
