@@ -1,0 +1,179 @@
+"""The run configuration: one frozen dataclass, the only home of defaults.
+
+It is read from TOML (`--config`), overridden by command-line flags, checked
+once, and written whole into the run directory with the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ge_nas.errors import ConfigError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+OBJECTIVES = ("val_accuracy", "params", "flops")
+EXECUTORS = ("auto", "serial", "processes")
+INITIALISERS = ("sensible", "random", "pi_grow")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a search run."""
+
+    grammar: str
+    dataset: str = "digits"
+    data_dir: str | None = None
+    out: str | None = None  # default: runs/<grammar>-<dataset>-<time>
+    seed: int = 0
+    population: int = 12
+    generations: int = 6
+    objectives: tuple[str, ...] = ("val_accuracy", "params")
+    epochs: int = 8
+    train_subset: float | None = None  # fraction in (0, 1] or a count > 1
+    val_fraction: float = 0.2
+    split_seed: int = 0  # fixed by default so validation sets, and archives, are comparable across runs
+    eval_timeout_s: float | None = None
+    max_params: int | None = None
+    max_flops: int | None = None
+    final_epochs: int = 15
+    finalists: int = 3
+    workers: int = 0  # 0: one per core
+    executor: str = "auto"
+    init: str = "sensible"
+    init_max_depth: int | None = None  # default: the start rule's minimum depth + 6
+    max_depth: int = 40
+    max_wraps: int = 0
+    codon_size: int = 100_000
+    crossover_prob: float = 0.9
+    mutation_prob: float | None = None  # per codon; default 1 / codons used
+    tournament_size: int = 2
+    elites: int = 1
+    command: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("population", "generations", "epochs", "final_epochs", "max_depth", "codon_size", "tournament_size"):
+            _positive_int(name, getattr(self, name))
+        for name in ("seed", "split_seed", "finalists", "workers", "max_wraps", "elites"):
+            _non_negative_int(name, getattr(self, name))
+        for name in ("max_params", "max_flops", "init_max_depth"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        _choice("executor", self.executor, EXECUTORS)
+        _choice("init", self.init, INITIALISERS)
+        self._check_objectives()
+        self._check_fractions()
+
+    def _check_objectives(self) -> None:
+        if not self.objectives:
+            raise ConfigError(f"--objectives needs at least one of {', '.join(OBJECTIVES)}")
+        for name in self.objectives:
+            _choice("objectives", name, OBJECTIVES)
+        if "val_accuracy" not in self.objectives:
+            raise ConfigError("--objectives must include val_accuracy")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ConfigError(f"--objectives lists a name twice: {','.join(self.objectives)}")
+
+    def _check_fractions(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if not 0.0 <= self.crossover_prob <= 1.0:
+            raise ConfigError(f"--crossover-prob must be between 0 and 1, got {self.crossover_prob}")
+        if self.mutation_prob is not None and not 0.0 <= self.mutation_prob <= 1.0:
+            raise ConfigError(f"--mutation-prob must be between 0 and 1, got {self.mutation_prob}")
+        if self.train_subset is not None and self.train_subset <= 0:
+            raise ConfigError(f"--train-subset must be a fraction in (0, 1] or a count, got {self.train_subset}")
+        if self.eval_timeout_s is not None and self.eval_timeout_s <= 0:
+            raise ConfigError(f"--eval-timeout must be positive seconds, got {self.eval_timeout_s}")
+
+    @property
+    def single_objective(self) -> bool:
+        """True when the search maximises validation accuracy alone."""
+        return self.objectives == ("val_accuracy",)
+
+    def resolved_workers(self) -> int:
+        """Return the worker count, one per core when unset."""
+        return self.workers or os.cpu_count() or 1
+
+    def to_toml(self) -> str:
+        """Return the whole configuration as TOML; unset options are commented."""
+        lines = []
+        for key, value in asdict(self).items():
+            if value is None:
+                lines.append(f"# {key} = (unset)")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic strings
+    return repr(value)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"--{_flag(name)} must be a positive integer, got {value!r}")
+
+
+def _non_negative_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"--{_flag(name)} must be a non-negative integer, got {value!r}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"--{_flag(name)}: unknown value {value!r}{did_you_mean(value, choices)}; expected one of {', '.join(choices)}")
+
+
+def _flag(name: str) -> str:
+    return name.removesuffix("_s").replace("_", "-")
+
+
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file of run options; unknown keys are an error."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    known = {f.name for f in fields(RunConfig)}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"{path}: unknown option {key!r}{did_you_mean(key, known)}")
+    if isinstance(doc.get("objectives"), list):
+        doc["objectives"] = tuple(doc["objectives"])
+    return doc
+
+
+def make_config(base: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
+    """Return a checked RunConfig from TOML values and non-None overrides."""
+    values = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    if "grammar" not in values:
+        raise ConfigError("--grammar is required (a BNF file, e.g. grammars/cnn_small.bnf)")
+    try:
+        return RunConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad option: {exc}") from None
+
+
+def default_out(config: RunConfig, stamp: str) -> Path:
+    """Return runs/<grammar>-<dataset>-<stamp>."""
+    dataset = config.dataset.replace(":", "-").replace("/", "-")
+    return Path("runs") / f"{Path(config.grammar).stem}-{dataset}-{stamp}"
+

@@ -1,0 +1,212 @@
+"""Phenotype -> Metrics on a worker, and the executors that run evaluations.
+
+Only plain data (an `EvalTask`: canonical phenotype text and settings) travels
+to a worker; the worker loads the data set once per process, builds, trains
+and scores the network, and sends `Metrics` back. Every expected failure
+(a shape that cannot work, over budget, NaN loss, timeout, a crash inside
+training) comes back as Metrics with a status, never as an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from ge_nas.arch import ArchSpec, parse_arch
+from ge_nas.build import build_model, measure
+from ge_nas.data import Splits, load_dataset, split_dataset
+from ge_nas.errors import ArchError
+from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
+from ge_nas.train import accuracy, train_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """Everything a worker needs to evaluate one phenotype (plain data only)."""
+
+    phenotype: str
+    seed: int
+    dataset: str = "digits"
+    data_dir: str | None = None
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    train_subset: float | None = None
+    epochs: int = 8
+    timeout_s: float | None = None
+    max_params: int | None = None
+    max_flops: int | None = None
+    threads: int = 1
+    final: bool = False  # train on train + validation data (finalists)
+    save_dir: str | None = None  # write model.pt (state dict) and spec.json here when training succeeds
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Metrics with where and when they were produced."""
+
+    metrics: Metrics
+    worker: str
+    started: float
+    ended: float
+
+
+def derive_seed(run_seed: int, phenotype_hash: str) -> int:
+    """Return an evaluation seed that depends only on the run seed and the phenotype."""
+    digest = hashlib.sha256(f"{run_seed}:{phenotype_hash}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@lru_cache(maxsize=4)
+def load_splits(dataset: str, data_dir: str | None, val_fraction: float, split_seed: int, train_subset: float | None) -> Splits:
+    """Return the data splits, loaded once per process for each setting."""
+    data = load_dataset(dataset, data_dir)
+    return split_dataset(data, val_fraction=val_fraction, seed=split_seed, train_subset=train_subset)
+
+
+def evaluate(task: EvalTask) -> Outcome:
+    """Evaluate one phenotype; the entry point of every worker."""
+    started = time.time()
+    metrics, model = train_phenotype(task)
+    if task.save_dir is not None and model is not None and metrics.ok:
+        save_model(Path(task.save_dir), model, parse_arch(task.phenotype), metrics)
+    return Outcome(metrics, f"{socket.gethostname()}:{os.getpid()}", started, time.time())
+
+
+def save_model(directory: Path, model: nn.Module, spec: ArchSpec, metrics: Metrics) -> None:
+    """Write model.pt (the state dict), spec.json and metrics.json into directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), directory / "model.pt")
+    (directory / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
+    (directory / "metrics.json").write_text(metrics.to_json() + "\n", encoding="utf-8")
+
+
+def train_phenotype(task: EvalTask) -> tuple[Metrics, nn.Module | None]:
+    """Build, budget-check, train and score one phenotype; return metrics and the model."""
+    torch.set_num_threads(task.threads)
+    try:
+        spec = parse_arch(task.phenotype)
+        splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset)
+        size = measure(spec, splits.input_shape, splits.num_classes)
+    except ArchError as exc:
+        return Metrics(INVALID, error=str(exc)), None
+    base = Metrics(OK, params=size.params, flops=size.flops)
+    over = _over_budget(task, size.params, size.flops)
+    if over:
+        return base.with_error(OVER_BUDGET, over), None
+    try:
+        return _train_and_score(task, spec, splits, base)
+    except Exception as exc:  # a crash inside training is this individual's failure, not the run's
+        log.debug("training failed", exc_info=True)
+        return base.with_error(FAILED, f"{type(exc).__name__}: {exc}"), None
+
+
+def _over_budget(task: EvalTask, params: int, flops: int) -> str:
+    if task.max_params is not None and params > task.max_params:
+        return f"{params} parameters exceed --max-params {task.max_params}"
+    if task.max_flops is not None and flops > task.max_flops:
+        return f"{flops} FLOPs exceed --max-flops {task.max_flops}"
+    return ""
+
+
+def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics) -> tuple[Metrics, nn.Module]:
+    torch.manual_seed(task.seed)
+    model = build_model(spec, splits.input_shape, splits.num_classes)
+    x, y = splits.x_train, splits.y_train
+    if task.final:
+        x, y = torch.cat([x, splits.x_val]), torch.cat([y, splits.y_val])
+    start = time.perf_counter()
+    status, error, epochs = train_model(model, spec.hparam_map(), x, y, epochs=task.epochs, seed=task.seed, timeout_s=task.timeout_s)
+    seconds = time.perf_counter() - start
+    if status != OK:
+        return Metrics(status, params=base.params, flops=base.flops, train_seconds=seconds, epochs=epochs, error=error), model
+    val = accuracy(model, splits.x_val, splits.y_val)
+    test = accuracy(model, splits.x_test, splits.y_test)
+    return Metrics(OK, val, test, base.params, base.flops, train_seconds=seconds, epochs=epochs), model
+
+
+class Executor(Protocol):
+    """Runs evaluation tasks and yields (task index, outcome) as each completes."""
+
+    workers: int
+    threads: int  # torch threads per worker
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Evaluate tasks one after another in this process."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.workers = 1
+        self.threads = threads
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+        for index, task in enumerate(tasks):
+            yield index, evaluate(task)
+
+    def close(self) -> None:
+        pass
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+class ProcessExecutor:
+    """Evaluate tasks in a pool of worker processes, one torch thread group each."""
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.workers = workers
+        self.threads = threads
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,))
+        return self._pool
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+        pool = self._ensure_pool()
+        futures: dict[Future[Outcome], int] = {pool.submit(evaluate, task): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            yield futures[future], self._result(future)
+
+    def _result(self, future: Future[Outcome]) -> Outcome:
+        try:
+            return future.result()
+        except Exception as exc:  # the worker died (killed, out of memory): this task fails, the run goes on
+            self.close()
+            now = time.time()
+            return Outcome(Metrics(FAILED, error=f"worker crashed: {type(exc).__name__}: {exc}"), "", now, now)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def make_executor(kind: str, workers: int, cores: int | None = None) -> Executor:
+    """Return the executor for kind ('auto', 'serial', 'processes')."""
+    cores = cores or os.cpu_count() or 1
+    if kind == "serial" or (kind == "auto" and workers <= 1):
+        return SerialExecutor(threads=cores)
+    return ProcessExecutor(workers, threads=max(1, cores // workers))

@@ -1,0 +1,50 @@
+"""Metrics: what one evaluation of one phenotype produced, success or not."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+OK = "ok"
+INVALID = "invalid"  # genome did not map, phenotype did not parse, or shape cannot work
+OVER_BUDGET = "over_budget"  # rejected before training by --max-params / --max-flops
+FAILED = "failed"  # training went wrong (NaN loss, worker crash)
+TIMEOUT = "timeout"  # training exceeded --eval-timeout
+STATUSES = (OK, INVALID, OVER_BUDGET, FAILED, TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The outcome of evaluating one phenotype at one fidelity."""
+
+    status: str
+    val_accuracy: float = 0.0
+    test_accuracy: float | None = None
+    params: int | None = None
+    flops: int | None = None
+    latency_ms: float | None = None
+    robustness: float | None = None
+    train_seconds: float = 0.0
+    epochs: int = 0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the network trained and was scored."""
+        return self.status == OK
+
+    def with_error(self, status: str, error: str) -> Metrics:
+        """Return a copy marked with a failure status and its reason."""
+        return replace(self, status=status, error=error)
+
+    def to_json(self) -> str:
+        """Return the metrics as a JSON object."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Metrics:
+        """Read metrics written by to_json, ignoring unknown keys."""
+        doc: dict[str, Any] = json.loads(text)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in names})

@@ -1,0 +1,178 @@
+"""The `run` command: options -> configuration -> search -> finalists -> run directory."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ge_nas import runs
+from ge_nas.archive import Archive, Record
+from ge_nas.config import OBJECTIVES, RunConfig, default_out, load_toml, make_config
+from ge_nas.data import DATASET_NAMES
+from ge_nas.evaluate import EvalTask, Executor, load_splits, make_executor
+from ge_nas.grammar import Grammar, load_grammar
+from ge_nas.report import front_table, generation_line
+from ge_nas.search import Evaluation, Evaluator, SearchState, fidelity_key, pareto_front, run_search
+
+log = logging.getLogger(__name__)
+
+# flag -> (RunConfig field, type, help); defaults live in RunConfig only.
+RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--dataset", "dataset", str, f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default digits, embedded)"),
+    ("--data-dir", "data_dir", str, "directory holding the data set's files"),
+    ("--out", "out", str, "run directory (default runs/<grammar>-<dataset>-<time>)"),
+    ("--seed", "seed", int, "run seed: initialisation, variation and each evaluation's seed (default 0)"),
+    ("--population", "population", int, "individuals per generation (default 12)"),
+    ("--generations", "generations", int, "generations after the initial one (default 6)"),
+    ("--epochs", "epochs", int, "training epochs per evaluation during the search (default 8)"),
+    ("--train-subset", "train_subset", float, "train on this fraction (<=1) or count (>1) of the training split"),
+    ("--val-fraction", "val_fraction", float, "fraction of the training data held out for validation (default 0.2)"),
+    ("--eval-timeout", "eval_timeout_s", float, "seconds one evaluation may train before it is stopped (status timeout)"),
+    ("--max-params", "max_params", int, "reject networks with more parameters before training"),
+    ("--max-flops", "max_flops", int, "reject networks with more FLOPs per sample before training"),
+    ("--final-epochs", "final_epochs", int, "epochs for retraining the finalists on train+validation (default 15)"),
+    ("--finalists", "finalists", int, "front members retrained at the end, best first (default 3; 0: none)"),
+    ("--workers", "workers", int, "worker processes (default: one per core)"),
+    ("--executor", "executor", str, "serial or processes (default auto: processes when workers > 1)"),
+    ("--init", "init", str, "initialiser: sensible (ramped half-and-half), random or pi_grow (default sensible)"),
+    ("--max-depth", "max_depth", int, "maximum derivation-tree depth; deeper is invalid (default 40)"),
+    ("--max-wraps", "max_wraps", int, "times the mapper may wrap around the genome (default 0)"),
+    ("--mutation-prob", "mutation_prob", float, "per-codon mutation probability (default 1/codons used)"),
+    ("--crossover-prob", "crossover_prob", float, "probability that a pair of parents is crossed (default 0.9)"),
+]
+
+
+def add_run_command(commands: Any) -> None:
+    """Add `run` to the sub-parsers."""
+    p: argparse.ArgumentParser = commands.add_parser("run", help="search a grammar's space for accurate, small networks")
+    p.add_argument("--grammar", help="BNF search space, e.g. grammars/cnn_small.bnf (required unless in --config)")
+    p.add_argument("--config", help="TOML file of run options (flags override it)")
+    p.add_argument("--objectives", help=f"comma list from {', '.join(OBJECTIVES)} (default val_accuracy,params)")
+    p.add_argument("--objective", choices=["accuracy"], help="shortcut: single-objective search on validation accuracy")
+    for flag, _, kind, text in RUN_OPTIONS:
+        p.add_argument(flag, type=kind, help=text, dest=flag[2:].replace("-", "_") + "_opt")
+    p.set_defaults(func=command_run)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Return the run configuration: TOML file, then flags."""
+    base = load_toml(args.config) if args.config else {}
+    overrides: dict[str, Any] = {name: getattr(args, flag[2:].replace("-", "_") + "_opt") for flag, name, _, _ in RUN_OPTIONS}
+    overrides["grammar"] = args.grammar
+    if args.objectives:
+        overrides["objectives"] = tuple(s.strip() for s in args.objectives.split(",") if s.strip())
+    if args.objective == "accuracy":
+        overrides["objectives"] = ("val_accuracy",)
+    overrides["command"] = args.command_line
+    return make_config(base, overrides)
+
+
+def command_run(args: argparse.Namespace, console: Console) -> int:
+    """Run a search and print its front."""
+    config = config_from_args(args)
+    grammar = load_grammar(config.grammar)
+    for warning in grammar.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset)
+    out = Path(config.out) if config.out else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    runs.create_run_dir(out, config)
+    console.print(f"run directory: {out}")
+    with Archive(out / runs.ARCHIVE) as archive:
+        executor = make_executor(config.executor, config.resolved_workers())
+        try:
+            rows = _search_and_finalise(grammar, config, out, archive, executor, console)
+        finally:
+            executor.close()
+    console.print(front_table(rows, title=f"Pareto front ({len(rows)} networks; * test accuracy at search fidelity)"))
+    console.print(f"results: {out / runs.PARETO}  best model: {out / 'best'}")
+    return 0
+
+
+def _search_and_finalise(grammar: Grammar, config: RunConfig, out: Path, archive: Archive, executor: Executor, console: Console) -> list[dict[str, Any]]:
+    with _progress(console) as progress:
+        gens = progress.add_task("generations", total=config.generations + 1)
+        evals = progress.add_task("evaluations", total=0)
+
+        def on_start(n: int) -> None:
+            progress.reset(evals, total=n)
+
+        def on_result(e: Evaluation) -> None:
+            progress.update(evals, advance=1, description=f"evaluations [dim]{(e.phenotype or '')[:40]}[/]")
+
+        def on_generation(state: SearchState) -> None:
+            _save_generation(out, state)
+            progress.advance(gens)
+            progress.console.print(generation_line(state.stats, config.generations), highlight=False)
+
+        evaluator = Evaluator(grammar, config, archive, executor, on_result=on_result, on_start=on_start)
+        population = run_search(grammar, config, evaluator, on_generation=on_generation)
+        front = pareto_front(population)
+        progress.update(evals, description="finalists")
+        on_start(min(config.finalists, len(front)))
+        finals = _train_finalists(front, config, out, archive, executor, lambda: progress.advance(evals))
+    rows = [_row(rank, e, finals.get(e.phenotype_hash)) for rank, e in enumerate(front, start=1)]
+    runs.write_pareto(out, rows)
+    if rows and (out / "front" / "1").exists():
+        shutil.copytree(out / "front" / "1", out / "best", dirs_exist_ok=True)
+    return rows
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+
+
+def _save_generation(out: Path, state: SearchState) -> None:
+    runs.append_line(out / runs.GENERATIONS, runs.jsonable(state.stats))
+    runs.write_checkpoint(
+        out,
+        {
+            "generation": state.generation,
+            "population": [list(ind) for ind in state.population],
+            "rng_state": runs.jsonable(state.rng_state),
+            "stats": runs.jsonable(state.stats),
+        },
+    )
+
+
+def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, archive: Archive, executor: Executor, tick: Any) -> dict[str | None, Any]:
+    finalists = front[: config.finalists]
+    fidelity = fidelity_key(config, epochs=config.final_epochs, final=True)
+    tasks = [_final_task(e, config, out / "front" / str(rank), executor.threads) for rank, e in enumerate(finalists, start=1)]
+    results = {}
+    for index, outcome in executor.run(tasks):
+        e = finalists[index]
+        archive.record(Record(e.phenotype_hash or "", fidelity, e.phenotype or "", e.genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended))
+        results[e.phenotype_hash] = outcome.metrics
+        tick()
+    return results
+
+
+def _final_task(e: Evaluation, config: RunConfig, save_dir: Path, threads: int) -> EvalTask:
+    from ge_nas.evaluate import derive_seed
+
+    return EvalTask(
+        e.phenotype or "", derive_seed(config.seed, e.phenotype_hash or ""), dataset=config.dataset, data_dir=config.data_dir,
+        val_fraction=config.val_fraction, split_seed=config.split_seed, train_subset=None, epochs=config.final_epochs,
+        threads=threads, final=True, save_dir=str(save_dir),
+    )
+
+
+def _row(rank: int, e: Evaluation, final: Any) -> dict[str, Any]:
+    m = e.metrics
+    test, fidelity = (final.test_accuracy, "final") if final is not None and final.ok else (m.test_accuracy, "search")
+    return {
+        "rank": rank, "val_accuracy": round(m.val_accuracy, 6), "test_accuracy": None if test is None else round(test, 6),
+        "test_fidelity": fidelity, "params": m.params, "flops": m.flops, "train_seconds": round(m.train_seconds, 3),
+        "status": m.status, "phenotype_hash": e.phenotype_hash, "phenotype": e.phenotype, "genome": " ".join(map(str, e.genome)),
+    }

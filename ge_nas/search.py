@@ -1,0 +1,314 @@
+"""DEAP wiring: initialisation, evaluation with a phenotype cache, variation, selection.
+
+NSGA-II [Deb2002] on (validation accuracy up, log10 params down) by default;
+a single objective uses tournament selection with elitism. Individuals are
+plain integer genomes; `deap.creator` is not used (it mutates a module at run
+time), the fitness and individual classes are defined here.
+
+[Deb2002] Deb, Pratap, Agarwal, Meyarivan, "A fast and elitist multiobjective
+genetic algorithm: NSGA-II", IEEE TEC 6(2), 2002.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deap import base, tools
+
+from ge_nas.arch import parse_arch
+from ge_nas.archive import Archive, Record
+from ge_nas.config import RunConfig
+from ge_nas.errors import ArchError
+from ge_nas.evaluate import EvalTask, Executor, derive_seed
+from ge_nas.grammar import Grammar
+from ge_nas.initialise import pi_grow_population, random_population, sensible_population
+from ge_nas.mapper import Derivation, map_genome
+from ge_nas.metrics import INVALID, Metrics
+from ge_nas.operators import int_flip_mutation, one_point_crossover
+from ge_nas.pareto import hypervolume_2d, size_point
+
+WORST_LOG10 = 12.0  # the size given to networks that did not train: worse than any real one
+
+
+class Fitness(base.Fitness):
+    """A DEAP fitness whose weights are set per run (no deap.creator)."""
+
+    def __init__(self, weights: tuple[float, ...], values: tuple[float, ...] = ()) -> None:
+        self.weights = weights
+        super().__init__(values)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Fitness:
+        copy = Fitness(self.weights)
+        copy.wvalues = self.wvalues
+        return copy
+
+
+class Individual(list):  # type: ignore[type-arg]
+    """A genome (list of int codons) with its fitness and evaluation."""
+
+    def __init__(self, genome: Sequence[int], weights: tuple[float, ...]) -> None:
+        super().__init__(genome)
+        self.fitness = Fitness(weights)
+        self.evaluation: Evaluation | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One genome's mapping and the metrics of its phenotype."""
+
+    genome: tuple[int, ...]
+    derivation: Derivation
+    phenotype: str | None  # canonical text; None when the genome or phenotype is invalid
+    phenotype_hash: str | None
+    metrics: Metrics
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """One line of generations.jsonl."""
+
+    generation: int
+    evaluations: int
+    invalid: int
+    cached: int
+    best_accuracy: float
+    median_accuracy: float
+    front_size: int
+    hypervolume: float
+    seconds: float
+
+
+OBJECTIVE_WEIGHTS = {"val_accuracy": 1.0, "params": -1.0, "flops": -1.0}
+
+
+def fitness_values(metrics: Metrics, objectives: Sequence[str]) -> tuple[float, ...]:
+    """Return the fitness tuple; failures get the worst finite values (never NaN)."""
+    ok = metrics.ok
+    values = []
+    for name in objectives:
+        if name == "val_accuracy":
+            values.append(metrics.val_accuracy if ok else 0.0)
+        else:
+            count = getattr(metrics, name)
+            values.append(math.log10(max(count, 1)) if ok and count is not None else WORST_LOG10)
+    return tuple(values)
+
+
+def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
+    """Return the archive key of a training budget; results at different keys never mix."""
+    epochs = config.epochs if epochs is None else epochs
+    return (
+        f"{config.dataset}|data_dir={config.data_dir}|val={config.val_fraction}|split_seed={config.split_seed}"
+        f"|subset={config.train_subset}|epochs={epochs}|final={final}"
+    )
+
+
+@dataclass
+class Evaluator:
+    """Map genomes, reuse archived phenotypes, and train the rest on an executor."""
+
+    grammar: Grammar
+    config: RunConfig
+    archive: Archive
+    executor: Executor
+    on_result: Callable[[Evaluation], None] = lambda e: None
+    on_start: Callable[[int], None] = lambda n: None
+    fidelity: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fidelity = fidelity_key(self.config)
+
+    def evaluate(self, genomes: Sequence[Sequence[int]]) -> list[Evaluation]:
+        """Return one Evaluation per genome, training each new phenotype once."""
+        pending: dict[str, list[int]] = {}
+        done: dict[int, Evaluation] = {}
+        mapped = [self._map(g) for g in genomes]
+        for i, (genome, derivation, phenotype, key, error) in enumerate(mapped):
+            if key is None:
+                done[i] = Evaluation(genome, derivation, None, None, Metrics(INVALID, error=error))
+            elif (hit := self.archive.lookup(key, self.fidelity)) is not None and key not in pending:
+                done[i] = Evaluation(genome, derivation, phenotype, key, hit, cached=True)
+            else:
+                pending.setdefault(key, []).append(i)
+        self._train(pending, mapped, done)
+        return [done[i] for i in range(len(genomes))]
+
+    def _map(self, genome: Sequence[int]) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
+        derivation = map_genome(self.grammar, genome, max_wraps=self.config.max_wraps, max_depth=self.config.max_depth)
+        if derivation.phenotype is None:
+            return tuple(genome), derivation, None, None, f"invalid mapping: {derivation.reason}"
+        try:
+            spec = parse_arch(derivation.phenotype)
+        except ArchError as exc:
+            return tuple(genome), derivation, None, None, str(exc)
+        return tuple(genome), derivation, spec.canonical(), spec.hash(), ""
+
+    def _train(self, pending: dict[str, list[int]], mapped: list[Any], done: dict[int, Evaluation]) -> None:
+        keys = list(pending)
+        tasks = [self._task(mapped[pending[k][0]][2], k) for k in keys]
+        self.on_start(len(tasks))
+        for index, outcome in self.executor.run(tasks):
+            key = keys[index]
+            first = pending[key][0]
+            genome, derivation, phenotype = mapped[first][:3]
+            self.archive.record(Record(key, self.fidelity, phenotype, genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended))
+            for n, i in enumerate(pending[key]):
+                g, d = mapped[i][:2]
+                done[i] = Evaluation(g, d, phenotype, key, outcome.metrics, cached=n > 0)
+            self.on_result(done[first])
+
+    def _task(self, phenotype: str, key: str) -> EvalTask:
+        c = self.config
+        return EvalTask(
+            phenotype, derive_seed(c.seed, key), dataset=c.dataset, data_dir=c.data_dir, val_fraction=c.val_fraction,
+            split_seed=c.split_seed, train_subset=c.train_subset, epochs=c.epochs, timeout_s=c.eval_timeout_s,
+            max_params=c.max_params, max_flops=c.max_flops, threads=self.executor.threads,
+        )
+
+
+def initial_genomes(grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
+    """Return the first population's genomes with the configured initialiser."""
+    n, size = config.population, config.codon_size
+    if config.init == "random":
+        return random_population(grammar, rng, n, codon_size=size, max_depth=config.max_depth)
+    low = grammar.min_depth(grammar.start)
+    high = min(config.max_depth, config.init_max_depth or low + 6)
+    if config.init == "pi_grow":
+        return pi_grow_population(grammar, rng, n, max_depth=high, codon_size=size)
+    return sensible_population(grammar, rng, n, min_depth=low, max_depth=high, codon_size=size)
+
+
+def used_codons(individual: Individual) -> int:
+    """Return how many codons the mapping read (the whole genome if unknown)."""
+    e = individual.evaluation
+    return max(1, min(len(individual), e.derivation.codons_used)) if e else len(individual)
+
+
+def select_parents(population: list[Individual], k: int, config: RunConfig, rng: random.Random) -> list[Individual]:
+    """Pick k parents: crowded binary tournaments for NSGA-II, plain tournaments otherwise."""
+    if config.single_objective:
+        return [max(rng.sample(population, min(config.tournament_size, len(population))), key=_accuracy_key) for _ in range(k)]
+    rank = {id(ind): r for r, front in enumerate(tools.sortNondominated(population, len(population))) for ind in front}
+    return [_crowded_winner(rng.sample(population, min(2, len(population))), rank) for _ in range(k)]
+
+
+def _accuracy_key(ind: Individual) -> tuple[float, ...]:
+    return tuple(ind.fitness.wvalues)
+
+
+def _crowded_winner(pair: list[Individual], rank: dict[int, int]) -> Individual:
+    return min(pair, key=lambda ind: (rank[id(ind)], -getattr(ind.fitness, "crowding_dist", 0.0)))
+
+
+def vary(parents: list[Individual], grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
+    """Return children from GE crossover of parent pairs and int-flip mutation."""
+    children: list[list[int]] = []
+    for a, b in zip(parents[::2], parents[1::2]):
+        if rng.random() < config.crossover_prob:
+            children += one_point_crossover(rng, list(a), list(b), used_a=used_codons(a), used_b=used_codons(b))
+        else:
+            children += [list(a), list(b)]
+    if len(parents) % 2:
+        children.append(list(parents[-1]))
+    return [_mutate(child, grammar, config, rng) for child in children]
+
+
+def _mutate(genome: list[int], grammar: Grammar, config: RunConfig, rng: random.Random) -> list[int]:
+    used = map_genome(grammar, genome, max_wraps=config.max_wraps, max_depth=config.max_depth).codons_used
+    used = max(1, min(len(genome), used))
+    return int_flip_mutation(rng, genome, used=used, codon_size=config.codon_size, probability=config.mutation_prob)
+
+
+def survivors(population: list[Individual], offspring: list[Individual], config: RunConfig) -> list[Individual]:
+    """Return the next population: NSGA-II selection, or elites plus offspring."""
+    mu = config.population
+    if not offspring:
+        offspring, population = population, []
+    if not config.single_objective:
+        return list(tools.selNSGA2(population + offspring, mu))
+    elites = tools.selBest(population, min(config.elites, mu))
+    return elites + tools.selBest(offspring, mu - len(elites))
+
+
+def make_individuals(evaluations: Sequence[Evaluation], objectives: Sequence[str]) -> list[Individual]:
+    """Wrap evaluations as DEAP individuals with their fitness set."""
+    weights = tuple(OBJECTIVE_WEIGHTS[name] for name in objectives)
+    individuals = []
+    for e in evaluations:
+        ind = Individual(e.genome, weights)
+        ind.fitness.values = fitness_values(e.metrics, objectives)
+        ind.evaluation = e
+        individuals.append(ind)
+    return individuals
+
+
+def generation_stats(generation: int, population: Sequence[Individual], evaluations: Sequence[Evaluation], seconds: float) -> GenerationStats:
+    """Summarise one generation for generations.jsonl and the live display."""
+    scored = [ind.evaluation for ind in population if ind.evaluation and ind.evaluation.metrics.ok]
+    accuracies = [e.metrics.val_accuracy for e in scored] or [0.0]
+    front = pareto_front(population)
+    points = [size_point(e.metrics.val_accuracy, e.metrics.params or 1) for e in front]
+    return GenerationStats(
+        generation=generation,
+        evaluations=sum(1 for e in evaluations if e.phenotype and not e.cached),
+        invalid=sum(1 for e in evaluations if not e.metrics.ok),
+        cached=sum(1 for e in evaluations if e.cached),
+        best_accuracy=max(accuracies),
+        median_accuracy=statistics.median(accuracies),
+        front_size=len(front),
+        hypervolume=hypervolume_2d(points),
+        seconds=seconds,
+    )
+
+
+def pareto_front(population: Sequence[Individual]) -> list[Evaluation]:
+    """Return the distinct trained phenotypes of the first front, best accuracy first."""
+    trained = [ind for ind in population if ind.evaluation and ind.evaluation.metrics.ok]
+    if not trained:
+        return []
+    seen: dict[str | None, Evaluation] = {}
+    for ind in tools.sortNondominated(trained, len(trained), first_front_only=True)[0]:
+        if ind.evaluation is not None:
+            seen.setdefault(ind.evaluation.phenotype_hash, ind.evaluation)
+    return sorted(seen.values(), key=lambda e: (-e.metrics.val_accuracy, e.metrics.params or 0))
+
+
+@dataclass(frozen=True)
+class SearchState:
+    """What a generation leaves behind: enough to checkpoint and to resume."""
+
+    generation: int
+    population: list[Individual]
+    rng_state: Any
+    stats: GenerationStats
+
+
+def run_search(
+    grammar: Grammar,
+    config: RunConfig,
+    evaluator: Evaluator,
+    *,
+    on_generation: Callable[[SearchState], None] = lambda s: None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Individual]:
+    """Evolve for config.generations generations; return the final population."""
+    rng = random.Random(config.seed)
+    start = clock()
+    evaluations = evaluator.evaluate(initial_genomes(grammar, config, rng))
+    population = survivors(make_individuals(evaluations, config.objectives), [], config)
+    on_generation(SearchState(0, population, rng.getstate(), generation_stats(0, population, evaluations, clock() - start)))
+    for generation in range(1, config.generations + 1):
+        start = clock()
+        children = vary(select_parents(population, config.population, config, rng), grammar, config, rng)
+        evaluations = evaluator.evaluate(children)
+        population = survivors(population, make_individuals(evaluations, config.objectives), config)
+        stats = generation_stats(generation, population, evaluations, clock() - start)
+        on_generation(SearchState(generation, population, rng.getstate(), stats))
+    return population
