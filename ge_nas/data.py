@@ -19,6 +19,7 @@ import functools
 import gzip
 import importlib
 import logging
+import math
 import numbers
 import os
 import pickle
@@ -249,7 +250,7 @@ def _read_idx(path: Path, rank: int) -> np.ndarray:
         raise DatasetError(f"{path}: IDX header is cut short ({len(data)} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", rank, 4))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = header + dtype.itemsize * int(np.prod(dims))
+    expected = header + dtype.itemsize * math.prod(dims)  # Python ints: no overflow
     if len(data) != expected:
         raise DatasetError(f"{path}: IDX header promises shape {dims} ({expected} bytes), file holds {len(data)} bytes")
     return np.frombuffer(data, dtype, offset=header).reshape(dims)
@@ -418,7 +419,7 @@ def _npz_labels(y: np.ndarray, source: str) -> np.ndarray:
     if y.ndim != 1:
         hint = " (one-hot? store the class indices, e.g. y.argmax(1))" if y.ndim == 2 else ""
         raise DatasetError(f"{source}: expected labels shaped (N,), found {y.shape}{hint}")
-    if y.dtype.kind == "f" and np.array_equal(y, np.round(y)):
+    if y.dtype.kind == "f" and np.isfinite(y).all() and np.array_equal(y, np.round(y)):
         y = y.astype(np.int64)
     return _as_labels(y, source)
 

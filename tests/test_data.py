@@ -326,6 +326,14 @@ def test_idx_truncated_file_names_the_file(tmp_path: Path) -> None:
     assert str(paths[0]) in str(err.value)
 
 
+def test_idx_header_with_huge_dims_is_refused(tmp_path: Path) -> None:
+    paths = write_idx_set(tmp_path, make_parts(), gz=False)
+    paths[0].write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(64))
+    with pytest.raises(DatasetError, match="promises shape") as err:
+        load_dataset("mnist", data_dir=tmp_path)
+    assert str(paths[0]) in str(err.value)
+
+
 def test_idx_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
     paths = write_idx_set(tmp_path, make_parts())
     paths[1].write_bytes(paths[1].read_bytes()[:20])
@@ -562,6 +570,7 @@ def good_npz_arrays() -> dict[str, np.ndarray]:
         ({"y_train": np.eye(4, dtype=np.int64)}, "one-hot"),
         ({"y_test": np.array([0, -1, 2, 3])}, "non-negative"),
         ({"y_test": np.array([0.5, 1, 2, 3])}, "integer labels"),
+        ({"y_test": np.array([0, 1, np.inf, 3])}, "integer labels"),
         ({"x_test": np.zeros((4, 3, 4), np.uint8)}, "shape"),
         ({"x_test": np.zeros((4, 3, 3), np.float32)}, "float32 images"),
         ({"x_train": np.zeros((4, 9), np.uint8)}, r"expected images shaped"),
