@@ -1,0 +1,215 @@
+"""Tests for ge_nas.train: real training on a tiny separable problem, determinism, failures."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from ge_nas.arch import parse_arch
+from ge_nas.metrics import FAILED, OK, TIMEOUT
+from ge_nas.train import accuracy, make_optimizer, make_schedule, train_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Train on one thread so results are bit-for-bit repeatable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def separable(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return 2-D points labelled by the side of the line x0 + x1 = 0, with a margin."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g)
+    x += 0.5 * torch.sign(x.sum(dim=1, keepdim=True))  # push points away from the boundary
+    return x, (x.sum(dim=1) > 0).long()
+
+
+def hparams(text: str = "") -> dict[str, object]:
+    return parse_arch(f"relu | {text}").hparam_map()
+
+
+def fresh_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 2))
+
+
+def test_learns_a_separable_problem() -> None:
+    x, y = separable()
+    model = fresh_model()
+    before = accuracy(model, x, y)
+    status, error, epochs = train_model(model, hparams("lr=0.05 batch=32"), x, y, epochs=10, seed=1)
+    assert (status, error, epochs) == (OK, "", 10)
+    assert accuracy(model, x, y) >= 0.97 > before
+    xt, yt = separable(seed=5)
+    assert accuracy(model, xt, yt) >= 0.95
+
+
+def test_same_seed_gives_same_weights() -> None:
+    x, y = separable()
+    states = []
+    for _ in range(2):
+        model = fresh_model()
+        train_model(model, hparams("lr=0.05 batch=16 opt=sgd"), x, y, epochs=3, seed=7)
+        states.append(model.state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_different_seed_gives_different_weights() -> None:
+    x, y = separable()
+    a, b = fresh_model(), fresh_model()
+    train_model(a, hparams("batch=16"), x, y, epochs=2, seed=1)
+    train_model(b, hparams("batch=16"), x, y, epochs=2, seed=2)
+    assert not torch.equal(a[0].weight, b[0].weight)
+
+
+def test_nan_inputs_fail() -> None:
+    x, y = separable(64)
+    x[5, 0] = float("nan")
+    model = fresh_model()
+    before = [p.clone() for p in model.parameters()]
+    status, error, epochs = train_model(model, hparams("batch=64"), x, y, epochs=3, seed=0)
+    assert status == FAILED and epochs == 0
+    assert error == "loss became nan at epoch 1 step 1"
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_diverging_loss_fails() -> None:
+    x, y = separable(64)
+    x *= 1e30
+    status, error, _ = train_model(fresh_model(), hparams("lr=10 opt=sgd sched=none batch=8"), x, y, epochs=20, seed=0)
+    assert status == FAILED
+    assert "loss became" in error
+
+
+def test_timeout_with_injected_clock() -> None:
+    x, y = separable(64)
+    ticks = itertools.count()  # every call is one second later
+    status, error, epochs = train_model(
+        fresh_model(), hparams("batch=16"), x, y, epochs=5, seed=0, timeout_s=2.5, clock=lambda: float(next(ticks))
+    )
+    assert status == TIMEOUT
+    assert error == "training exceeded 2.5 s in epoch 1"
+    assert epochs == 0
+
+
+def test_generous_timeout_is_not_hit() -> None:
+    x, y = separable(64)
+    ticks = itertools.count()
+    status, _, epochs = train_model(
+        fresh_model(), hparams("batch=16"), x, y, epochs=2, seed=0, timeout_s=100.0, clock=lambda: float(next(ticks))
+    )
+    assert (status, epochs) == (OK, 2)
+
+
+@pytest.mark.parametrize("opt", ["adam", "adamw", "sgd", "rmsprop"])
+@pytest.mark.parametrize("sched", ["none", "cosine", "onecycle"])
+def test_every_optimizer_and_schedule_trains(opt: str, sched: str) -> None:
+    x, y = separable(128)
+    lr = 0.01 if opt == "rmsprop" else 0.05
+    model = fresh_model()
+    status, _, _ = train_model(model, hparams(f"opt={opt} sched={sched} lr={lr} batch=16"), x, y, epochs=8, seed=0)
+    assert status == OK
+    assert accuracy(model, x, y) >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("opt", "cls"),
+    [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD), ("rmsprop", torch.optim.RMSprop)],
+)
+def test_make_optimizer_type_and_settings(opt: str, cls: type) -> None:
+    optimizer = make_optimizer(nn.Linear(2, 2), hparams(f"opt={opt} lr=0.02 wd=0.001"))
+    assert type(optimizer) is cls
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.02 and group["weight_decay"] == 0.001
+
+
+def test_sgd_momentum_and_nesterov() -> None:
+    sgd = make_optimizer(nn.Linear(2, 2), hparams("opt=sgd momentum=0.5")).param_groups[0]
+    assert sgd["momentum"] == 0.5 and sgd["nesterov"] is True
+    plain = make_optimizer(nn.Linear(2, 2), hparams("opt=sgd momentum=0")).param_groups[0]
+    assert plain["momentum"] == 0.0 and plain["nesterov"] is False
+
+
+def lrs(name: str, total: int, lr: float = 0.1) -> list[float]:
+    model = nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    schedule = make_schedule(optimizer, name, lr, total)
+    values = []
+    for _ in range(total):
+        values.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return values + [optimizer.param_groups[0]["lr"]]
+
+
+def test_schedule_none_is_constant() -> None:
+    assert lrs("none", 10) == [0.1] * 11
+
+
+def test_schedule_cosine_decays_to_zero() -> None:
+    values = lrs("cosine", 10)
+    assert values[0] == pytest.approx(0.1)
+    assert values[5] == pytest.approx(0.05)
+    assert values[-1] == pytest.approx(0.0, abs=1e-12)
+    assert values == sorted(values, reverse=True)
+
+
+def test_schedule_onecycle_peaks_at_lr() -> None:
+    values = lrs("onecycle", 20)
+    assert max(values) == pytest.approx(0.1)
+    assert values[0] == pytest.approx(0.1 / 25)  # torch's default div_factor
+    assert values[-2] < 1e-5  # the last step trains at the final, smallest rate
+
+
+@pytest.mark.parametrize("name", ["none", "cosine", "onecycle"])
+def test_schedule_survives_one_step(name: str) -> None:
+    assert len(lrs(name, 1)) == 2
+
+
+def test_accuracy_counts_correct_fraction() -> None:
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))  # predicts the larger coordinate
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
+    assert accuracy(model, x, torch.tensor([0, 1, 1, 0])) == 0.5
+    assert accuracy(model, x, torch.tensor([0, 1, 0, 1])) == 1.0
+
+
+def test_accuracy_on_empty_set_is_zero() -> None:
+    assert accuracy(nn.Linear(2, 2), torch.empty(0, 2), torch.empty(0, dtype=torch.long)) == 0.0
+
+
+def test_accuracy_over_several_eval_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ge_nas import train
+
+    monkeypatch.setattr(train, "EVAL_BATCH", 3)
+    x, y = separable(10)
+    model = fresh_model()
+    expected = float((model.eval()(x).argmax(1) == y).float().mean())
+    assert accuracy(model, x, y) == pytest.approx(expected)
+
+
+def test_accuracy_leaves_model_in_eval_mode() -> None:
+    model = fresh_model().train()
+    accuracy(model, *separable(8))
+    assert not model.training
+
+
+def test_batch_larger_than_data_uses_all_data() -> None:
+    x, y = separable(10)
+    status, _, epochs = train_model(fresh_model(), hparams("batch=4096"), x, y, epochs=2, seed=0)
+    assert (status, epochs) == (OK, 2)
+
+
+def test_label_smoothing_is_accepted() -> None:
+    x, y = separable(64)
+    status, _, _ = train_model(fresh_model(), hparams("ls=0.2 batch=16"), x, y, epochs=1, seed=0)
+    assert status == OK
