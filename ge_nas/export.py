@@ -1,0 +1,211 @@
+"""Trained networks out of a run: a torch state dict with its spec, or ONNX checked by onnxruntime.
+
+A torch export is a directory of three plain files: `model.pt` (the state dict),
+`spec.json` (the ArchSpec) and `meta.json` (input shape and class count), so
+`load_model(dir)` rebuilds the network without the data set. Weights are read
+with `torch.load(..., weights_only=True)`; nothing else is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ge_nas import runs
+from ge_nas.arch import ArchSpec
+from ge_nas.build import build_model
+from ge_nas.errors import ArchError, ConfigError, GeNasError
+
+log = logging.getLogger(__name__)
+
+MODEL = "model.pt"
+SPEC = "spec.json"
+META = "meta.json"
+ONNX = "model.onnx"
+FORMATS = ("torch", "onnx")
+ONNX_TOLERANCE = 1e-4
+
+
+class ExportError(GeNasError):
+    """An exported model does not reproduce the torch model's outputs."""
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What a saved state dict needs besides its spec to become a network again."""
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+
+    def to_json(self) -> str:
+        """Return meta.json's text."""
+        return json.dumps({"input_shape": list(self.input_shape), "num_classes": self.num_classes}) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "meta.json") -> Meta:
+        """Read meta.json's text, checking its values."""
+        try:
+            doc = json.loads(text)
+            shape = tuple(int(v) for v in doc["input_shape"])
+            classes = int(doc["num_classes"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{source}: malformed: {exc}") from None
+        if len(shape) != 3 or min(shape) < 1 or classes < 1:
+            raise ConfigError(f"{source}: expected input_shape [C, H, W] and num_classes >= 1, got {doc}")
+        return cls((shape[0], shape[1], shape[2]), classes)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Where an export went and how closely it matches torch."""
+
+    directory: Path
+    files: tuple[Path, ...]
+    max_abs_diff: float | None = None  # ONNX against torch on the sample inputs
+
+
+def write_meta(directory: Path, meta: Meta) -> Path:
+    """Write meta.json into directory and return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / META
+    path.write_text(meta.to_json(), encoding="utf-8")
+    return path
+
+
+def _model_dir(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    directory = path.parent if path.is_file() else path
+    if not (directory / MODEL).is_file():
+        raise ConfigError(f"{path}: no {MODEL} here; expected a directory written by `ge_nas export --format torch` or `ge_nas train`")
+    return directory
+
+
+def load_weights(directory: Path, meta: Meta) -> nn.Module:
+    """Rebuild the network of directory's spec.json and load its model.pt (eval mode)."""
+    spec = ArchSpec.from_json(_read(directory / SPEC))
+    model = build_model(spec, meta.input_shape, meta.num_classes)
+    try:
+        state = torch.load(directory / MODEL, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:  # weights_only refuses any other pickle
+        raise ArchError(f"{directory / MODEL}: cannot load the weights into the spec's network: {exc}") from None
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike[str]) -> nn.Module:
+    """Return the saved network at path (a directory or its model.pt) in eval mode.
+
+    Raises:
+        ConfigError: a file is missing or malformed.
+        ArchError: the spec or the weights do not make a network.
+    """
+    directory = _model_dir(path)
+    meta_path = directory / META
+    if not meta_path.is_file():
+        raise ConfigError(
+            f"{directory}: no {META} (input shape and class count); write one with "
+            "`python -m ge_nas export RUN_DIR --rank N --format torch`"
+        )
+    return load_weights(directory, Meta.from_json(_read(meta_path), str(meta_path)))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing") from None
+
+
+def export_torch(source: Path, out: Path, meta: Meta) -> Exported:
+    """Copy source's model.pt and spec.json to out with a meta.json, checking that they load."""
+    load_weights(source, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [Path(shutil.copyfile(source / name, out / name)) for name in (MODEL, SPEC)]
+    files.append(write_meta(out, meta))
+    return Exported(out, tuple(files))
+
+
+def export_onnx(source: Path, out: Path, meta: Meta, sample: torch.Tensor) -> Exported:
+    """Write model.onnx (dynamic batch) and check it with onnxruntime against torch on sample.
+
+    Raises:
+        ConfigError: onnx or onnxruntime is not installed.
+        ExportError: the largest absolute difference of the logits exceeds ONNX_TOLERANCE.
+    """
+    _require_onnx()
+    model = load_weights(source, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    target, tmp = out / ONNX, out / (ONNX + ".tmp")
+    _write_onnx(model, tmp, sample[:1])
+    diff = onnx_difference(tmp, model, sample)
+    if not diff <= ONNX_TOLERANCE:  # also catches NaN
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"ONNX model differs from torch by {diff:.3g} (> {ONNX_TOLERANCE:g}) on {len(sample)} sample inputs; not written")
+    os.replace(tmp, target)
+    files = (target, Path(shutil.copyfile(source / SPEC, out / SPEC)), write_meta(out, meta))
+    return Exported(out, files, diff)
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ConfigError("ONNX export needs onnx and onnxruntime: pip install 'ge_nas[export]'") from None
+
+
+def _write_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> None:
+    import onnx
+
+    # The TorchScript exporter needs no onnxscript; torch warns that it is deprecated.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (example,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    onnx.checker.check_model(str(path))
+
+
+def onnx_difference(path: Path, model: nn.Module, sample: torch.Tensor) -> float:
+    """Return the largest absolute difference between onnxruntime's and torch's logits on sample."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = sample.detach().to(torch.float32).contiguous()
+    (ours,) = session.run(["logits"], {"input": x.numpy()})
+    with torch.no_grad():
+        theirs = model(x).numpy()
+    return float(abs(ours - theirs).max()) if theirs.size else 0.0
+
+
+def finalist_dir(run_dir: Path, rank: int) -> Path:
+    """Return front/<rank> of a finished run, or raise ConfigError saying how to get weights."""
+    if not (run_dir / runs.PARETO).is_file():
+        raise ConfigError(f"{run_dir}: no {runs.PARETO} yet (the run has not finished); nothing to export")
+    try:
+        ranks = [int(row["rank"]) for row in runs.read_pareto(run_dir)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{run_dir / runs.PARETO}: malformed: {exc}") from None
+    if rank not in ranks:
+        raise ConfigError(f"{run_dir}: no rank {rank} on the front; ranks are {_ranks(ranks)}")
+    directory = run_dir / "front" / str(rank)
+    if not (directory / MODEL).is_file():
+        raise ConfigError(
+            f"rank {rank} of {run_dir} has no trained weights (only the finalists are retrained); "
+            f"train it first: python -m ge_nas train --from {run_dir} --rank {rank}"
+        )
+    return directory
+
+
+def _ranks(ranks: list[int]) -> str:
+    return f"{min(ranks)}..{max(ranks)}" if ranks else "none (the front is empty)"
