@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from ge_nas.errors import GeNasError
+from ge_nas.inspect_cli import add_inspect_commands
 from ge_nas.run import add_run_command
 
 log = logging.getLogger("ge_nas")
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_run_command(commands)
+    add_inspect_commands(commands)
     try:
         from ge_nas.grammar_cli import add_grammar_commands
     except ImportError:  # pragma: no cover - only while the grammar commands are being written

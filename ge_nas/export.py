@@ -188,16 +188,21 @@ def onnx_difference(path: Path, model: nn.Module, sample: torch.Tensor) -> float
     return float(abs(ours - theirs).max()) if theirs.size else 0.0
 
 
+def front_row(run_dir: Path, rank: int) -> dict[str, str]:
+    """Return the row of pareto.csv with this rank, or raise ConfigError naming the ranks there are."""
+    if not (run_dir / runs.PARETO).is_file():
+        raise ConfigError(f"{run_dir}: no {runs.PARETO} yet (the run has not finished)")
+    rows = runs.read_pareto(run_dir)
+    for row in rows:
+        if row.get("rank") == str(rank):
+            return row
+    ranks = [row.get("rank") or "?" for row in rows]
+    raise ConfigError(f"{run_dir}: no rank {rank} on the front; ranks are {', '.join(ranks) or 'none (the front is empty)'}")
+
+
 def finalist_dir(run_dir: Path, rank: int) -> Path:
     """Return front/<rank> of a finished run, or raise ConfigError saying how to get weights."""
-    if not (run_dir / runs.PARETO).is_file():
-        raise ConfigError(f"{run_dir}: no {runs.PARETO} yet (the run has not finished); nothing to export")
-    try:
-        ranks = [int(row["rank"]) for row in runs.read_pareto(run_dir)]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{run_dir / runs.PARETO}: malformed: {exc}") from None
-    if rank not in ranks:
-        raise ConfigError(f"{run_dir}: no rank {rank} on the front; ranks are {_ranks(ranks)}")
+    front_row(run_dir, rank)
     directory = run_dir / "front" / str(rank)
     if not (directory / MODEL).is_file():
         raise ConfigError(
@@ -205,7 +210,3 @@ def finalist_dir(run_dir: Path, rank: int) -> Path:
             f"train it first: python -m ge_nas train --from {run_dir} --rank {rank}"
         )
     return directory
-
-
-def _ranks(ranks: list[int]) -> str:
-    return f"{min(ranks)}..{max(ranks)}" if ranks else "none (the front is empty)"

@@ -112,10 +112,11 @@ def _style_size_axes(ax: Axes, title: str, *, has_data: bool) -> None:
     ax.set_ylabel("accuracy")
     ax.grid(True, which="major", alpha=0.3)
     if not has_data:
-        ax.text(0.5, 0.5, "no trained evaluations yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+        _empty(ax, "no trained evaluations yet")
         return
     ax.set_xscale("log")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.margins(x=0.08, y=0.08)
+    ax.legend(loc="best", fontsize=8, framealpha=0.85)
 
 
 def history_png(generations: Sequence[Mapping[str, Any]]) -> bytes:
@@ -130,7 +131,7 @@ def history_png(generations: Sequence[Mapping[str, Any]]) -> bytes:
     for ax in (hv_ax, acc_ax):
         _style_history_axes(ax, has_data=bool(gens))
     if gens:
-        acc_ax.legend(loc="lower right", fontsize=8)
+        acc_ax.legend(loc="best", fontsize=8, framealpha=0.85)
     return _png(figure)
 
 
@@ -147,4 +148,10 @@ def _style_history_axes(ax: Axes, *, has_data: bool) -> None:
     ax.grid(True, alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if not has_data:
-        ax.text(0.5, 0.5, "no finished generation yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+        _empty(ax, "no finished generation yet")
+
+
+def _empty(ax: Axes, text: str) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="gray")
