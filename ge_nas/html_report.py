@@ -99,7 +99,7 @@ def _read_evaluations(path: Path, fidelity: str, notes: list[str]) -> list[Recor
 def _read_front(path: Path, evaluations: Sequence[Record], notes: list[str]) -> tuple[list[Mapping[str, str]], bool]:
     if (path / runs.PARETO).is_file():
         try:
-            rows = runs.read_pareto(path)
+            rows: list[Mapping[str, str]] = list(runs.read_pareto(path))
             front_points(rows)  # check that every row converts
             return rows, True
         except (ValueError, KeyError, TypeError) as exc:

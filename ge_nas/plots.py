@@ -93,17 +93,15 @@ def _front(ax: Axes, points: Sequence[tuple[int, float, int | None]], color: str
 
 
 def _test_front(ax: Axes, front: Sequence[Point]) -> None:
-    scored = [p for p in front if p.test_accuracy is not None]
+    scored = [(p.params, p.test_accuracy, p.rank, p.final) for p in front if p.test_accuracy is not None]
     for final, label, face in ((True, "front, retrained", TEST), (False, "front, search training", "white")):
-        chosen = [p for p in scored if p.final == final]
+        chosen = [(x, y) for x, y, _, f in scored if f == final]
         if chosen:
-            ax.scatter(
-                [p.params for p in chosen], [p.test_accuracy for p in chosen], s=40, color=face,
-                edgecolors=TEST, linewidths=1.2, label=label, zorder=3,
-            )
-    for p in scored:
-        if p.rank is not None:
-            ax.annotate(str(p.rank), (p.params, p.test_accuracy), xytext=(4, 4), textcoords="offset points", fontsize=8)
+            xs, ys = zip(*chosen)
+            ax.scatter(xs, ys, s=40, color=face, edgecolors=TEST, linewidths=1.2, label=label, zorder=3)
+    for x, y, rank, _ in scored:
+        if rank is not None:
+            ax.annotate(str(rank), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)
 
 
 def _style_size_axes(ax: Axes, title: str, *, has_data: bool) -> None:
