@@ -94,6 +94,8 @@ class ArchSpec:
         try:
             doc = json.loads(text)
             layers = [_check_layer(d["kind"], [], dict(d["args"]), "spec JSON") for d in doc["layers"]]
+            if not layers:
+                raise ArchError("spec JSON: a network needs at least one layer")
             hparams = _check_hparams(dict(doc["hparams"]), "spec JSON")
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, ArchError):
@@ -135,7 +137,8 @@ def _syntax_message(text: str, exc: lark.UnexpectedInput) -> str:
     line, column = exc.line, exc.column
     token = getattr(exc, "token", None)
     if isinstance(exc, lark.UnexpectedEOF) or line < 0 or (token is not None and token.type == "$END"):
-        return f"phenotype ended early: expected {_expected(exc)}\n{caret_context(text + ' ', *_end_position(text))}"
+        line, column = _end_position(text)
+        return f"phenotype {line}:{column}: ended early, expected {_expected(exc)}\n{caret_context(text + ' ', line, column)}"
     if isinstance(exc, lark.UnexpectedCharacters):
         what = f"unexpected character {text[exc.pos_in_stream]!r}"
     else:
@@ -185,9 +188,14 @@ class _ToSpec(lark.Transformer[lark.Token, ArchSpec]):
     @lark.v_args(meta=True)
     def layer(self, meta: Any, children: list[Any]) -> Layer:
         name, args = str(children[0]), children[1] or []
+        where = _where(self.text, meta)
         positional = [a for a in args if not isinstance(a, tuple)]
-        keywords = dict(a for a in args if isinstance(a, tuple))
-        return _check_layer(name, positional, keywords, _where(self.text, meta))
+        keywords: dict[str, Value] = {}
+        for key, value in (a for a in args if isinstance(a, tuple)):
+            if key in keywords:
+                raise ArchError(f"{where}: {name}: argument {key!r} is given twice")
+            keywords[key] = value
+        return _check_layer(name, positional, keywords, where)
 
     def layers(self, children: list[Layer]) -> tuple[Layer, ...]:
         return tuple(children)

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ge_nas",
         description="Grammatical-evolution neural architecture search: accurate and small networks from a BNF search space.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _add_noise_flags(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_run_command(commands)
     add_inspect_commands(commands)
@@ -38,7 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_grammar_commands(commands)
+    for sub in commands.choices.values():
+        _add_noise_flags(sub, default=argparse.SUPPRESS)  # so `ge_nas run -q` works as well as `ge_nas -q run`
     return parser
+
+
+def _add_noise_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="store_true", default=default, help="log more detail")
+    noise.add_argument("-q", "--quiet", action="store_true", default=default, help="print only errors and the final result")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

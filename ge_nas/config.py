@@ -67,6 +67,8 @@ class RunConfig:
         for name in ("max_params", "max_flops", "init_max_depth"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
+        for name in ("val_fraction", "crossover_prob", "mutation_prob", "train_subset", "eval_timeout_s"):
+            _number(name, getattr(self, name))
         _choice("executor", self.executor, EXECUTORS)
         _choice("init", self.init, INITIALISERS)
         self._check_objectives()
@@ -132,6 +134,11 @@ def _positive_int(name: str, value: Any) -> None:
 def _non_negative_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"--{_flag(name)} must be a non-negative integer, got {value!r}")
+
+
+def _number(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"--{_flag(name)} must be a number, got {value!r}")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

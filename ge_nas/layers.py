@@ -8,6 +8,7 @@ maps and `(F,)` for flat vectors; the batch dimension is left out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -42,6 +43,8 @@ class Param:
             return value
         if isinstance(value, str):
             raise ArchError(f"{where}: {self.name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ArchError(f"{where}: {self.name} must be a finite number, got {value!r}")
         if self.kind is int:
             if float(value) != int(value):
                 raise ArchError(f"{where}: {self.name} must be an integer, got {value!r}")
@@ -78,40 +81,55 @@ class LayerKind:
 
 
 def _conv_out(size: int, stride: int) -> int:
-    # "same" padding (kernel // 2): only the stride changes the size.
+    # "same" padding: only the stride changes the size, ceil(size / stride).
     return (size - 1) // stride + 1
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    total = max((_conv_out(size, stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def same_conv(shape: Shape, filters: int, kernel: int, stride: int = 1, *, groups: int = 1, bias: bool = True) -> nn.Module:
+    """Return a convolution whose output is ceil(H / stride) x ceil(W / stride), even kernels included."""
+    c, h, w = shape
+    (top, bottom), (left, right) = _same_padding(h, kernel, stride), _same_padding(w, kernel, stride)
+    if top == bottom and left == right:
+        return nn.Conv2d(c, filters, kernel, stride=stride, padding=(top, left), groups=groups, bias=bias)
+    conv = nn.Conv2d(c, filters, kernel, stride=stride, groups=groups, bias=bias)
+    return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
 
 
 def _conv(args: Mapping[str, Value], shape: Shape) -> Built:
     c, h, w = shape
     f, k, s = int(args["filters"]), int(args["kernel"]), int(args["stride"])
-    conv = nn.Conv2d(c, f, k, stride=s, padding=k // 2)
-    return conv, (f, _conv_out(h, s), _conv_out(w, s))
+    return same_conv(shape, f, k, s), (f, _conv_out(h, s), _conv_out(w, s))
 
 
 def _sepconv(args: Mapping[str, Value], shape: Shape) -> Built:
     c, h, w = shape
     f, k, s = int(args["filters"]), int(args["kernel"]), int(args["stride"])
-    depthwise = nn.Conv2d(c, c, k, stride=s, padding=k // 2, groups=c, bias=False)
+    depthwise = same_conv(shape, c, k, s, groups=c, bias=False)
     return nn.Sequential(depthwise, nn.Conv2d(c, f, 1)), (f, _conv_out(h, s), _conv_out(w, s))
 
 
 class Residual(nn.Module):
     """Basic residual block: conv-bn-relu-conv-bn plus a (projected) shortcut, then relu."""
 
-    def __init__(self, channels_in: int, filters: int, kernel: int, stride: int) -> None:
+    def __init__(self, shape: Shape, filters: int, kernel: int, stride: int) -> None:
         super().__init__()
-        pad = kernel // 2
+        c, h, w = shape
+        inner = (filters, _conv_out(h, stride), _conv_out(w, stride))
         self.body = nn.Sequential(
-            nn.Conv2d(channels_in, filters, kernel, stride=stride, padding=pad, bias=False),
+            same_conv(shape, filters, kernel, stride, bias=False),
             nn.BatchNorm2d(filters),
             nn.ReLU(),
-            nn.Conv2d(filters, filters, kernel, padding=pad, bias=False),
+            same_conv(inner, filters, kernel, bias=False),
             nn.BatchNorm2d(filters),
         )
         self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or channels_in != filters:
-            self.shortcut = nn.Sequential(nn.Conv2d(channels_in, filters, 1, stride=stride, bias=False), nn.BatchNorm2d(filters))
+        if stride != 1 or c != filters:
+            self.shortcut = nn.Sequential(nn.Conv2d(c, filters, 1, stride=stride, bias=False), nn.BatchNorm2d(filters))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -120,7 +138,7 @@ class Residual(nn.Module):
 def _res(args: Mapping[str, Value], shape: Shape) -> Built:
     c, h, w = shape
     f, k, s = int(args["filters"]), int(args["kernel"]), int(args["stride"])
-    return Residual(c, f, k, s), (f, _conv_out(h, s), _conv_out(w, s))
+    return Residual(shape, f, k, s), (f, _conv_out(h, s), _conv_out(w, s))
 
 
 def _pool(args: Mapping[str, Value], shape: Shape) -> Built:

@@ -43,6 +43,6 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
 
 def _si(n: int) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
+        if round(n / scale, 1) >= 1:
             return f"{n / scale:.1f}{unit}"
     return str(n)

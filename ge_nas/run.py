@@ -84,11 +84,12 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset)
     out = Path(config.out) if config.out else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     runs.create_run_dir(out, config)
-    console.print(f"run directory: {out}")
+    if not args.quiet:
+        console.print(f"run directory: {out}")
     with Archive(out / runs.ARCHIVE) as archive:
         executor = make_executor(config.executor, config.resolved_workers())
         try:
-            rows = _search_and_finalise(grammar, config, out, archive, executor, console)
+            rows = _search_and_finalise(grammar, config, out, archive, executor, console, quiet=args.quiet)
         finally:
             executor.close()
     console.print(front_table(rows, title=f"Pareto front ({len(rows)} networks; * test accuracy at search fidelity)"))
@@ -96,8 +97,10 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _search_and_finalise(grammar: Grammar, config: RunConfig, out: Path, archive: Archive, executor: Executor, console: Console) -> list[dict[str, Any]]:
-    with _progress(console) as progress:
+def _search_and_finalise(
+    grammar: Grammar, config: RunConfig, out: Path, archive: Archive, executor: Executor, console: Console, *, quiet: bool
+) -> list[dict[str, Any]]:
+    with _progress(console, disable=quiet) as progress:
         gens = progress.add_task("generations", total=config.generations + 1)
         evals = progress.add_task("evaluations", total=0)
 
@@ -110,7 +113,8 @@ def _search_and_finalise(grammar: Grammar, config: RunConfig, out: Path, archive
         def on_generation(state: SearchState) -> None:
             _save_generation(out, state)
             progress.advance(gens)
-            progress.console.print(generation_line(state.stats, config.generations), highlight=False)
+            if not quiet:
+                progress.console.print(generation_line(state.stats, config.generations), highlight=False)
 
         evaluator = Evaluator(grammar, config, archive, executor, on_result=on_result, on_start=on_start)
         population = run_search(grammar, config, evaluator, on_generation=on_generation)
@@ -125,10 +129,12 @@ def _search_and_finalise(grammar: Grammar, config: RunConfig, out: Path, archive
     return rows
 
 
-def _progress(console: Console) -> Progress:
+def _progress(console: Console, *, disable: bool) -> Progress:
+    # On a terminal: live bars. Elsewhere (CI logs, files) rich draws no bars and
+    # only the per-generation lines are printed.
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
+        console=console, transient=True, disable=disable or not console.is_terminal,
     )
 
 

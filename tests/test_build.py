@@ -183,7 +183,6 @@ def test_every_flat_layer_kind_runs_on_vectors(name: str) -> None:
     assert out.shape == (2, 10)
 
 
-@pytest.mark.xfail(reason="BUG: even kernel sizes (layers.py padding k//2) make inferred shapes wrong; measure raises RuntimeError", strict=True)
 def test_even_kernel_builds_and_measures() -> None:
     spec = parse_arch("conv(4, 2) flatten")
     model, out = run("conv(4, 2) flatten", (1, 8, 8))

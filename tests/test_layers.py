@@ -51,7 +51,6 @@ def test_param_check_rejects(param: Param, value: object, message: str) -> None:
     assert str(info.value) == message
 
 
-@pytest.mark.xfail(reason="BUG: Param.check calls int(inf) and raises OverflowError, not ArchError", strict=True)
 def test_param_check_rejects_infinity_as_arch_error() -> None:
     with pytest.raises(ArchError, match="count"):
         COUNT.check(float("inf"), "here")
@@ -97,10 +96,6 @@ def test_conv_shape_prediction_matches_module(kind: str, kernel: int, stride: in
     assert predicted == (5, (size - 1) // stride + 1, (size - 1) // stride + 1)
 
 
-@pytest.mark.xfail(
-    reason="BUG: layers.py pads even kernels with k//2, so the map grows by one and the predicted shape is wrong",
-    strict=True,
-)
 @pytest.mark.parametrize("kind", ["conv", "sepconv", "res"])
 @pytest.mark.parametrize("kernel", [2, 4])
 def test_even_kernel_shape_prediction_matches_module(kind: str, kernel: int) -> None:

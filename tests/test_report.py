@@ -81,7 +81,6 @@ def test_flops_si_units(flops: int, shown: str) -> None:
     assert table_rows([{**ROWS[0], "flops": flops}])[0][4] == shown
 
 
-@pytest.mark.xfail(reason="BUG: report._si rounds 999,999 up to '1000.0k' instead of moving to the next unit", strict=True)
 def test_flops_just_below_a_unit() -> None:
     assert table_rows([{**ROWS[0], "flops": 999_999}])[0][4] == "1.0M"
 
