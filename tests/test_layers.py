@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ge_nas.errors import ArchError
-from ge_nas.layers import LAYERS, Param
+from ge_nas.layers import LAYERS, Param, same_conv
 
 COUNT = Param("count", int, 3, 1, 10)
 RATE = Param("rate", float, 0.5, 0.0, 1.0)
@@ -87,20 +87,21 @@ def _run(kind: str, args: dict[str, object], shape: tuple[int, ...]) -> tuple[tu
 
 
 @pytest.mark.parametrize("kind", ["conv", "sepconv", "res"])
-@pytest.mark.parametrize("kernel", [1, 3, 5])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("stride", [1, 2, 3])
-@pytest.mark.parametrize("size", [7, 8])
-def test_conv_shape_prediction_matches_module(kind: str, kernel: int, stride: int, size: int) -> None:
-    predicted, actual = _run(kind, {"filters": 5, "kernel": kernel, "stride": stride}, (3, size, size))
+@pytest.mark.parametrize(("h", "w"), [(7, 7), (8, 8), (8, 5)])
+def test_conv_shape_prediction_matches_module(kind: str, kernel: int, stride: int, h: int, w: int) -> None:
+    predicted, actual = _run(kind, {"filters": 5, "kernel": kernel, "stride": stride}, (3, h, w))
     assert predicted == actual
-    assert predicted == (5, (size - 1) // stride + 1, (size - 1) // stride + 1)
+    assert predicted == (5, -(-h // stride), -(-w // stride))  # ceil(size / stride): "same" padding
 
 
-@pytest.mark.parametrize("kind", ["conv", "sepconv", "res"])
-@pytest.mark.parametrize("kernel", [2, 4])
-def test_even_kernel_shape_prediction_matches_module(kind: str, kernel: int) -> None:
-    predicted, actual = _run(kind, {"filters": 5, "kernel": kernel, "stride": 1}, (3, 8, 8))
-    assert predicted == actual
+@pytest.mark.parametrize(("kernel", "stride", "padded"), [(3, 1, False), (5, 1, False), (4, 2, False), (2, 1, True), (5, 2, True)])
+def test_same_conv_pads_asymmetrically_only_when_needed(kernel: int, stride: int, padded: bool) -> None:
+    # total padding (out - 1) * stride + kernel - 8: an odd total needs a ZeroPad2d in front
+    module = same_conv((3, 8, 8), 4, kernel, stride)
+    assert isinstance(module, torch.nn.Sequential) is padded
+    assert module(torch.randn(2, 3, 8, 8)).shape == (2, 4, -(-8 // stride), -(-8 // stride))
 
 
 @pytest.mark.parametrize(
