@@ -536,7 +536,7 @@ class _Lint:
                 for name, line, column in alt.refs:
                     if name not in defined:
                         self._head_typo(name, line, column)
-                        hint = did_you_mean(f"<{name}>", [f"<{n}>" for n in defined])
+                        hint = did_you_mean(name, defined)
                         self.error(f"undefined nonterminal <{name}>{hint}", line, column)
 
     def _head_typo(self, name: str, line: int, column: int) -> None:
@@ -553,7 +553,9 @@ class _Lint:
     def _termination(self, rules: list[_RawRule], defined: Mapping[str, _RawRule]) -> None:
         firsts = list(defined.values())
         ids = {rule.name: i for i, rule in enumerate(firsts)}
-        alternatives = [tuple(_lint_codes(alt.symbols, ids) for alt in rule.alternatives) for rule in firsts]
+        # A rule without alternatives (reported already) counts as finishing, so it causes no more errors.
+        alternatives = [tuple(_lint_codes(alt.symbols, ids) for alt in rule.alternatives) or (("",),)
+                        for rule in firsts]
         depths = min_depths(alternatives)
         for i, rule in enumerate(firsts):
             if depths[i] is None and rule.alternatives:
