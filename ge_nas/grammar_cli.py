@@ -89,10 +89,15 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return handler(args, console)
         except GeNasError as exc:
-            console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            _say(console, f"error: {exc}")
             return 2
 
     return run
+
+
+def _say(console: Console, text: str) -> None:
+    """Print plain text: no markup, no highlighting, no wrapping (messages are one line each)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 # --- check ----------------------------------------------------------------------------------------
@@ -102,14 +107,13 @@ def command_check(args: argparse.Namespace, console: Console) -> int:
     """Print a grammar's errors and warnings; with --arch, sample it and build the samples."""
     report = check_grammar(read_grammar_text(args.path), args.path)
     for message in report.errors:
-        console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        _say(console, f"error: {message}")
     for message in report.warnings:
-        console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+        _say(console, f"warning: {message}")
     if report.grammar is None:
-        console.print(f"{args.path}: {len(report.errors)} error(s); the grammar cannot be used", markup=False,
-                      highlight=False)
+        _say(console, f"{args.path}: {len(report.errors)} error(s); the grammar cannot be used")
         return 2
-    console.print(_summary(report.grammar), markup=False, highlight=False, soft_wrap=True)
+    _say(console, _summary(report.grammar))
     if args.arch:
         _print_arch_check(_arch_check(report.grammar, args), args, console)
     return 0
@@ -192,17 +196,17 @@ def _valid_genomes(grammar: Grammar, args: argparse.Namespace) -> list[list[int]
 def _print_arch_check(counts: _ArchCounts, args: argparse.Namespace, console: Console) -> None:
     shape = "x".join(map(str, args.input_shape))
     how = "sensible initialisation" if args.init == "sensible" else "random genomes of 20-80 codons"
-    console.print(f"sampled {counts.sampled} {how} (seed {args.seed}):", markup=False, highlight=False, soft_wrap=True)
+    _say(console, f"sampled {counts.sampled} {how} (seed {args.seed}):")
     rows = [("mapped to a phenotype", counts.mapped, counts.sampled),
             ("parsed as an architecture", counts.parsed, counts.sampled),
             (f"built for input {shape}, {args.classes} classes", counts.built, counts.sampled)]
     for label, count, total in rows:
-        console.print(f"  {label:<40} {_percent(count, total):>7}  ({count}/{total})", markup=False, highlight=False, soft_wrap=True)
+        _say(console, f"  {label:<40} {_percent(count, total):>7}  ({count}/{total})")
     if counts.failures:
-        console.print("most common failures:", markup=False, highlight=False, soft_wrap=True)
+        _say(console, "most common failures:")
         for key, count in counts.failures.most_common(5):
             stage = key.split(":", 1)[0]
-            console.print(f"  {count:>5} x {stage}: {counts.examples[key]}", markup=False, highlight=False, soft_wrap=True)
+            _say(console, f"  {count:>5} x {stage}: {counts.examples[key]}")
 
 
 def _percent(count: int, total: int) -> str:
@@ -221,8 +225,7 @@ def command_sample(args: argparse.Namespace, console: Console) -> int:
     if phenotypes:
         sys.stdout.write(separator.join(phenotypes) + "\n")
     if len(phenotypes) < args.samples:
-        console.print(f"{args.path}: only {len(phenotypes)} of {args.samples} samples were valid "
-                      "(try --init sensible)", markup=False, highlight=False, soft_wrap=True)
+        _say(console, f"{args.path}: only {len(phenotypes)} of {args.samples} samples were valid (try --init sensible)")
     return 0
 
 
