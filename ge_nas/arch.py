@@ -93,11 +93,13 @@ class ArchSpec:
         """Read a spec written by to_json, re-checking every value."""
         try:
             doc = json.loads(text)
+            if doc.get("version", LANGUAGE_VERSION) != LANGUAGE_VERSION:
+                raise ArchError(f"spec JSON is version {doc['version']!r}; this ge_nas reads version {LANGUAGE_VERSION}")
             layers = [_check_layer(d["kind"], [], dict(d["args"]), "spec JSON") for d in doc["layers"]]
             if not layers:
                 raise ArchError("spec JSON: a network needs at least one layer")
             hparams = _check_hparams(dict(doc["hparams"]), "spec JSON")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             if isinstance(exc, ArchError):
                 raise
             raise ArchError(f"spec JSON is malformed: {exc}") from exc
@@ -190,6 +192,9 @@ class _ToSpec(lark.Transformer[lark.Token, ArchSpec]):
         name, args = str(children[0]), children[1] or []
         where = _where(self.text, meta)
         positional = [a for a in args if not isinstance(a, tuple)]
+        first_keyword = next((i for i, a in enumerate(args) if isinstance(a, tuple)), len(args))
+        if len(positional) > first_keyword:
+            raise ArchError(f"{where}: {name}: a positional argument follows a keyword argument")
         keywords: dict[str, Value] = {}
         for key, value in (a for a in args if isinstance(a, tuple)):
             if key in keywords:

@@ -60,6 +60,9 @@ class RunConfig:
     command: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("grammar", "dataset"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"--{name} must be a non-empty string, got {getattr(self, name)!r}")
         for name in ("population", "generations", "epochs", "final_epochs", "max_depth", "codon_size", "tournament_size"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "split_seed", "finalists", "workers", "max_wraps", "elites"):

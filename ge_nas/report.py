@@ -42,6 +42,8 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
 
 
 def _si(n: int) -> str:
+    if n < 1000:
+        return str(n)
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if round(n / scale, 1) >= 1:
             return f"{n / scale:.1f}{unit}"

@@ -45,6 +45,11 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--init", "init", str, "initialiser: sensible (ramped half-and-half), random or pi_grow (default sensible)"),
     ("--max-depth", "max_depth", int, "maximum derivation-tree depth; deeper is invalid (default 40)"),
     ("--max-wraps", "max_wraps", int, "times the mapper may wrap around the genome (default 0)"),
+    ("--init-max-depth", "init_max_depth", int, "deepest initial derivation tree (default: the start rule's minimum depth + 6)"),
+    ("--split-seed", "split_seed", int, "seed of the validation split, fixed so runs compare (default 0)"),
+    ("--codon-size", "codon_size", int, "codons are drawn from 0..codon-size-1 (default 100000)"),
+    ("--tournament-size", "tournament_size", int, "tournament size for single-objective selection (default 2)"),
+    ("--elites", "elites", int, "best individuals kept unchanged in single-objective search (default 1)"),
     ("--mutation-prob", "mutation_prob", float, "per-codon mutation probability (default 1/codons used)"),
     ("--crossover-prob", "crossover_prob", float, "probability that a pair of parents is crossed (default 0.9)"),
 ]

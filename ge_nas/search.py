@@ -232,9 +232,21 @@ def survivors(population: list[Individual], offspring: list[Individual], config:
     if not offspring:
         offspring, population = population, []
     if not config.single_objective:
-        return list(tools.selNSGA2(population + offspring, mu))
+        return list(tools.selNSGA2(distinct_first(population + offspring, mu), mu))
     elites = tools.selBest(population, min(config.elites, mu))
-    return elites + tools.selBest(offspring, mu - len(elites))
+    return elites + tools.selBest(distinct_first(offspring, mu - len(elites)), mu - len(elites))
+
+
+def distinct_first(individuals: list[Individual], k: int) -> list[Individual]:
+    """Drop repeated phenotypes while at least k individuals remain (duplicates starve diversity)."""
+    seen: set[object] = set()
+    distinct, repeats = [], []
+    for ind in individuals:
+        e = ind.evaluation
+        key = e.phenotype_hash if e and e.phenotype_hash else tuple(ind)
+        (repeats if key in seen else distinct).append(ind)
+        seen.add(key)
+    return distinct + repeats[: max(0, k - len(distinct))]
 
 
 def make_individuals(evaluations: Sequence[Evaluation], objectives: Sequence[str]) -> list[Individual]:

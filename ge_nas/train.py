@@ -67,6 +67,8 @@ def train_model(
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[str, str, int]:
     """Train model in place; return (status, error, epochs completed)."""
+    if len(y) < 2:
+        return FAILED, f"training needs at least 2 samples, got {len(y)}", 0
     generator = torch.Generator().manual_seed(seed)
     batch = min(int(hparams["batch"]), len(y))
     steps_per_epoch = max(1, len(y) // batch)  # the last partial batch is dropped

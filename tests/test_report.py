@@ -81,7 +81,7 @@ def test_flops_si_units(flops: int, shown: str) -> None:
     assert table_rows([{**ROWS[0], "flops": flops}])[0][4] == shown
 
 
-@pytest.mark.xfail(reason="BUG: report._si shows 960..999 as '1.0k' (round(n / 1e3, 1) >= 1); below 1000 it should print n", strict=True)
+
 @pytest.mark.parametrize("flops", [960, 999])
 def test_flops_below_a_thousand_are_exact(flops: int) -> None:
     assert table_rows([{**ROWS[0], "flops": flops}])[0][4] == str(flops)
