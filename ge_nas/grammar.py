@@ -33,7 +33,7 @@ import gc
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -255,6 +255,16 @@ class _GatherBodies(PostLex):
             yield _body(body)
 
 
+def _at(token: lark.Token) -> tuple[int, int]:
+    """Return a token's 1-based line and column (lark types them as optional)."""
+    return token.line or 1, token.column or 1
+
+
+def _syntax(message: str, text: str, source: str, line: int, column: int) -> GrammarSyntaxError:
+    return GrammarSyntaxError(message, source=source, line=line, column=column,
+                              context=caret_context(text, line, column))
+
+
 def _body(items: list[lark.Token]) -> _Body:
     first, last = items[0], items[-1]
     token = _Body("BODY", "", first.start_pos, first.line, first.column, last.end_line, last.end_column, last.end_pos)
@@ -293,11 +303,12 @@ def _read_rules(text: str, source: str) -> list[_RawRule]:
     return [_raw_rule(rule.children, text, source) for rule in tree.children if isinstance(rule, lark.Tree)]
 
 
-def _raw_rule(children: list[lark.Token], text: str, source: str) -> _RawRule:
-    head = children[0]
+def _raw_rule(children: Sequence[lark.Token | lark.Tree[lark.Token]], text: str, source: str) -> _RawRule:
+    head, body = children[0], children[-1]
+    assert isinstance(head, lark.Token)
     name = head[1 : head.index(">")]
-    items = children[1].items if len(children) > 1 else []
-    rule = _RawRule(name, head.line, head.column, [], [])
+    items = body.items if isinstance(body, _Body) else []
+    rule = _RawRule(name, *_at(head), [], [])
     after_text = False
     for tokens, opened, closed in _split(items):
         after_text = _add_alternative(rule, tokens, opened, closed, after_text, text, source)
@@ -325,10 +336,10 @@ def _add_alternative(rule: _RawRule, tokens: list[lark.Token], opened: lark.Toke
         if _is_bar(opened) and (closed is None or _is_bar(closed)) or opened is None and _is_bar(closed):
             where = opened or closed
             assert where is not None
-            rule.notes.append((where.line, where.column, "empty alternative ignored (write '' for the empty string)"))
+            rule.notes.append((*_at(where), "empty alternative ignored (write '' for the empty string)"))
         return False
     if after_text and opened is not None and opened.type == "COMMENT":
-        rule.notes.append((tokens[0].line, tokens[0].column,
+        rule.notes.append((*_at(tokens[0]),
                            f"the comment on line {opened.line} ends an alternative, so this line starts a new one "
                            "(PonyGE2 reads it so); put '|' before it if that is meant"))
     if tokens[0].type == "TEXT" and tokens[0].startswith("GE_RANGE:"):
@@ -361,13 +372,13 @@ def _alternative(tokens: list[lark.Token], text: str, source: str) -> _RawAlt:
                 symbols.append(Symbol(pending, False))
                 pending = None
             symbols.append(Symbol(token[1:-1], True))
-            refs.append((token[1:-1], token.line, token.column))
+            refs.append((token[1:-1], *_at(token)))
         else:
             piece = _piece(token, i == len(tokens) - 1, text, source)
             pending = piece if pending is None else pending + piece
     if pending is not None:
         symbols.append(Symbol(pending, False))
-    return _RawAlt(tuple(symbols), refs, tokens[0].line, tokens[0].column)
+    return _RawAlt(tuple(symbols), refs, *_at(tokens[0]))
 
 
 def _piece(token: lark.Token, last: bool, text: str, source: str) -> str:
@@ -404,9 +415,9 @@ def _decode(raw: str, token: lark.Token, offset: int, text: str, source: str) ->
         try:
             return codecs.decode(escape.encode("ascii"), "unicode_escape")
         except UnicodeDecodeError as exc:
-            column = token.column + offset + match.start()
-            raise GrammarSyntaxError(f"bad escape {escape!r}: {exc.reason}", source=source, line=token.line,
-                                     column=column, context=caret_context(text, token.line, column)) from None
+            line, column = _at(token)
+            raise _syntax(f"bad escape {escape!r}: {exc.reason}", text, source, line,
+                          column + offset + match.start()) from None
 
     return _ESCAPE.sub(one, raw)
 
@@ -427,10 +438,9 @@ def _ge_range(tokens: list[lark.Token], text: str, source: str) -> list[_RawAlt]
     elif int(match.group(1)) < 1:
         problem = f"GE_RANGE needs a positive integer, got '{word}'"
     if problem:
-        raise GrammarSyntaxError(problem, source=source, line=token.line, column=token.column,
-                                 context=caret_context(text, token.line, token.column))
+        raise _syntax(problem, text, source, *_at(token))
     assert match is not None
-    return [_RawAlt((Symbol(str(i), False),), [], token.line, token.column) for i in range(int(match.group(1)))]
+    return [_RawAlt((Symbol(str(i), False),), [], *_at(token)) for i in range(int(match.group(1)))]
 
 
 # --- syntax errors, classified by example ------------------------------------
@@ -452,21 +462,20 @@ def _examples() -> dict[str, list[str]]:
 
 
 def _syntax_error(exc: lark.UnexpectedInput, text: str, source: str) -> GrammarSyntaxError:
-    label = exc.match_examples(_meta_parser().parse, _examples(), token_type_match_fallback=True)
-    token: lark.Token | None = getattr(exc, "token", None)
+    label: str | None = exc.match_examples(_meta_parser().parse, _examples(), token_type_match_fallback=True)
+    token = getattr(exc, "token", None)
     line, column = exc.line, exc.column
-    if token is None or label is None:
-        message = f"unexpected {str(token or text[exc.pos_in_stream])!r}"
+    if not isinstance(token, lark.Token) or label is None:
+        message = f"unexpected {str(token)!r}" if token is not None else "unexpected input"
     elif label == "head":
         line, column = _after(text, token)
         message = f"expected '::=' after {token}"
     else:
         message = _MESSAGES[label](token)
-    return GrammarSyntaxError(message, source=source, line=line, column=column,
-                              context=caret_context(text, line, column))
+    return _syntax(message, text, source, line, column)
 
 
-_MESSAGES = {
+_MESSAGES: dict[str, Callable[[lark.Token], str]] = {
     "text": lambda t: f"expected a rule '<name> ::= ...' before {str(t).strip()!r}",
     "quote": lambda t: f"unclosed quote: expected a closing {t[0]} on the same line (quoted text cannot span lines)",
     "angle": lambda t: f"unclosed '<' in a rule head: expected '>' after {t.split()[0].removesuffix('::=')}",
@@ -477,10 +486,10 @@ _MESSAGES = {
 
 def _after(text: str, token: lark.Token) -> tuple[int, int]:
     """Return the line and column of the first non-blank character after token on its line."""
-    line_text = text.splitlines()[token.line - 1]
-    end = token.column - 1 + len(token)
-    rest = line_text[end:]
-    return token.line, end + len(rest) - len(rest.lstrip()) + 1
+    line, column = _at(token)
+    end = column - 1 + len(token)
+    rest = text.splitlines()[line - 1][end:]
+    return line, end + len(rest) - len(rest.lstrip()) + 1
 
 
 # --- lint ---------------------------------------------------------------------
@@ -688,7 +697,7 @@ def recursive_rules(alternatives: Sequence[Sequence[tuple[Code, ...]]]) -> list[
                 if index[w] is None:
                     work.append((w, 0))
                 elif on_stack[w]:
-                    low[v] = min(low[v], index[w])  # type: ignore[type-var]
+                    low[v] = min(low[v], index[w] or 0)
                 continue
             if work:
                 parent = work[-1][0]

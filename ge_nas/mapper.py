@@ -84,7 +84,7 @@ def map_genome(grammar: Grammar, genome: Sequence[int], *, max_wraps: int = 0, m
     push, pop, emit = stack.extend, stack.pop, out.append
     item: Any = 0  # the root: rule 0 at depth 0
     top = -1
-    it = iter(codons)
+    it: Any = iter(codons)  # a list iterator: __length_hint__ is what is left
     for codon in it:
         alternatives = items[item]
         if item > top:

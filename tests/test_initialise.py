@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ge_nas.errors import ConfigError
-from ge_nas.grammar import load_grammar, parse_grammar
+from ge_nas.grammar import Grammar, load_grammar, parse_grammar
 from ge_nas.initialise import (
+    Mode,
     _TreeBuilder,
     pi_grow_population,
     random_genome,
@@ -34,7 +35,7 @@ NESTED = parse_grammar("""
 
 @pytest.mark.parametrize("grammar", [EXPR, NESTED], ids=["expr", "nested"])
 @pytest.mark.parametrize("mode", ["grow", "full", "pi"])
-def test_every_tree_maps_back_to_its_phenotype(grammar, mode) -> None:  # type: ignore[no-untyped-def]
+def test_every_tree_maps_back_to_its_phenotype(grammar: Grammar, mode: Mode) -> None:
     builder = _TreeBuilder(grammar, 9, random.Random(1))
     for depth in range(grammar.min_depth(grammar.start), 10):
         for _ in range(15):
@@ -47,10 +48,10 @@ def test_every_tree_maps_back_to_its_phenotype(grammar, mode) -> None:  # type: 
 
 
 @pytest.mark.parametrize("mode", ["full", "pi"])
-def test_full_and_pi_grow_reach_the_target_depth(mode: str) -> None:
+def test_full_and_pi_grow_reach_the_target_depth(mode: Mode) -> None:
     builder = _TreeBuilder(EXPR, 8, random.Random(2))
     for depth in range(3, 9):
-        genome, _ = builder.genome(depth, mode, CODON_SIZE, 0.0)  # type: ignore[arg-type]
+        genome, _ = builder.genome(depth, mode, CODON_SIZE, 0.0)
         assert map_genome(EXPR, genome).depth == depth
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -15,12 +16,14 @@ from ge_nas.operators import int_flip_mutation, one_point_crossover, two_point_c
 CODON_SIZE = 1000
 GENOMES = st.lists(st.integers(0, CODON_SIZE - 1), min_size=1, max_size=40)
 USED = st.integers(0, 120)  # wrapping can use more codons than a genome has
-CROSSOVERS = [one_point_crossover, two_point_crossover]
+Crossover = Callable[..., tuple[list[int], list[int]]]
+CROSSOVERS: list[Crossover] = [one_point_crossover, two_point_crossover]
 
 
 @pytest.mark.parametrize("crossover", CROSSOVERS)
 @given(seed=st.integers(0, 2**32), a=GENOMES, b=GENOMES, used_a=USED, used_b=USED)
-def test_crossover_children_are_valid_and_conserve_codons(crossover, seed, a, b, used_a, used_b) -> None:  # type: ignore[no-untyped-def]
+def test_crossover_children_are_valid_and_conserve_codons(crossover: Crossover, seed: int, a: list[int], b: list[int],
+                                                          used_a: int, used_b: int) -> None:
     a_before, b_before = list(a), list(b)
     child_a, child_b = crossover(random.Random(seed), a, b, used_a=used_a, used_b=used_b)
     assert (a, b) == (a_before, b_before)
