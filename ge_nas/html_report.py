@@ -274,9 +274,9 @@ def summary_items(snapshot: RunSnapshot) -> list[tuple[str, str]]:
     return [
         ("data set", c.dataset + (f" ({c.data_dir})" if c.data_dir else "")),
         ("objectives", ", ".join(c.objectives)),
-        ("budget", f"population {c.population}, {c.generations} generations, {c.epochs} epochs per evaluation"),
+        ("budget", f"population {c.population}, generations {c.generations}, epochs per evaluation {c.epochs}"),
         ("progress", progress_text(snapshot.generations, c.generations)),
-        ("evaluations", status_text(status_counts(snapshot.evaluations))),
+        ("archived evaluations", status_text(status_counts(snapshot.evaluations))),
         ("best validation accuracy", _best_text(snapshot.evaluations)),
     ]
 

@@ -15,6 +15,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,7 @@ def _phenotype_of_genome(text: str, grammar_path: str | None) -> str:
     if grammar_path is None:
         raise ConfigError("--genome needs --grammar PATH (the BNF file that maps it)")
     genome = parse_genome(text)
-    defaults = RunConfig(grammar=grammar_path)
+    defaults = _defaults()
     derivation = map_genome(load_grammar(grammar_path), genome, max_wraps=defaults.max_wraps, max_depth=defaults.max_depth)
     if derivation.phenotype is None:
         raise ConfigError(f"genome does not map to a network with {grammar_path}: {derivation.reason}")
@@ -187,7 +188,7 @@ def _phenotype_of_rank(run_dir: Path, rank: int | None) -> tuple[str, RunConfig]
 
 
 def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None) -> EvalTask:
-    base = run or RunConfig(grammar="")
+    base = run or _defaults()
     dataset, data_dir = (args.dataset, args.data_dir) if args.dataset else (base.dataset, args.data_dir or base.data_dir)
     seed = args.seed if args.seed is not None else (derive_seed(run.seed, spec.hash()) if run else 0)
     epochs = args.epochs if args.epochs is not None else (run.final_epochs if run else DEFAULT_TRAIN_EPOCHS)
@@ -196,6 +197,11 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         spec.canonical(), seed, dataset=dataset, data_dir=data_dir, val_fraction=base.val_fraction, split_seed=base.split_seed, train_subset=None, epochs=epochs,
         threads=os.cpu_count() or 1, final=True, save_dir=str(out),
     )
+
+
+def _defaults() -> Any:
+    """Return RunConfig's defaults as attributes (a run needs a grammar; training one network does not)."""
+    return argparse.Namespace(**{f.name: f.default for f in fields(RunConfig) if f.default is not MISSING})
 
 
 def _print_trained(console: Console, m: Metrics, task: EvalTask) -> None:
@@ -234,7 +240,7 @@ def _config_lines(c: RunConfig) -> list[tuple[str, str]]:
         ("grammar", c.grammar),
         ("data set", c.dataset + (f" ({c.data_dir})" if c.data_dir else "")),
         ("objectives", ", ".join(c.objectives)),
-        ("budget", f"population {c.population}, {c.generations} generations, {c.epochs} epochs (finalists {c.finalists} x {c.final_epochs})"),
+        ("budget", f"population {c.population}, generations {c.generations}, epochs {c.epochs}; finalists {c.finalists}, final epochs {c.final_epochs}"),
         ("seed", str(c.seed)),
     ]
 

@@ -112,9 +112,28 @@ def _style_size_axes(ax: Axes, title: str, *, has_data: bool) -> None:
     if not has_data:
         _empty(ax, "no trained evaluations yet")
         return
-    ax.set_xscale("log")
+    _log_params_axis(ax)
     ax.margins(x=0.08, y=0.08)
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
+
+
+def _log_params_axis(ax: Axes) -> None:
+    """Log x axis labelled 1, 2, 5 x 10^k as '2k', '50k', '1M' (no crowded minor labels)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    wide = high / max(low, 1e-9) > 1e3  # over three decades, 2 and 5 would crowd the labels
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _si(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:g}{unit}"
+    return f"{x:g}"
 
 
 def history_png(generations: Sequence[Mapping[str, Any]]) -> bytes:

@@ -11,7 +11,10 @@ import torch
 from rich.console import Console
 
 from ge_nas import load_model, runs
+from ge_nas.archive import Archive
 from ge_nas.cli import build_parser, main
+from ge_nas.html_report import load_run_config
+from ge_nas.search import fidelity_key
 from ge_nas.evaluate import load_splits
 from ge_nas.metrics import Metrics
 from ge_nas.train import accuracy
@@ -123,13 +126,26 @@ def test_train_bad_input_is_one_clear_error(run_dir: Path, capsys: pytest.Captur
     assert err.startswith("error:") and expected in err and "Traceback" not in err
 
 
-def test_show_a_finished_run(run_dir: Path) -> None:
-    before = sorted(p.name for p in run_dir.iterdir()), (run_dir / runs.ARCHIVE).read_bytes()
-    code, text = command("show", str(run_dir))
+def test_show_a_finished_run(copy_run) -> None:  # type: ignore[no-untyped-def]
+    run = copy_run()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, text = command("show", str(run))
     assert code == 0 and "finished" in text and "generation 1/1 done" in text
-    finalists = len(list((run_dir / "front").iterdir()))
+    finalists = len(list((run / "front").iterdir()))
     assert f"finalists retrained: {finalists}" in text and "best so far  val " in text
-    assert (sorted(p.name for p in run_dir.iterdir()), (run_dir / runs.ARCHIVE).read_bytes()) == before  # read-only
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    # read-only: SQLite's read-only WAL reader may leave an empty -wal and its -shm index, nothing else
+    assert {k: v for k, v in after.items() if k not in ("archive.sqlite-shm", "archive.sqlite-wal")} == before
+    assert after.get("archive.sqlite-wal", b"") == b""
+
+
+def test_best_so_far_is_the_most_accurate_search_evaluation(copy_run) -> None:  # type: ignore[no-untyped-def]
+    run = copy_run()
+    with Archive(run / runs.ARCHIVE) as archive:
+        best = max((r for r in archive.records(fidelity_key(load_run_config(run))) if r.metrics.ok), key=lambda r: r.metrics.val_accuracy)
+    code, text = command("show", str(run))
+    assert f"val {best.metrics.val_accuracy:.4f}, {best.metrics.params:,} params" in text
+    assert " ".join(best.phenotype.split()) in " ".join(text.split())
 
 
 def test_show_a_run_still_going(copy_run) -> None:  # type: ignore[no-untyped-def]
