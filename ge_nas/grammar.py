@@ -334,14 +334,15 @@ def _add_alternative(rule: _RawRule, tokens: list[lark.Token], opened: lark.Toke
     tokens = _strip(tokens)
     if not tokens:
         if _is_bar(opened) and (closed is None or _is_bar(closed)) or opened is None and _is_bar(closed):
-            where = opened or closed
-            assert where is not None
-            rule.notes.append((*_at(where), "empty alternative ignored (write '' for the empty string)"))
+            bar = opened or closed
+            assert bar is not None
+            line, column = _at(bar)
+            rule.notes.append((line, column + bar.index("|"), "empty alternative ignored (write '' for the empty string)"))
         return False
     if after_text and opened is not None and opened.type == "COMMENT":
         rule.notes.append((*_at(tokens[0]),
-                           f"the comment on line {opened.line} ends an alternative, so this line starts a new one "
-                           "(PonyGE2 reads it so); put '|' before it if that is meant"))
+                           f"the comment on line {opened.line} ends the alternative before it, so this text is a "
+                           "new alternative (as in PonyGE2); start it with '|' to say so, or move the comment"))
     if tokens[0].type == "TEXT" and tokens[0].startswith("GE_RANGE:"):
         rule.alternatives.extend(_ge_range(tokens, text, source))
     else:

@@ -391,3 +391,18 @@ def test_written_bnf_reads_back(rules: dict[str, list[list[tuple[str, bool]]]]) 
     grammar = parse_grammar(_bnf(rules))
     assert grammar.start == "r0"
     assert {n: list(a) for n, a in grammar.rules.items()} == {n: [_merged(s) for s in a] for n, a in rules.items()}
+
+
+_BNF_CHARS = st.sampled_from(list("<>|:=#'\"\\ \n\t\rxyz01_-.") + ["::=", "<a>", "<b>", " ::= ", "GE_RANGE:", "''", "é"])
+
+
+@settings(max_examples=250, deadline=None)
+@given(st.lists(_BNF_CHARS, max_size=40).map("".join))
+def test_any_text_loads_or_raises_a_grammar_error(text: str) -> None:
+    try:
+        grammar = parse_grammar(text, "f.bnf")
+    except (GrammarSyntaxError, GrammarError) as exc:
+        assert str(exc).startswith("f.bnf")
+    else:
+        assert grammar.start in grammar.rules
+        map_genome(grammar, [0, 1, 2, 3])
