@@ -91,8 +91,8 @@ def test_node_count_includes_terminals() -> None:
 
 
 def test_one_alternative_with_many_codons() -> None:
-    grammar = parse_grammar("<a> ::= GE_RANGE:100000")
-    assert map_genome(grammar, [123456]).phenotype == "23456"
+    grammar = parse_grammar("<a> ::= GE_RANGE:1000")
+    assert map_genome(grammar, [123456]).phenotype == "456"
 
 
 def test_derivation_is_a_frozen_picklable_dataclass() -> None:
