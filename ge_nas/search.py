@@ -207,17 +207,33 @@ def _crowded_winner(pair: list[Individual], rank: dict[int, int]) -> Individual:
     return min(pair, key=lambda ind: (rank[id(ind)], -getattr(ind.fitness, "crowding_dist", 0.0)))
 
 
+VARIATION_TRIES = 5  # children that do not map are bred again, up to this many times
+
+
 def vary(parents: list[Individual], grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
     """Return children from GE crossover of parent pairs and int-flip mutation."""
     children: list[list[int]] = []
     for a, b in zip(parents[::2], parents[1::2]):
-        if rng.random() < config.crossover_prob:
-            children += one_point_crossover(rng, list(a), list(b), used_a=used_codons(a), used_b=used_codons(b))
-        else:
-            children += [list(a), list(b)]
+        children += _breed(a, b, grammar, config, rng)
     if len(parents) % 2:
-        children.append(list(parents[-1]))
-    return [_mutate(child, grammar, config, rng) for child in children]
+        children.append(_mutate(list(parents[-1]), grammar, config, rng))
+    return children
+
+
+def _breed(a: Individual, b: Individual, grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
+    for _ in range(VARIATION_TRIES):
+        if rng.random() < config.crossover_prob:
+            pair = one_point_crossover(rng, list(a), list(b), used_a=used_codons(a), used_b=used_codons(b))
+        else:
+            pair = (list(a), list(b))
+        children = [_mutate(child, grammar, config, rng) for child in pair]
+        if all(_maps(child, grammar, config) for child in children):
+            break
+    return children
+
+
+def _maps(genome: list[int], grammar: Grammar, config: RunConfig) -> bool:
+    return map_genome(grammar, genome, max_wraps=config.max_wraps, max_depth=config.max_depth).valid
 
 
 def _mutate(genome: list[int], grammar: Grammar, config: RunConfig, rng: random.Random) -> list[int]:
