@@ -8,6 +8,7 @@ with `torch.load(..., weights_only=True)`; nothing else is ever unpickled.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -166,12 +168,13 @@ def _require_onnx() -> None:
 def _write_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> None:
     import onnx
 
-    # The TorchScript exporter needs no onnxscript; torch warns that it is deprecated.
+    # The TorchScript exporter needs no onnxscript; torch >= 2.9 warns that it is deprecated.
+    legacy: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, (example,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            model, (example,), str(path), input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **legacy,
         )
     onnx.checker.check_model(str(path))
 
