@@ -196,7 +196,7 @@ def _valid_genomes(grammar: Grammar, args: argparse.Namespace) -> list[list[int]
 def _print_arch_check(counts: _ArchCounts, args: argparse.Namespace, console: Console) -> None:
     shape = "x".join(map(str, args.input_shape))
     how = "sensible initialisation" if args.init == "sensible" else "random genomes of 20-80 codons"
-    _say(console, f"sampled {counts.sampled} {how} (seed {args.seed}):")
+    _say(console, f"{args.path}: sampled {counts.sampled} {how} (seed {args.seed}):")
     rows = [("mapped to a phenotype", counts.mapped, counts.sampled),
             ("parsed as an architecture", counts.parsed, counts.sampled),
             (f"built for input {shape}, {args.classes} classes", counts.built, counts.sampled)]

@@ -68,7 +68,7 @@ def test_check_arch_samples_parses_and_builds(capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "grammar", "check", CNN, "--arch", "-n", "40", "--seed", "3",
                        "--input-shape", "1,28,28", "--classes", "5")
     assert code == 0
-    assert "sampled 40 random genomes of 20-80 codons (seed 3):" in out
+    assert f"{CNN}: sampled 40 random genomes of 20-80 codons (seed 3):" in out
     assert "built for input 1x28x28, 5 classes" in out
     assert "mapped to a phenotype" in out and "parsed as an architecture" in out
 
