@@ -216,7 +216,7 @@ table { border-collapse: collapse; font-size: 13px; } table.wide { width: 100%; 
 th, td { border-bottom: 1px solid #e4e7eb; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f7fa; } .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 code, pre, td.code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 12px; }
-td.code { word-break: break-word; }
+td.code { word-break: break-word; } td.key { white-space: nowrap; word-break: normal; }
 td.genome { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 11px; color: #616e7c; max-width: 220px; word-break: break-all; }
 pre { background: #f5f7fa; padding: 10px 12px; overflow-x: auto; white-space: pre-wrap; border-radius: 4px; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
@@ -364,7 +364,7 @@ def _format(fmt: str, value: Any) -> str:
 
 
 def _config_html(config: RunConfig) -> str:
-    rows = [[("code", key), ("code", "(unset)" if value is None else _config_value(value))] for key, value in asdict(config).items()]
+    rows = [[("code key", key), ("code", "(unset)" if value is None else _config_value(value))] for key, value in asdict(config).items()]
     return _table(["option", "value"], rows, wide=False)
 
 
