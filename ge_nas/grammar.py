@@ -222,7 +222,6 @@ def normalise_text(text: str) -> str:
 
 # --- lark: text -> rule heads and body tokens --------------------------------
 
-_LAYOUT = frozenset({"NL", "BLANK", "COMMENT"})
 _ITEMS = frozenset({"TEXT", "BLANK", "NL", "SQ", "DQ", "NT", "LT", "BAR", "COMMENT"})
 _BAD = ("BAD_HEAD", "BAD_QUOTE", "BAD_DEFINE", "BAD_ESCAPE")
 
@@ -489,13 +488,14 @@ def _after(text: str, token: lark.Token) -> tuple[int, int]:
     """Return the line and column of the first non-blank character after token on its line."""
     line, column = _at(token)
     end = column - 1 + len(token)
-    rest = text.splitlines()[line - 1][end:]
+    rest = text.split("\n")[line - 1][end:]
     return line, end + len(rest) - len(rest.lstrip()) + 1
 
 
 # --- lint ---------------------------------------------------------------------
 
 _HEAD_TYPO = re.compile(r"[ \t]*(:=|::|:|=|->)")
+_MAX_UNDEFINED = 50
 
 
 class _Lint:
@@ -504,6 +504,7 @@ class _Lint:
     def __init__(self, source: str, text: str) -> None:
         self.source = source
         self.text = text
+        self.lines = text.split("\n")  # as lark counts lines (str.splitlines also splits at \f, \x85, ...)
         self.errors: list[str] = []
         self.warnings: list[str] = []
 
@@ -541,17 +542,17 @@ class _Lint:
         return defined
 
     def _undefined(self, rules: list[_RawRule], defined: Mapping[str, _RawRule]) -> None:
-        for rule in rules:
-            for alt in rule.alternatives:
-                for name, line, column in alt.refs:
-                    if name not in defined:
-                        self._head_typo(name, line, column)
-                        hint = did_you_mean(name, defined)
-                        self.error(f"undefined nonterminal <{name}>{hint}", line, column)
+        missing = [ref for rule in rules for alt in rule.alternatives for ref in alt.refs if ref[0] not in defined]
+        for name, line, column in missing[:_MAX_UNDEFINED]:  # suggestions cost O(rules) each: report a few
+            self._head_typo(name, line, column)
+            self.error(f"undefined nonterminal <{name}>{did_you_mean(name, defined)}", line, column)
+        if len(missing) > _MAX_UNDEFINED:
+            self.error(f"{len(missing) - _MAX_UNDEFINED} more uses of undefined nonterminals, "
+                       f"{len({name for name, *_ in missing})} names in all")
 
     def _head_typo(self, name: str, line: int, column: int) -> None:
         """Raise a syntax error for '<name> :=' at the start of a line: a misspelt rule head."""
-        line_text = self.text.splitlines()[line - 1]
+        line_text = self.lines[line - 1]
         after = column - 1 + len(name) + 2
         typo = _HEAD_TYPO.match(line_text, after)
         if line_text[: column - 1].strip() or typo is None:
