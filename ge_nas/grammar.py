@@ -445,7 +445,9 @@ def _ge_range(tokens: list[lark.Token], text: str, source: str) -> list[_RawAlt]
 
 # --- syntax errors, classified by example ------------------------------------
 
-_CONTEXTS = ("", "# note\n", "<z> ::= z\n", "# note\n<z> ::= z\n<y> ::= y\n")
+# Each mistake is tried after every kind of text that can precede it: lark matches
+# an error by parser state, and layout or an earlier rule changes the state.
+_CONTEXTS = ("", "\n", "\t", "\n\n", "\n\t", "# note\n", "<z> ::= z\n", "\n<z> ::= z\n<y> ::= y\n")
 _MISTAKES: dict[str, tuple[str, ...]] = {
     "head": ("<layer> := conv", "<layer> = conv", "<layer> conv", "<layer>"),
     "text": ("conv\n<a> ::= x", "'conv'\n<a> ::= x", '"conv"', "| x", "< x"),
