@@ -405,6 +405,7 @@ def test_any_text_loads_or_raises_a_grammar_error(text: str) -> None:
         grammar = parse_grammar(text, "f.bnf")
     except (GrammarSyntaxError, GrammarError) as exc:
         assert str(exc).startswith("f.bnf")
+        assert ": unexpected " not in str(exc)  # every syntax error is classified
     else:
         assert grammar.start in grammar.rules
         map_genome(grammar, [0, 1, 2, 3])
