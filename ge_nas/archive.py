@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ge_nas.errors import ConfigError
 from ge_nas.metrics import Metrics
 
 SCHEMA = """
@@ -49,8 +50,14 @@ class Record:
 class Archive:
     """An open archive file; use as a context manager or call close()."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = str(path)
+        if read_only:
+            # A reader of a live run: never creates the file, never writes (may leave empty -wal/-shm files).
+            if not os.path.exists(self.path):
+                raise ConfigError(f"{self.path}: no archive here")
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+            return
         self._db = sqlite3.connect(self.path, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

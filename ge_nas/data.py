@@ -507,11 +507,15 @@ def _make_dataset(
 # --- public entry points --------------------------------------------------------
 
 
+_ALIASES = {"fmnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
+
+
 def _canonical_name(name: str) -> str:
     """Return the canonical spelling of a data set name, or raise listing the valid ones."""
     if name[:len(NPZ_PREFIX)].lower() == NPZ_PREFIX:
         return NPZ_PREFIX + name[len(NPZ_PREFIX):]
     key = name.strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
     if key not in DATASET_NAMES:
         raise DatasetError(
             f"unknown data set {name!r}{did_you_mean(key, DATASET_NAMES)}; "

@@ -48,6 +48,10 @@ class ArchError(GeNasError, ValueError):
     """A phenotype is not a valid sentence of the architecture language or cannot be built."""
 
 
+class ExportError(GeNasError):
+    """An exported model does not reproduce the torch model's outputs."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean X?)' for the closest of choices, or ''."""
     close = difflib.get_close_matches(name, list(choices), n=1)

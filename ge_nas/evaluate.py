@@ -29,6 +29,7 @@ from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.build import build_model, measure
 from ge_nas.data import Splits, load_dataset, split_dataset
 from ge_nas.errors import ArchError
+from ge_nas.export import Meta, write_meta
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
 from ge_nas.train import accuracy, train_model
 
@@ -83,13 +84,15 @@ def evaluate(task: EvalTask) -> Outcome:
     started = time.time()
     metrics, model = train_phenotype(task)
     if task.save_dir is not None and model is not None and metrics.ok:
-        save_model(Path(task.save_dir), model, parse_arch(task.phenotype), metrics)
+        splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset)
+        meta = Meta(splits.input_shape, splits.num_classes)
+        save_model(Path(task.save_dir), model, parse_arch(task.phenotype), metrics, meta)
     return Outcome(metrics, f"{socket.gethostname()}:{os.getpid()}", started, time.time())
 
 
-def save_model(directory: Path, model: nn.Module, spec: ArchSpec, metrics: Metrics) -> None:
-    """Write model.pt (the state dict), spec.json and metrics.json into directory."""
-    directory.mkdir(parents=True, exist_ok=True)
+def save_model(directory: Path, model: nn.Module, spec: ArchSpec, metrics: Metrics, meta: Meta) -> None:
+    """Write model.pt (the state dict), spec.json, meta.json and metrics.json: ge_nas.load_model reads them."""
+    write_meta(directory, meta)
     torch.save(model.state_dict(), directory / "model.pt")
     (directory / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
     (directory / "metrics.json").write_text(metrics.to_json() + "\n", encoding="utf-8")

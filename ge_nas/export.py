@@ -25,7 +25,7 @@ from torch import nn
 from ge_nas import runs
 from ge_nas.arch import ArchSpec
 from ge_nas.build import build_model
-from ge_nas.errors import ArchError, ConfigError, GeNasError
+from ge_nas.errors import ArchError, ConfigError, ExportError
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ META = "meta.json"
 ONNX = "model.onnx"
 FORMATS = ("torch", "onnx")
 ONNX_TOLERANCE = 1e-4
-
-
-class ExportError(GeNasError):
-    """An exported model does not reproduce the torch model's outputs."""
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunSnapshot:
     evaluations = _read_evaluations(path, fidelity_key(config), notes)
     front, final = _read_front(path, evaluations, notes)
     generations = read_generations(path, notes)
-    grammar = _read_grammar(config.grammar, notes)
+    copy = path / runs.GRAMMAR
+    grammar = _read_grammar(str(copy) if copy.exists() else config.grammar, notes)
     return RunSnapshot(path, config, grammar, tuple(front), final, tuple(evaluations), tuple(generations), tuple(notes))
 
 

@@ -23,6 +23,7 @@ ARCHIVE = "archive.sqlite"
 CHECKPOINT = "checkpoint.json"
 GENERATIONS = "generations.jsonl"
 PARETO = "pareto.csv"
+GRAMMAR = "grammar.bnf"  # a copy of the run's grammar, so the run stays readable when the original changes
 PARETO_COLUMNS = (
     "rank", "val_accuracy", "test_accuracy", "test_fidelity", "params", "flops", "train_seconds",
     "status", "phenotype_hash", "phenotype", "genome",
@@ -40,13 +41,14 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def create_run_dir(path: Path, config: RunConfig) -> Path:
-    """Create the run directory and write config.toml; refuse one that holds a run."""
+    """Create the run directory, write config.toml and copy the grammar; refuse one that holds a run."""
     if (path / CONFIG).exists():
         raise ConfigError(f"{path}: already holds a run (config.toml exists); choose another --out or delete it")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create the run directory: {exc.strerror}") from None
+    write_atomic(path / GRAMMAR, Path(config.grammar).read_text(encoding="utf-8"))
     write_atomic(path / CONFIG, config.to_toml())
     return path
 

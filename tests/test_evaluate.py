@@ -64,7 +64,7 @@ def test_timeout_status() -> None:
 def test_final_task_saves_model(tmp_path) -> None:
     out = evaluate(task(final=True, save_dir=str(tmp_path / "m")))
     assert out.metrics.ok
-    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.pt", "spec.json", "metrics.json"}
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.pt", "spec.json", "meta.json", "metrics.json"}
 
 
 def test_seed_depends_on_run_seed_and_phenotype_only() -> None:

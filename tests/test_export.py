@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import json
 import sys
 from pathlib import Path
@@ -49,9 +51,16 @@ def test_meta_round_trip_and_checks() -> None:
         Meta.from_json("{")
 
 
-def test_load_model_without_meta_says_how_to_get_one(trained: Path) -> None:
+def test_saved_finalist_loads_directly(trained: Path) -> None:
+    assert load_model(trained)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+
+
+def test_load_model_without_meta_says_how_to_get_one(trained: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(trained, bare)
+    (bare / "meta.json").unlink()
     with pytest.raises(ConfigError, match="meta.json.*ge_nas export"):
-        load_model(trained)
+        load_model(bare)
 
 
 def test_load_model_of_a_directory_without_weights(tmp_path: Path) -> None:

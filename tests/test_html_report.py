@@ -69,7 +69,7 @@ def test_every_value_is_escaped(run_dir: Path) -> None:
 
 
 def test_partial_run_names_what_is_missing(copy_run) -> None:  # type: ignore[no-untyped-def]
-    path = copy_run(runs.PARETO, runs.GENERATIONS, "front", "checkpoint.json")
+    path = copy_run(runs.PARETO, runs.GENERATIONS, "front", "checkpoint.json", runs.GRAMMAR)
     (path / runs.CONFIG).write_text((path / runs.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf"))
     report = write_report(path)
     notes = " ".join(report.snapshot.notes)
@@ -77,6 +77,13 @@ def test_partial_run_names_what_is_missing(copy_run) -> None:  # type: ignore[no
     page = (path / "report.html").read_text()
     assert "Partial report" in page and "pareto.csv is missing" in page and len(IMG.findall(page)) == 2
     assert not report.snapshot.front_final and report.snapshot.front  # the archive's non-dominated networks
+
+
+def test_grammar_copy_survives_the_original(copy_run) -> None:  # type: ignore[no-untyped-def]
+    path = copy_run()
+    (path / runs.CONFIG).write_text((path / runs.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf"))
+    report = write_report(path)
+    assert report.snapshot.grammar_text == Path("grammars/cnn_small.bnf").read_text()
 
 
 def test_only_a_config_still_reports(copy_run) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from ge_nas import runs
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.errors import ConfigError
 from ge_nas.runs import (
-    CHECKPOINT, CONFIG, PARETO, PARETO_COLUMNS, append_line, create_run_dir, jsonable, read_pareto,
+    CHECKPOINT, CONFIG, GRAMMAR, PARETO, PARETO_COLUMNS, append_line, create_run_dir, jsonable, read_pareto,
     write_atomic, write_checkpoint, write_pareto,
 )
 
@@ -43,7 +43,8 @@ def test_write_atomic_failure_keeps_old_file(tmp_path: Path, monkeypatch: pytest
 def test_create_run_dir_writes_loadable_config(tmp_path: Path) -> None:
     out = tmp_path / "runs" / "a" / "b"
     assert create_run_dir(out, CONFIG_VALUE) == out
-    assert sorted(p.name for p in out.iterdir()) == [CONFIG]
+    assert sorted(p.name for p in out.iterdir()) == [CONFIG, GRAMMAR]
+    assert (out / GRAMMAR).read_text() == Path("grammars/cnn_small.bnf").read_text()
     assert make_config(load_toml(out / CONFIG), {}) == CONFIG_VALUE
 
 
