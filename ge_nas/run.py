@@ -17,7 +17,8 @@ from ge_nas import runs
 from ge_nas.archive import Archive, Record
 from ge_nas.config import OBJECTIVES, RunConfig, default_out, load_toml, make_config
 from ge_nas.data import DATASET_NAMES
-from ge_nas.evaluate import EvalTask, Executor, load_splits, make_executor
+from ge_nas.evaluate import EvalTask, derive_seed, load_splits
+from ge_nas.executors import Executor, make_executor
 from ge_nas.grammar import Grammar, load_grammar
 from ge_nas.report import front_table, generation_line
 from ge_nas.search import Evaluation, Evaluator, SearchState, fidelity_key, pareto_front, run_search
@@ -170,8 +171,6 @@ def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, arch
 
 
 def _final_task(e: Evaluation, config: RunConfig, save_dir: Path, threads: int) -> EvalTask:
-    from ge_nas.evaluate import derive_seed
-
     return EvalTask(
         e.phenotype or "", derive_seed(config.seed, e.phenotype_hash or ""), dataset=config.dataset, data_dir=config.data_dir,
         val_fraction=config.val_fraction, split_seed=config.split_seed, train_subset=None, epochs=config.final_epochs,

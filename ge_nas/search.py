@@ -25,7 +25,8 @@ from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.errors import ArchError
-from ge_nas.evaluate import EvalTask, Executor, derive_seed
+from ge_nas.evaluate import EvalTask, derive_seed
+from ge_nas.executors import Executor
 from ge_nas.grammar import Grammar
 from ge_nas.initialise import pi_grow_population, random_population, sensible_population
 from ge_nas.mapper import Derivation, map_genome

@@ -8,7 +8,7 @@ import pytest
 
 from ge_nas import metrics as st
 from ge_nas.arch import parse_arch
-from ge_nas.evaluate import EvalTask, ProcessExecutor, SerialExecutor, derive_seed, evaluate, make_executor
+from ge_nas.evaluate import EvalTask, derive_seed, evaluate
 
 SMALL = "conv(8,3) relu pool(max,2) | opt=adam lr=0.005 batch=64"
 
@@ -72,23 +72,3 @@ def test_seed_depends_on_run_seed_and_phenotype_only() -> None:
     assert derive_seed(1, h) == derive_seed(1, h)
     assert derive_seed(1, h) != derive_seed(2, h)
     assert 0 <= derive_seed(1, h) < 2**31
-
-
-@pytest.mark.parametrize("make", [lambda: SerialExecutor(threads=1), lambda: ProcessExecutor(2, threads=1)], ids=["serial", "processes"])
-def test_executors_agree(make) -> None:
-    tasks = [task(), task("sepconv(8,3) relu | opt=adam lr=0.005 batch=64"), task("dense(16) conv(8,3)")]
-    executor = make()
-    try:
-        results = dict(executor.run(tasks))
-    finally:
-        executor.close()
-    assert sorted(results) == [0, 1, 2]
-    for i, t in enumerate(tasks):
-        assert scores(results[i].metrics) == scores(evaluate(t).metrics)
-
-
-def test_make_executor() -> None:
-    assert isinstance(make_executor("auto", 1), SerialExecutor)
-    ex = make_executor("auto", 2, cores=2)
-    assert isinstance(ex, ProcessExecutor) and ex.threads == 1
-    assert isinstance(make_executor("serial", 4), SerialExecutor)
