@@ -61,13 +61,16 @@ class Symbol:
 Alternative = tuple[Symbol, ...]
 
 
-class ItemTable(dict[int, tuple[tuple[Code, tuple[Code, ...]], ...]]):
+Production = tuple[Code, tuple[Code, ...]]
+
+
+class ItemTable(dict[int, tuple[int, tuple[Production, ...]]]):
     """Productions keyed by (depth, rule) items, built on first use; the mapper's hot table.
 
-    An item is ``depth * n_rules + rule`` (the root is depth 0). Its value holds
-    each alternative as ``(first, rest)``: the first symbol, and the others
-    reversed for a stack, with nonterminals as items one level deeper and
-    terminals as text.
+    An item is ``depth * n_rules + rule`` (the root is depth 0). Its value is
+    the number of alternatives and each alternative as ``(first, rest)``: the
+    first symbol, and the others reversed for a stack, with nonterminals as
+    items one level deeper and terminals as text.
     """
 
     def __init__(self, alternatives: tuple[tuple[tuple[Code, ...], ...], ...]) -> None:
@@ -75,10 +78,11 @@ class ItemTable(dict[int, tuple[tuple[Code, tuple[Code, ...]], ...]]):
         self.alternatives = alternatives
         self.n_rules = len(alternatives)
 
-    def __missing__(self, item: int) -> tuple[tuple[Code, tuple[Code, ...]], ...]:
+    def __missing__(self, item: int) -> tuple[int, tuple[Production, ...]]:
         depth, rule = divmod(item, self.n_rules)
         offset = (depth + 1) * self.n_rules
-        entry = tuple(_production(alt, offset) for alt in self.alternatives[rule])
+        alternatives = self.alternatives[rule]
+        entry = len(alternatives), tuple(_production(alt, offset) for alt in alternatives)
         self[item] = entry
         return entry
 
@@ -86,7 +90,7 @@ class ItemTable(dict[int, tuple[tuple[Code, tuple[Code, ...]], ...]]):
         return ItemTable, (self.alternatives,)  # the cache is rebuilt, not shipped
 
 
-def _production(alt: tuple[Code, ...], offset: int) -> tuple[Code, tuple[Code, ...]]:
+def _production(alt: tuple[Code, ...], offset: int) -> Production:
     coded = [s + offset if isinstance(s, int) else s for s in alt]
     return coded[0], tuple(reversed(coded[1:]))
 

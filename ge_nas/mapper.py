@@ -81,23 +81,22 @@ def map_genome(grammar: Grammar, genome: Sequence[int], *, max_wraps: int = 0, m
     # only when a derivation reaches a new deepest item.
     stack: list[Any] = [None]  # None marks the bottom
     out: list[str] = []
-    push, pop, emit = stack.extend, stack.pop, out.append
     item: Any = 0  # the root: rule 0 at depth 0
     top = -1
     it: Any = iter(codons)  # a list iterator: __length_hint__ is what is left
     for codon in it:
-        alternatives = items[item]
+        k, alternatives = items[item]
         if item > top:
             if item >= limit:
                 used = len(codons) - it.__length_hint__() - 1
                 return _invalid(items, used, n, item, used + len(out) + len(stack), max_depth)
             top = item
-        item, rest = alternatives[codon % len(alternatives)]
+        item, rest = alternatives[codon % k]
         if rest:
-            push(rest)
+            stack.extend(rest)
         while type(item) is str:
-            emit(item)
-            item = pop()
+            out.append(item)
+            item = stack.pop()
         if item is None:
             used = len(codons) - it.__length_hint__()
             wraps = 0 if used <= n else (used - 1) // n
@@ -123,8 +122,7 @@ def _map_general(items: ItemTable, codons: Sequence[int], n: int, limit: int, ma
     item: Any = 0
     top, used, expanded = -1, 0, 0
     while True:
-        alternatives = items[item]
-        k = len(alternatives)
+        k, alternatives = items[item]
         if k > 1 and used >= len(codons):
             return _invalid(items, used, n, top, expanded + len(out) + len(stack), None)
         if item > top:
