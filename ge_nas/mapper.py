@@ -72,7 +72,10 @@ def map_genome(grammar: Grammar, genome: Sequence[int], *, max_wraps: int = 0, m
     """
     items = grammar.codes.items
     n = len(genome)
-    codons = genome if max_wraps <= 0 or n == 0 else list(genome) * (max_wraps + 1)
+    if max_wraps > 0 and n:
+        codons: Sequence[int] = list(genome) * (max_wraps + 1)
+    else:  # the loop needs an iterator with __length_hint__, as lists and tuples have
+        codons = genome if type(genome) is list or type(genome) is tuple else list(genome)
     limit = _NO_LIMIT if max_depth is None else (max_depth - 1) * items.n_rules
     if not consume_single:
         return _map_general(items, codons, n, limit, max_depth)

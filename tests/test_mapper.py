@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import pickle
 from pathlib import Path
@@ -93,6 +94,13 @@ def test_node_count_includes_terminals() -> None:
 def test_one_alternative_with_many_codons() -> None:
     grammar = parse_grammar("<a> ::= GE_RANGE:1000")
     assert map_genome(grammar, [123456]).phenotype == "456"
+
+
+def test_any_sequence_of_ints_is_a_genome() -> None:
+    expected = map_genome(EXPR, [0, 2, 1, 5, 5, 4])
+    for genome in ((0, 2, 1, 5, 5, 4), array.array("q", [0, 2, 1, 5, 5, 4]), range(0, 6)):
+        assert map_genome(EXPR, genome).valid == (genome != range(0, 6))
+    assert map_genome(EXPR, array.array("q", [0, 2, 1, 5, 5, 4]), max_wraps=2) == expected
 
 
 def test_derivation_is_a_frozen_picklable_dataclass() -> None:
