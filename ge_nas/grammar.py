@@ -19,6 +19,11 @@ maps genomes to exactly PonyGE2's phenotypes:
   other text (non-ASCII included) is left alone. ``GE_RANGE:n`` as a whole
   alternative stands for the alternatives ``0 | 1 | ... | n-1``.
 
+Where PonyGE2's regular expressions crash or misread text (a backslash before a
+closing quote, ``<a> ::=`` inside quotes), quotes and escapes win here; text
+PonyGE2 would silently drop (an unclosed quote, text before the first rule,
+``GE_RANGE:3 x``) is an error.
+
 Loading parses with lark (bnf.lark), then lints in linear time: undefined and
 duplicate rules, rules that can never finish, unreachable rules.
 
