@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from ge_nas.errors import GeNasError
 from ge_nas.inspect_cli import add_inspect_commands
-from ge_nas.run import add_run_command
+from ge_nas.run import add_resume_command, add_run_command
 
 log = logging.getLogger("ge_nas")
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_noise_flags(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_run_command(commands)
+    add_resume_command(commands)
     add_inspect_commands(commands)
     try:
         from ge_nas.grammar_cli import add_grammar_commands

@@ -21,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 OBJECTIVES = ("val_accuracy", "params", "flops")
-EXECUTORS = ("auto", "serial", "processes")
+EXECUTORS = ("auto", "serial", "processes", "dask")
 INITIALISERS = ("sensible", "random", "pi_grow")
 
 
@@ -48,6 +48,8 @@ class RunConfig:
     finalists: int = 3
     workers: int = 0  # 0: one per core
     executor: str = "auto"
+    scheduler: str | None = None  # Dask scheduler address, tcp://HOST:PORT; none: a local cluster
+    archive: str | None = None  # shared archive file; default: archive.sqlite in the run directory
     init: str = "sensible"
     init_max_depth: int | None = None  # default: the start rule's minimum depth + 6
     max_depth: int = 40

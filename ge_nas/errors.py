@@ -60,7 +60,7 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 def caret_context(text: str, line: int, column: int) -> str:
     """Return the 1-based line of text and a caret under the 1-based column."""
-    lines = text.splitlines()
+    lines = text.split("\n")  # lark counts lines at \n only
     if not 1 <= line <= len(lines):
         return ""
     src = lines[line - 1].expandtabs(1)

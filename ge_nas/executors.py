@@ -1,23 +1,37 @@
-"""Executors: where evaluation tasks run (this process, local worker processes).
+"""Executors: where evaluation tasks run (this process, local worker processes, a Dask cluster).
 
 An executor takes plain-data tasks and yields (task index, Outcome) as each
-completes; the caller records results in completion order. Every backend sets
+completes; the caller records each result as it arrives. Every backend sets
 torch's thread count per worker so workers never oversubscribe the cores.
+
+A worker that dies mid-evaluation (killed, out of memory) costs the task one
+retry; a second death makes it `failed`, and the run goes on. Training stops
+itself at `--eval-timeout` (status `timeout`); a local worker that does not
+come back within twice that plus a grace period is killed.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from typing import Protocol
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
 
 import torch
 
+from ge_nas.errors import ConfigError
 from ge_nas.evaluate import EvalTask, Outcome, evaluate
-from ge_nas.metrics import FAILED, Metrics
+from ge_nas.metrics import FAILED, TIMEOUT, Metrics
+
+log = logging.getLogger(__name__)
+
+RETRIES = 1  # a task whose worker dies is tried once more, then it fails
+GRACE_S = 60.0  # beyond 2 x --eval-timeout, a silent worker is killed
 
 
 class Executor(Protocol):
@@ -29,6 +43,11 @@ class Executor(Protocol):
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]: ...
 
     def close(self) -> None: ...
+
+
+def _failure(status: str, error: str) -> Outcome:
+    now = time.time()
+    return Outcome(Metrics(status, error=error), "", now, now)
 
 
 class SerialExecutor:
@@ -46,48 +65,162 @@ class SerialExecutor:
         pass
 
 
-def _init_worker(threads: int) -> None:
+def _worker_main(conn: Connection, threads: int) -> None:
+    """Evaluate (index, task) messages until None arrives; the body of a worker process."""
     torch.set_num_threads(threads)
+    while (message := conn.recv()) is not None:
+        index, task = message
+        conn.send((index, evaluate(task)))
+
+
+@dataclass
+class _Worker:
+    process: Any  # multiprocessing.Process from the spawn context
+    conn: Connection
+    job: tuple[int, EvalTask, float] | None = None  # (index, task, start time) while busy
 
 
 class ProcessExecutor:
-    """Evaluate tasks in a pool of worker processes, one torch thread group each."""
+    """Evaluate tasks in N worker processes, each with its share of torch threads."""
 
-    def __init__(self, workers: int, threads: int) -> None:
+    def __init__(self, workers: int, threads: int, *, grace_s: float = GRACE_S) -> None:
         self.workers = workers
         self.threads = threads
-        self._pool: ProcessPoolExecutor | None = None
+        self.grace_s = grace_s
+        # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
+        self._context = multiprocessing.get_context("spawn")
+        self._pool: list[_Worker] = []
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,))
-        return self._pool
+    def _start(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_worker_main, args=(child, self.threads), daemon=True)
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def worker_pids(self) -> list[int]:
+        """Return the process ids of the live workers."""
+        return [w.process.pid for w in self._pool]
+
+    def start(self) -> None:
+        """Start the worker processes now rather than at the first task."""
+        while len(self._pool) < self.workers:
+            self._pool.append(self._start())
 
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
-        pool = self._ensure_pool()
-        futures: dict[Future[Outcome], int] = {pool.submit(evaluate, task): i for i, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            yield futures[future], self._result(future)
+        self.start()
+        queue = collections.deque(enumerate(tasks))
+        deaths: collections.Counter[int] = collections.Counter()
+        while queue or any(w.job for w in self._pool):
+            for worker in self._pool:
+                if worker.job is None and queue:
+                    index, task = queue.popleft()
+                    worker.conn.send((index, task))
+                    worker.job = (index, task, time.monotonic())
+            wait([w.conn for w in self._pool if w.job] + [w.process.sentinel for w in self._pool if w.job], timeout=1.0)
+            for slot, worker in enumerate(self._pool):
+                yield from self._check(slot, worker, queue, deaths)
 
-    def _result(self, future: Future[Outcome]) -> Outcome:
-        try:
-            return future.result()
-        except Exception as exc:  # the worker died (killed, out of memory): this task fails, the run goes on
-            self.close()
-            now = time.time()
-            return Outcome(Metrics(FAILED, error=f"worker crashed: {type(exc).__name__}: {exc}"), "", now, now)
+    def _check(self, slot: int, worker: _Worker, queue: collections.deque[tuple[int, EvalTask]], deaths: collections.Counter[int]) -> Iterator[tuple[int, Outcome]]:
+        if worker.job is None:
+            return
+        index, task, started = worker.job
+        if worker.conn.poll():
+            try:
+                done, outcome = worker.conn.recv()
+            except (EOFError, OSError):
+                pass  # the worker died while sending; handled as a death below
+            else:
+                worker.job = None
+                yield done, outcome
+                return
+        if not worker.process.is_alive():
+            yield from self._replace_dead(slot, worker, queue, deaths)
+        elif task.timeout_s is not None and time.monotonic() - started > 2 * task.timeout_s + self.grace_s:
+            self._kill(slot)
+            yield index, _failure(TIMEOUT, f"worker killed: no result {2 * task.timeout_s + self.grace_s:g} s after start")
+
+    def _replace_dead(self, slot: int, worker: _Worker, queue: collections.deque[tuple[int, EvalTask]], deaths: collections.Counter[int]) -> Iterator[tuple[int, Outcome]]:
+        index, task, _ = worker.job or (0, None, 0.0)
+        code = worker.process.exitcode
+        self._kill(slot)
+        deaths[index] += 1
+        if deaths[index] <= RETRIES:
+            log.warning("worker died (exit code %s) evaluating task %d; retrying it", code, index)
+            queue.appendleft((index, task))  # type: ignore[arg-type]
+        else:
+            yield index, _failure(FAILED, f"worker died twice (exit code {code})")
+
+    def _kill(self, slot: int) -> None:
+        old = self._pool[slot]
+        if old.process.is_alive():
+            old.process.kill()
+        old.process.join(5)
+        old.conn.close()
+        self._pool[slot] = self._start()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for worker in self._pool:
+            if worker.job is None and worker.process.is_alive():
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+            else:
+                worker.process.kill()
+        for worker in self._pool:
+            worker.process.join(10)
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.conn.close()
+        self._pool = []
 
 
-def make_executor(kind: str, workers: int, cores: int | None = None) -> Executor:
-    """Return the executor for kind ('auto', 'serial', 'processes')."""
+class DaskExecutor:
+    """Evaluate tasks on a Dask distributed cluster: an existing scheduler, or a local one."""
+
+    def __init__(self, workers: int, threads: int, *, scheduler: str | None = None) -> None:
+        try:
+            import dask
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError("--executor dask needs dask.distributed: pip install 'ge_nas[dask]'") from None
+        self.threads = threads
+        self._cluster = None
+        dask.config.set({"distributed.scheduler.allowed-failures": RETRIES})
+        if scheduler:
+            try:
+                self._client = Client(scheduler, timeout=30)
+            except OSError as exc:
+                raise ConfigError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
+        else:
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+            self._client = Client(self._cluster)
+        self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or workers)
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+        from distributed import as_completed
+
+        futures = {self._client.submit(evaluate, task, pure=False, retries=RETRIES): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except Exception as exc:  # KilledWorker and the like: this task fails, the run goes on
+                outcome = _failure(FAILED, f"dask worker failed: {type(exc).__name__}: {exc}")
+            yield futures[future], outcome
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(kind: str, workers: int, *, scheduler: str | None = None, cores: int | None = None) -> Executor:
+    """Return the executor for kind ('auto', 'serial', 'processes', 'dask')."""
     cores = cores or os.cpu_count() or 1
+    threads = max(1, cores // max(1, workers))
+    if kind == "dask":
+        return DaskExecutor(workers, 1 if scheduler else threads, scheduler=scheduler)
     if kind == "serial" or (kind == "auto" and workers <= 1):
         return SerialExecutor(threads=cores)
-    return ProcessExecutor(workers, threads=max(1, cores // workers))
+    return ProcessExecutor(workers, threads=threads)

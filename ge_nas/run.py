@@ -11,17 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ge_nas import runs
 from ge_nas.archive import Archive, Record
-from ge_nas.config import OBJECTIVES, RunConfig, default_out, load_toml, make_config
+from ge_nas.config import EXECUTORS, OBJECTIVES, RunConfig, default_out, load_toml, make_config
+from ge_nas.errors import ConfigError
 from ge_nas.data import DATASET_NAMES
 from ge_nas.evaluate import EvalTask, derive_seed, load_splits
 from ge_nas.executors import Executor, make_executor
 from ge_nas.grammar import Grammar, load_grammar
 from ge_nas.report import front_table, generation_line
-from ge_nas.search import Evaluation, Evaluator, SearchState, fidelity_key, pareto_front, run_search
+from ge_nas.search import Evaluation, Evaluator, SearchState, checkpoint_of, fidelity_key, pareto_front, run_search
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--final-epochs", "final_epochs", int, "epochs for retraining the finalists on train+validation (default 15)"),
     ("--finalists", "finalists", int, "front members retrained at the end, best first (default 3; 0: none)"),
     ("--workers", "workers", int, "worker processes (default: one per core)"),
-    ("--executor", "executor", str, "serial or processes (default auto: processes when workers > 1)"),
+    ("--executor", "executor", str, f"{', '.join(EXECUTORS)} (default auto: processes when workers > 1)"),
+    ("--scheduler", "scheduler", str, "Dask scheduler address tcp://HOST:PORT for --executor dask (default: a local cluster)"),
+    ("--archive", "archive", str, "archive file shared with other runs: no phenotype is trained twice across them"),
     ("--init", "init", str, "initialiser: sensible (ramped half-and-half), random or pi_grow (default sensible)"),
     ("--max-depth", "max_depth", int, "maximum derivation-tree depth; deeper is invalid (default 40)"),
     ("--max-wraps", "max_wraps", int, "times the mapper may wrap around the genome (default 0)"),
@@ -85,17 +89,57 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     """Run a search and print its front."""
     config = config_from_args(args)
     grammar = load_grammar(config.grammar)
-    for warning in grammar.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset)
+    _check_data(config)
     out = Path(config.out) if config.out else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    runs.create_run_dir(out, config)
-    if not args.quiet:
+    with runs.run_lock(runs.make_dir(out)):
+        runs.create_run_dir(out, config)
+        return _execute(config, grammar, out, None, console, quiet=args.quiet)
+
+
+def add_resume_command(commands: Any) -> None:
+    """Add `resume` to the sub-parsers."""
+    p: argparse.ArgumentParser = commands.add_parser("resume", help="continue a stopped or killed run where it left off")
+    p.add_argument("run_dir", help="the run directory (holds config.toml)")
+    p.add_argument("--generations", type=int, help="run to this many generations (extend a finished run)")
+    p.add_argument("--workers", type=int, help="worker processes (results may differ in the last digits with other thread counts)")
+    p.add_argument("--executor", help="serial, processes or dask")
+    p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
+    p.set_defaults(func=command_resume)
+
+
+def command_resume(args: argparse.Namespace, console: Console) -> int:
+    """Continue a run from its last checkpoint; finished evaluations come from the archive."""
+    out = Path(args.run_dir)
+    if not (out / runs.CONFIG).is_file():
+        raise ConfigError(f"{out}: not a run directory (no {runs.CONFIG}); give a directory written by `ge_nas run`")
+    with runs.run_lock(out):
+        overrides = {k: getattr(args, k) for k in ("generations", "workers", "executor", "scheduler")}
+        config = make_config(load_toml(out / runs.CONFIG), overrides)
+        runs.write_atomic(out / runs.CONFIG, config.to_toml())
+        grammar = load_grammar(out / runs.GRAMMAR if (out / runs.GRAMMAR).exists() else config.grammar)
+        _check_data(config)
+        checkpoint = runs.read_checkpoint(out)
+        runs.trim_generations(out, checkpoint.generation if checkpoint else -1)
+        if not args.quiet:
+            done = f"generation {checkpoint.generation}" if checkpoint else "the start"
+            console.print(f"resuming {out} from {done} of {config.generations}")
+        return _execute(config, grammar, out, checkpoint, console, quiet=args.quiet)
+
+
+def _check_data(config: RunConfig) -> None:
+    """Load the data once here, so a missing data set stops the run before anything is written."""
+    load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset)
+
+
+def _execute(config: RunConfig, grammar: Grammar, out: Path, checkpoint: runs.Checkpoint | None, console: Console, *, quiet: bool) -> int:
+    for warning in grammar.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if not quiet:
         console.print(f"run directory: {out}")
-    with Archive(out / runs.ARCHIVE) as archive:
-        executor = make_executor(config.executor, config.resolved_workers())
+    with Archive(Path(config.archive) if config.archive else out / runs.ARCHIVE) as archive:
+        executor = make_executor(config.executor, config.resolved_workers(), scheduler=config.scheduler)
         try:
-            rows = _search_and_finalise(grammar, config, out, archive, executor, console, quiet=args.quiet)
+            rows = _search_and_finalise(grammar, config, out, archive, executor, console, checkpoint, quiet=quiet)
         finally:
             executor.close()
     console.print(front_table(rows, title=f"Pareto front ({len(rows)} networks; * test accuracy at search fidelity)"))
@@ -104,10 +148,11 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _search_and_finalise(
-    grammar: Grammar, config: RunConfig, out: Path, archive: Archive, executor: Executor, console: Console, *, quiet: bool
+    grammar: Grammar, config: RunConfig, out: Path, archive: Archive, executor: Executor, console: Console,
+    checkpoint: runs.Checkpoint | None, *, quiet: bool,
 ) -> list[dict[str, Any]]:
     with _progress(console, disable=quiet) as progress:
-        gens = progress.add_task("generations", total=config.generations + 1)
+        gens = progress.add_task("generations", total=config.generations + 1, completed=checkpoint.generation + 1 if checkpoint else 0)
         evals = progress.add_task("evaluations", total=0)
 
         def on_start(n: int) -> None:
@@ -123,7 +168,7 @@ def _search_and_finalise(
                 progress.console.print(generation_line(state.stats, config.generations), highlight=False)
 
         evaluator = Evaluator(grammar, config, archive, executor, on_result=on_result, on_start=on_start)
-        population = run_search(grammar, config, evaluator, on_generation=on_generation)
+        population = run_search(grammar, config, evaluator, resume=checkpoint, on_generation=on_generation)
         front = pareto_front(population)
         progress.update(evals, description="finalists")
         on_start(min(config.finalists, len(front)))
@@ -145,25 +190,26 @@ def _progress(console: Console, *, disable: bool) -> Progress:
 
 
 def _save_generation(out: Path, state: SearchState) -> None:
+    # The line first, then the checkpoint: a kill between the two leaves a line that resume trims.
     runs.append_line(out / runs.GENERATIONS, runs.jsonable(state.stats))
-    runs.write_checkpoint(
-        out,
-        {
-            "generation": state.generation,
-            "population": [list(ind) for ind in state.population],
-            "rng_state": runs.jsonable(state.rng_state),
-            "stats": runs.jsonable(state.stats),
-        },
-    )
+    runs.write_checkpoint(out, checkpoint_of(state))
 
 
 def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, archive: Archive, executor: Executor, tick: Any) -> dict[str | None, Any]:
     finalists = front[: config.finalists]
     fidelity = fidelity_key(config, epochs=config.final_epochs, final=True)
-    tasks = [_final_task(e, config, out / "front" / str(rank), executor.threads) for rank, e in enumerate(finalists, start=1)]
     results = {}
+    todo = []
+    for rank, e in enumerate(finalists, start=1):
+        done = archive.lookup(e.phenotype_hash or "", fidelity)
+        if done is not None and (out / "front" / str(rank) / "model.pt").exists():
+            results[e.phenotype_hash] = done  # trained before the run was stopped
+            tick()
+        else:
+            todo.append((rank, e))
+    tasks = [_final_task(e, config, out / "front" / str(rank), executor.threads) for rank, e in todo]
     for index, outcome in executor.run(tasks):
-        e = finalists[index]
+        e = todo[index][1]
         archive.record(Record(e.phenotype_hash or "", fidelity, e.phenotype or "", e.genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended))
         results[e.phenotype_hash] = outcome.metrics
         tick()

@@ -6,14 +6,22 @@ killed at any moment leaves either the old or the new version, never half of one
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
+import fcntl
 import io
 import json
+import math
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from ge_nas.config import RunConfig
 from ge_nas.errors import ConfigError
@@ -23,6 +31,7 @@ ARCHIVE = "archive.sqlite"
 CHECKPOINT = "checkpoint.json"
 GENERATIONS = "generations.jsonl"
 PARETO = "pareto.csv"
+LOCK = "run.lock"
 GRAMMAR = "grammar.bnf"  # a copy of the run's grammar, so the run stays readable when the original changes
 PARETO_COLUMNS = (
     "rank", "val_accuracy", "test_accuracy", "test_fidelity", "params", "flops", "train_seconds",
@@ -40,14 +49,20 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def create_run_dir(path: Path, config: RunConfig) -> Path:
-    """Create the run directory, write config.toml and copy the grammar; refuse one that holds a run."""
-    if (path / CONFIG).exists():
-        raise ConfigError(f"{path}: already holds a run (config.toml exists); choose another --out or delete it")
+def make_dir(path: Path) -> Path:
+    """Create a directory (and parents), or raise ConfigError saying why not."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create the run directory: {exc.strerror}") from None
+    return path
+
+
+def create_run_dir(path: Path, config: RunConfig) -> Path:
+    """Create the run directory, write config.toml and copy the grammar; refuse one that holds a run."""
+    if (path / CONFIG).exists():
+        raise ConfigError(f"{path}: already holds a run (config.toml exists); resume it with `ge_nas resume {path}`, or choose another --out")
+    make_dir(path)
     write_atomic(path / GRAMMAR, Path(config.grammar).read_text(encoding="utf-8"))
     write_atomic(path / CONFIG, config.to_toml())
     return path
@@ -61,9 +76,91 @@ def append_line(path: Path, record: Mapping[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def write_checkpoint(path: Path, record: Mapping[str, Any]) -> None:
-    """Write checkpoint.json: plain JSON, never a pickle (a run dir may come from someone else)."""
-    write_atomic(path / CHECKPOINT, json.dumps(record))
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold the run directory's lock; refuse if a live process holds it.
+
+    The lock is an flock on run.lock, so the operating system releases it when
+    its owner dies, even by SIGKILL: a lock left by a dead process is taken over.
+    """
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise ConfigError(f"{path}: in use by {owner} (it holds {LOCK}); wait for it to finish or stop it, then resume") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The search state after a finished generation, as plain data."""
+
+    generation: int
+    genomes: list[list[int]]
+    crowding: list[float]  # NSGA-II crowding distances, which parent selection reads
+    rng_state: Any  # Python's random.Random state of the search
+
+
+def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Write checkpoint.json atomically: plain JSON, never a pickle (a run dir may come from someone else)."""
+    version, internal, gauss = checkpoint.rng_state
+    numpy_state = np.random.get_state()
+    record = {
+        "generation": checkpoint.generation,
+        # Boundary points have infinite crowding distance; strict JSON has no infinity, so null stands for it.
+        "population": [{"genome": g, "crowding": c if math.isfinite(c) else None} for g, c in zip(checkpoint.genomes, checkpoint.crowding)],
+        "rng": {
+            "python": [version, list(internal), gauss],
+            "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+            "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+        },
+    }
+    write_atomic(path / CHECKPOINT, json.dumps(record, allow_nan=False))
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """Read checkpoint.json and restore numpy's and torch's global RNG states; None if absent."""
+    if not (path / CHECKPOINT).exists():
+        return None
+    try:
+        doc = json.loads((path / CHECKPOINT).read_text(encoding="utf-8"))
+        rng = doc["rng"]
+        version, internal, gauss = rng["python"]
+        name, keys, *rest = rng["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+        torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(rng["torch"])), dtype=torch.uint8))
+        population = doc["population"]
+        return Checkpoint(
+            int(doc["generation"]),
+            [[int(c) for c in ind["genome"]] for ind in population],
+            [math.inf if ind["crowding"] is None else float(ind["crowding"]) for ind in population],
+            (version, tuple(internal), gauss),
+        )
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ConfigError(f"{path / CHECKPOINT}: unreadable checkpoint: {exc}") from None
+
+
+def trim_generations(path: Path, last: int) -> None:
+    """Keep only generations.jsonl lines up to generation `last` (a resumed run rewrites the rest)."""
+    file = path / GENERATIONS
+    if not file.exists():
+        return
+    kept = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["generation"] <= last:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            break  # a line cut short by a kill: nothing after it is complete
+    write_atomic(file, "".join(kept))
 
 
 def write_pareto(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:

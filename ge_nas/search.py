@@ -33,6 +33,7 @@ from ge_nas.mapper import Derivation, map_genome
 from ge_nas.metrics import INVALID, Metrics
 from ge_nas.operators import int_flip_mutation, one_point_crossover
 from ge_nas.pareto import hypervolume_2d, size_point
+from ge_nas.runs import Checkpoint
 
 WORST_LOG10 = 12.0  # the size given to networks that did not train: worse than any real one
 
@@ -309,6 +310,22 @@ def pareto_front(population: Sequence[Individual]) -> list[Evaluation]:
     return sorted(seen.values(), key=lambda e: (-e.metrics.val_accuracy, e.metrics.params or 0))
 
 
+def restore_population(checkpoint: Checkpoint, evaluator: Evaluator, config: RunConfig, rng: random.Random) -> list[Individual]:
+    """Rebuild a checkpointed population (every phenotype comes from the archive) and the RNG."""
+    rng.setstate(checkpoint.rng_state)
+    population = make_individuals(evaluator.evaluate(checkpoint.genomes), config.objectives)
+    for individual, crowding in zip(population, checkpoint.crowding):
+        individual.fitness.crowding_dist = crowding
+    return population
+
+
+def checkpoint_of(state: SearchState) -> Checkpoint:
+    """Return the plain-data checkpoint of a generation's state."""
+    genomes = [list(ind) for ind in state.population]
+    crowding = [float(getattr(ind.fitness, "crowding_dist", 0.0)) for ind in state.population]
+    return Checkpoint(state.generation, genomes, crowding, state.rng_state)
+
+
 @dataclass(frozen=True)
 class SearchState:
     """What a generation leaves behind: enough to checkpoint and to resume."""
@@ -324,16 +341,20 @@ def run_search(
     config: RunConfig,
     evaluator: Evaluator,
     *,
+    resume: Checkpoint | None = None,
     on_generation: Callable[[SearchState], None] = lambda s: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Individual]:
-    """Evolve for config.generations generations; return the final population."""
+    """Evolve until config.generations, from scratch or from a checkpoint; return the final population."""
     rng = random.Random(config.seed)
-    start = clock()
-    evaluations = evaluator.evaluate(initial_genomes(grammar, config, rng))
-    population = survivors(make_individuals(evaluations, config.objectives), [], config)
-    on_generation(SearchState(0, population, rng.getstate(), generation_stats(0, population, evaluations, clock() - start)))
-    for generation in range(1, config.generations + 1):
+    if resume is None:
+        start = clock()
+        evaluations = evaluator.evaluate(initial_genomes(grammar, config, rng))
+        population = survivors(make_individuals(evaluations, config.objectives), [], config)
+        on_generation(SearchState(0, population, rng.getstate(), generation_stats(0, population, evaluations, clock() - start)))
+    else:
+        population = restore_population(resume, evaluator, config, rng)
+    for generation in range((resume.generation if resume else 0) + 1, config.generations + 1):
         start = clock()
         children = vary(select_parents(population, config.population, config, rng), grammar, config, rng)
         evaluations = evaluator.evaluate(children)

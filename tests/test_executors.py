@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import pytest
 
 from ge_nas.evaluate import evaluate
@@ -27,3 +32,57 @@ def test_make_executor() -> None:
     ex = make_executor("auto", 2, cores=2)
     assert isinstance(ex, ProcessExecutor) and ex.threads == 1
     assert isinstance(make_executor("serial", 4), SerialExecutor)
+
+
+def kill_workers(executor: ProcessExecutor, count: int, delay_s: float) -> threading.Thread:
+    """Kill the first `count` worker processes that appear, each `delay_s` after it is seen."""
+
+    def killer() -> None:
+        killed: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(killed) < count and time.monotonic() < deadline:
+            for pid in executor.worker_pids():
+                if pid not in killed:
+                    time.sleep(delay_s)
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(("kills", "status"), [(1, "ok"), (2, "failed")])
+def test_worker_killed_mid_evaluation_costs_one_retry(kills: int, status: str) -> None:
+    executor = ProcessExecutor(1, threads=1)
+    executor.start()
+    first_pid = executor.worker_pids()[0]
+    try:
+        killer = kill_workers(executor, kills, delay_s=1.0)
+        results = dict(executor.run([task(epochs=2)]))
+        killer.join(5)
+    finally:
+        executor.close()
+    outcome = results[0]
+    assert outcome.metrics.status == status
+    if status == "ok":
+        assert str(first_pid) not in outcome.worker
+    else:
+        assert "died twice" in outcome.metrics.error
+
+
+@pytest.mark.distributed
+def test_dask_local_cluster_agrees_with_serial() -> None:
+    pytest.importorskip("distributed")
+    from ge_nas.executors import DaskExecutor
+
+    tasks = [task(), task("sepconv(8,3) relu | opt=adam lr=0.005 batch=64"), task("dense(16) conv(8,3)")]
+    executor = DaskExecutor(2, threads=1)
+    try:
+        results = dict(executor.run(tasks))
+    finally:
+        executor.close()
+    assert executor.workers == 2 and sorted(results) == [0, 1, 2]
+    for i, t in enumerate(tasks):
+        assert scores(results[i].metrics) == scores(evaluate(t).metrics)

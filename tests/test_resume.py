@@ -1,0 +1,116 @@
+"""Runs that survive: SIGKILL at any moment, resume, the same front; the run-directory lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ge_nas import runs
+from ge_nas.archive import Archive
+from ge_nas.cli import main
+
+RUN = [
+    "run", "--grammar", "grammars/cnn_small.bnf", "--population", "5", "--generations", "2", "--seed", "4",
+    "--epochs", "1", "--train-subset", "0.25", "--final-epochs", "1", "--finalists", "1", "--workers", "1",
+    "--max-params", "30000",
+]
+
+
+def front(path: Path) -> list[tuple[str, str, str]]:
+    return [(r["phenotype_hash"], r["val_accuracy"], r["test_accuracy"]) for r in runs.read_pareto(path)]
+
+
+def archive_keys(path: Path) -> list[tuple[str, str]]:
+    with Archive(path / runs.ARCHIVE, read_only=True) as archive:
+        return [(r.phenotype_hash, r.fidelity) for r in archive.records()]
+
+
+def rows(path: Path) -> int:
+    try:
+        return len(archive_keys(path))
+    except Exception:
+        return 0
+
+
+def start_and_kill(out: Path, after_rows: int) -> None:
+    """Start a run in a subprocess and SIGKILL it once its archive holds after_rows evaluations."""
+    proc = subprocess.Popen([sys.executable, "-m", "ge_nas", "-q", *RUN, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while rows(out) < after_rows and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("whole") / "run"
+    assert main(["-q", *RUN, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("after_rows", [2, 7])
+def test_killed_run_resumes_to_the_same_front(uninterrupted: Path, tmp_path: Path, after_rows: int) -> None:
+    out = tmp_path / "run"
+    start_and_kill(out, after_rows)
+    killed_with = archive_keys(out)
+    assert len(killed_with) >= after_rows and not (out / runs.PARETO).exists()
+    assert main(["-q", "resume", str(out)]) == 0
+    assert front(out) == front(uninterrupted)
+    keys = archive_keys(out)
+    assert keys[: len(killed_with)] == killed_with, "no finished evaluation is lost"
+    assert len(keys) == len(set(keys)) and sorted(keys) == sorted(archive_keys(uninterrupted)), "none is trained twice"
+    lines = [json.loads(x)["generation"] for x in (out / runs.GENERATIONS).read_text().splitlines()]
+    assert lines == [0, 1, 2]
+
+
+def test_resume_extends_a_finished_run(uninterrupted: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(uninterrupted, out)
+    before = len(archive_keys(out))
+    assert main(["-q", "resume", str(out), "--generations", "3"]) == 0
+    assert [json.loads(x)["generation"] for x in (out / runs.GENERATIONS).read_text().splitlines()] == [0, 1, 2, 3]
+    assert len(archive_keys(out)) > before
+
+
+def test_checkpoint_is_plain_json(uninterrupted: Path) -> None:
+    doc = json.loads((uninterrupted / runs.CHECKPOINT).read_text())
+    assert doc["generation"] == 2 and len(doc["population"]) == 5
+    assert set(doc["rng"]) == {"python", "numpy", "torch"}
+
+
+def hold_lock(path: Path) -> subprocess.Popen[bytes]:
+    code = f"import time; from pathlib import Path; from ge_nas import runs\nwith runs.run_lock(Path({str(path)!r})):\n    print('locked', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"locked"
+    return proc
+
+
+def test_lock_refuses_a_second_process_and_is_taken_over_after_its_death(uninterrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted, out)
+    holder = hold_lock(out)
+    try:
+        assert main(["-q", "resume", str(out)]) == 2
+        assert f"in use by process {holder.pid}" in capsys.readouterr().err
+        assert main(["-q", *RUN, "--out", str(out)]) == 2
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert main(["-q", "resume", str(out)]) == 0, "a lock left by a dead process is taken over"
+
+
+def test_resume_of_something_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["resume", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
