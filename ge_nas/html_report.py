@@ -23,7 +23,7 @@ from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.errors import ConfigError
 from ge_nas.pareto import nondominated, size_point
-from ge_nas.search import fidelity_key
+from ge_nas.evaluator import fidelity_key
 
 log = logging.getLogger(__name__)
 

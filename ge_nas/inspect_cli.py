@@ -33,7 +33,7 @@ from ge_nas.export import FORMATS, Meta, export_onnx, export_torch, finalist_dir
 from ge_nas.html_report import load_run_config, progress_text, read_generations, status_text, write_report
 from ge_nas.metrics import Metrics
 from ge_nas.report import front_table
-from ge_nas.search import fidelity_key
+from ge_nas.evaluator import fidelity_key
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import logging
 import shutil
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ from ge_nas.evaluate import EvalTask, derive_seed, load_splits
 from ge_nas.executors import Executor, make_executor
 from ge_nas.grammar import Grammar, load_grammar
 from ge_nas.report import front_table, generation_line
-from ge_nas.search import Evaluation, Evaluator, SearchState, checkpoint_of, fidelity_key, pareto_front, run_search
+from ge_nas.evaluator import Evaluation, Evaluator, fidelity_key
+from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 
 log = logging.getLogger(__name__)
 

@@ -16,21 +16,17 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from deap import base, tools
 
-from ge_nas.arch import parse_arch
-from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.errors import ArchError
-from ge_nas.evaluate import EvalTask, derive_seed
-from ge_nas.executors import Executor
+from ge_nas.evaluator import Evaluation, Evaluator
 from ge_nas.grammar import Grammar
 from ge_nas.initialise import pi_grow_population, random_population, sensible_population
-from ge_nas.mapper import Derivation, map_genome
-from ge_nas.metrics import INVALID, Metrics
+from ge_nas.mapper import map_genome
+from ge_nas.metrics import Metrics
 from ge_nas.operators import int_flip_mutation, one_point_crossover
 from ge_nas.pareto import hypervolume_2d, size_point
 from ge_nas.runs import Checkpoint
@@ -58,18 +54,6 @@ class Individual(list):  # type: ignore[type-arg]
         super().__init__(genome)
         self.fitness = Fitness(weights)
         self.evaluation: Evaluation | None = None
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One genome's mapping and the metrics of its phenotype."""
-
-    genome: tuple[int, ...]
-    derivation: Derivation
-    phenotype: str | None  # canonical text; None when the genome or phenotype is invalid
-    phenotype_hash: str | None
-    metrics: Metrics
-    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,78 +85,6 @@ def fitness_values(metrics: Metrics, objectives: Sequence[str]) -> tuple[float, 
             count = getattr(metrics, name)
             values.append(math.log10(max(count, 1)) if ok and count is not None else WORST_LOG10)
     return tuple(values)
-
-
-def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
-    """Return the archive key of a training budget; results at different keys never mix."""
-    epochs = config.epochs if epochs is None else epochs
-    return (
-        f"{config.dataset}|data_dir={config.data_dir}|val={config.val_fraction}|split_seed={config.split_seed}"
-        f"|subset={config.train_subset}|epochs={epochs}|final={final}"
-    )
-
-
-@dataclass
-class Evaluator:
-    """Map genomes, reuse archived phenotypes, and train the rest on an executor."""
-
-    grammar: Grammar
-    config: RunConfig
-    archive: Archive
-    executor: Executor
-    on_result: Callable[[Evaluation], None] = lambda e: None
-    on_start: Callable[[int], None] = lambda n: None
-    fidelity: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.fidelity = fidelity_key(self.config)
-
-    def evaluate(self, genomes: Sequence[Sequence[int]]) -> list[Evaluation]:
-        """Return one Evaluation per genome, training each new phenotype once."""
-        pending: dict[str, list[int]] = {}
-        done: dict[int, Evaluation] = {}
-        mapped = [self._map(g) for g in genomes]
-        for i, (genome, derivation, phenotype, key, error) in enumerate(mapped):
-            if key is None:
-                done[i] = Evaluation(genome, derivation, None, None, Metrics(INVALID, error=error))
-            elif (hit := self.archive.lookup(key, self.fidelity)) is not None and key not in pending:
-                done[i] = Evaluation(genome, derivation, phenotype, key, hit, cached=True)
-            else:
-                pending.setdefault(key, []).append(i)
-        self._train(pending, mapped, done)
-        return [done[i] for i in range(len(genomes))]
-
-    def _map(self, genome: Sequence[int]) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
-        derivation = map_genome(self.grammar, genome, max_wraps=self.config.max_wraps, max_depth=self.config.max_depth)
-        if derivation.phenotype is None:
-            return tuple(genome), derivation, None, None, f"invalid mapping: {derivation.reason}"
-        try:
-            spec = parse_arch(derivation.phenotype)
-        except ArchError as exc:
-            return tuple(genome), derivation, None, None, str(exc)
-        return tuple(genome), derivation, spec.canonical(), spec.hash(), ""
-
-    def _train(self, pending: dict[str, list[int]], mapped: list[Any], done: dict[int, Evaluation]) -> None:
-        keys = list(pending)
-        tasks = [self._task(mapped[pending[k][0]][2], k) for k in keys]
-        self.on_start(len(tasks))
-        for index, outcome in self.executor.run(tasks):
-            key = keys[index]
-            first = pending[key][0]
-            genome, derivation, phenotype = mapped[first][:3]
-            self.archive.record(Record(key, self.fidelity, phenotype, genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended))
-            for n, i in enumerate(pending[key]):
-                g, d = mapped[i][:2]
-                done[i] = Evaluation(g, d, phenotype, key, outcome.metrics, cached=n > 0)
-            self.on_result(done[first])
-
-    def _task(self, phenotype: str, key: str) -> EvalTask:
-        c = self.config
-        return EvalTask(
-            phenotype, derive_seed(c.seed, key), dataset=c.dataset, data_dir=c.data_dir, val_fraction=c.val_fraction,
-            split_seed=c.split_seed, train_subset=c.train_subset, epochs=c.epochs, timeout_s=c.eval_timeout_s,
-            max_params=c.max_params, max_flops=c.max_flops, threads=self.executor.threads,
-        )
 
 
 def initial_genomes(grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:

@@ -14,7 +14,7 @@ from ge_nas import load_model, runs
 from ge_nas.archive import Archive
 from ge_nas.cli import build_parser, main
 from ge_nas.html_report import load_run_config
-from ge_nas.search import fidelity_key
+from ge_nas.evaluator import fidelity_key
 from ge_nas.evaluate import load_splits
 from ge_nas.metrics import Metrics
 from ge_nas.train import accuracy

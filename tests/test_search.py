@@ -25,7 +25,8 @@ from ge_nas.grammar import load_grammar
 from ge_nas.initialise import random_population
 from ge_nas.metrics import OK, Metrics
 from ge_nas.pareto import hypervolume_2d, size_point
-from ge_nas.search import Evaluator, SearchState, fitness_values, pareto_front, run_search
+from ge_nas.evaluator import Evaluator
+from ge_nas.search import SearchState, fitness_values, pareto_front, run_search
 
 GRAMMAR = "tests/grammars/tiny_cnn.bnf"
 
