@@ -23,6 +23,7 @@ else:  # pragma: no cover
 OBJECTIVES = ("val_accuracy", "params", "flops")
 EXECUTORS = ("auto", "serial", "processes", "dask")
 INITIALISERS = ("sensible", "random", "pi_grow")
+FIDELITIES = ("fixed", "sh")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class RunConfig:
     generations: int = 6
     objectives: tuple[str, ...] = ("val_accuracy", "params")
     epochs: int = 8
+    fidelity: str = "fixed"  # sh: successive halving, epochs x eta^rung for the best 1/eta^rung
+    sh_eta: int = 3
+    sh_rungs: int = 3
     train_subset: float | None = None  # fraction in (0, 1] or a count > 1
     val_fraction: float = 0.2
     split_seed: int = 0  # fixed by default so validation sets, and archives, are comparable across runs
@@ -65,7 +69,7 @@ class RunConfig:
         for name in ("grammar", "dataset"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"--{name} must be a non-empty string, got {getattr(self, name)!r}")
-        for name in ("population", "generations", "epochs", "final_epochs", "max_depth", "codon_size", "tournament_size"):
+        for name in ("population", "generations", "epochs", "sh_rungs", "final_epochs", "max_depth", "codon_size", "tournament_size"):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "split_seed", "finalists", "workers", "max_wraps", "elites"):
             _non_negative_int(name, getattr(self, name))
@@ -76,6 +80,9 @@ class RunConfig:
             _number(name, getattr(self, name))
         _choice("executor", self.executor, EXECUTORS)
         _choice("init", self.init, INITIALISERS)
+        _choice("fidelity", self.fidelity, FIDELITIES)
+        if isinstance(self.sh_eta, bool) or not isinstance(self.sh_eta, int) or self.sh_eta < 2:
+            raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")
         self._check_objectives()
         self._check_fractions()
 

@@ -9,7 +9,7 @@ recorded in the archive as each completes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ge_nas.arch import parse_arch
@@ -18,6 +18,7 @@ from ge_nas.config import RunConfig
 from ge_nas.errors import ArchError
 from ge_nas.evaluate import EvalTask, derive_seed
 from ge_nas.executors import Executor
+from ge_nas.fidelity import rung_epochs
 from ge_nas.grammar import Grammar
 from ge_nas.mapper import Derivation, map_genome
 from ge_nas.metrics import INVALID, Metrics
@@ -33,6 +34,11 @@ class Evaluation:
     phenotype_hash: str | None
     metrics: Metrics
     cached: bool = False
+    rung: int = 0  # fidelity rung of the metrics (successive halving); 0 without it
+
+    def with_genome(self, genome: tuple[int, ...], derivation: Derivation) -> Evaluation:
+        """Return this phenotype's evaluation as reached by another genome."""
+        return replace(self, genome=genome, derivation=derivation)
 
 
 def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
@@ -54,25 +60,34 @@ class Evaluator:
     executor: Executor
     on_result: Callable[[Evaluation], None] = lambda e: None
     on_start: Callable[[int], None] = lambda n: None
-    fidelity: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.fidelity = fidelity_key(self.config)
+    def fidelity(self, rung: int = 0) -> str:
+        """Return the archive key of a rung's training budget."""
+        return fidelity_key(self.config, epochs=rung_epochs(self.config, rung))
 
-    def evaluate(self, genomes: Sequence[Sequence[int]]) -> list[Evaluation]:
-        """Return one Evaluation per genome, training each new phenotype once."""
+    def evaluate(self, genomes: Sequence[Sequence[int]], rung: int = 0) -> list[Evaluation]:
+        """Return one Evaluation per genome at a rung, training each new phenotype once."""
         pending: dict[str, list[int]] = {}
         done: dict[int, Evaluation] = {}
         mapped = [self._map(g) for g in genomes]
         for i, (genome, derivation, phenotype, key, error) in enumerate(mapped):
             if key is None:
-                done[i] = Evaluation(genome, derivation, None, None, Metrics(INVALID, error=error))
-            elif (hit := self.archive.lookup(key, self.fidelity)) is not None and key not in pending:
-                done[i] = Evaluation(genome, derivation, phenotype, key, hit, cached=True)
+                done[i] = Evaluation(genome, derivation, None, None, Metrics(INVALID, error=error), rung=rung)
+            elif (hit := self.archive.lookup(key, self.fidelity(rung))) is not None and key not in pending:
+                done[i] = Evaluation(genome, derivation, phenotype, key, hit, cached=True, rung=rung)
             else:
                 pending.setdefault(key, []).append(i)
-        self._train(pending, mapped, done)
+        self._train(pending, mapped, done, rung)
         return [done[i] for i in range(len(genomes))]
+
+    def upgrade(self, evaluations: Sequence[Evaluation], rung: int) -> list[Evaluation]:
+        """Return evaluations with those archived at a higher rung replaced (for resume)."""
+        result = list(evaluations)
+        for i, e in enumerate(result):
+            hit = self.archive.lookup(e.phenotype_hash, self.fidelity(rung)) if e.phenotype_hash else None
+            if hit is not None:
+                result[i] = replace(e, metrics=hit, cached=True, rung=rung)
+        return result
 
     def _map(self, genome: Sequence[int]) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
         derivation = map_genome(self.grammar, genome, max_wraps=self.config.max_wraps, max_depth=self.config.max_depth)
@@ -84,24 +99,25 @@ class Evaluator:
             return tuple(genome), derivation, None, None, str(exc)
         return tuple(genome), derivation, spec.canonical(), spec.hash(), ""
 
-    def _train(self, pending: dict[str, list[int]], mapped: list[Any], done: dict[int, Evaluation]) -> None:
+    def _train(self, pending: dict[str, list[int]], mapped: list[Any], done: dict[int, Evaluation], rung: int) -> None:
         keys = list(pending)
-        tasks = [self._task(mapped[pending[k][0]][2], k) for k in keys]
+        tasks = [self._task(mapped[pending[k][0]][2], k, rung_epochs(self.config, rung)) for k in keys]
         self.on_start(len(tasks))
         for index, outcome in self.executor.run(tasks):
             key = keys[index]
             first = pending[key][0]
             genome, derivation, phenotype = mapped[first][:3]
-            self.archive.record(Record(key, self.fidelity, phenotype, genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended))
+            record = Record(key, self.fidelity(rung), phenotype, genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended)
+            self.archive.record(record)
             for n, i in enumerate(pending[key]):
                 g, d = mapped[i][:2]
-                done[i] = Evaluation(g, d, phenotype, key, outcome.metrics, cached=n > 0)
+                done[i] = Evaluation(g, d, phenotype, key, outcome.metrics, cached=n > 0, rung=rung)
             self.on_result(done[first])
 
-    def _task(self, phenotype: str, key: str) -> EvalTask:
+    def _task(self, phenotype: str, key: str, epochs: int) -> EvalTask:
         c = self.config
         return EvalTask(
             phenotype, derive_seed(c.seed, key), dataset=c.dataset, data_dir=c.data_dir, val_fraction=c.val_fraction,
-            split_seed=c.split_seed, train_subset=c.train_subset, epochs=c.epochs, timeout_s=c.eval_timeout_s,
+            split_seed=c.split_seed, train_subset=c.train_subset, epochs=epochs, timeout_s=c.eval_timeout_s,
             max_params=c.max_params, max_flops=c.max_flops, threads=self.executor.threads,
         )

@@ -23,6 +23,7 @@ from ge_nas.executors import Executor, make_executor
 from ge_nas.grammar import Grammar, load_grammar
 from ge_nas.report import front_table, generation_line
 from ge_nas.evaluator import Evaluation, Evaluator, fidelity_key
+from ge_nas.fidelity import rung_epochs
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--population", "population", int, "individuals per generation (default 12)"),
     ("--generations", "generations", int, "generations after the initial one (default 6)"),
     ("--epochs", "epochs", int, "training epochs per evaluation during the search (default 8)"),
+    ("--fidelity", "fidelity", str, "fixed, or sh: successive halving, the best 1/eta of each generation train eta times longer, per rung"),
+    ("--sh-eta", "sh_eta", int, "successive halving: keep 1/eta per rung, eta times the epochs (default 3)"),
+    ("--sh-rungs", "sh_rungs", int, "successive halving: number of rungs, epochs x eta^rung (default 3)"),
     ("--train-subset", "train_subset", float, "train on this fraction (<=1) or count (>1) of the training split"),
     ("--val-fraction", "val_fraction", float, "fraction of the training data held out for validation (default 0.2)"),
     ("--eval-timeout", "eval_timeout_s", float, "seconds one evaluation may train before it is stopped (status timeout)"),
@@ -173,7 +177,7 @@ def _search_and_finalise(
         progress.update(evals, description="finalists")
         on_start(min(config.finalists, len(front)))
         finals = _train_finalists(front, config, out, archive, executor, lambda: progress.advance(evals))
-    rows = [_row(rank, e, finals.get(e.phenotype_hash)) for rank, e in enumerate(front, start=1)]
+    rows = [_row(rank, e, finals.get(e.phenotype_hash), rung_epochs(config, e.rung)) for rank, e in enumerate(front, start=1)]
     runs.write_pareto(out, rows)
     if rows and (out / "front" / "1").exists():
         shutil.copytree(out / "front" / "1", out / "best", dirs_exist_ok=True)
@@ -224,11 +228,11 @@ def _final_task(e: Evaluation, config: RunConfig, save_dir: Path, threads: int) 
     )
 
 
-def _row(rank: int, e: Evaluation, final: Any) -> dict[str, Any]:
+def _row(rank: int, e: Evaluation, final: Any, epochs: int) -> dict[str, Any]:
     m = e.metrics
     test, fidelity = (final.test_accuracy, "final") if final is not None and final.ok else (m.test_accuracy, "search")
     return {
-        "rank": rank, "val_accuracy": round(m.val_accuracy, 6), "test_accuracy": None if test is None else round(test, 6),
+        "rank": rank, "val_accuracy": round(m.val_accuracy, 6), "epochs": epochs, "test_accuracy": None if test is None else round(test, 6),
         "test_fidelity": fidelity, "params": m.params, "flops": m.flops, "train_seconds": round(m.train_seconds, 3),
         "status": m.status, "phenotype_hash": e.phenotype_hash, "phenotype": e.phenotype, "genome": " ".join(map(str, e.genome)),
     }

@@ -16,7 +16,7 @@ import math
 import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ PARETO = "pareto.csv"
 LOCK = "run.lock"
 GRAMMAR = "grammar.bnf"  # a copy of the run's grammar, so the run stays readable when the original changes
 PARETO_COLUMNS = (
-    "rank", "val_accuracy", "test_accuracy", "test_fidelity", "params", "flops", "train_seconds",
+    "rank", "val_accuracy", "epochs", "test_accuracy", "test_fidelity", "params", "flops", "train_seconds",
     "status", "phenotype_hash", "phenotype", "genome",
 )
 
@@ -107,6 +107,7 @@ class Checkpoint:
     genomes: list[list[int]]
     crowding: list[float]  # NSGA-II crowding distances, which parent selection reads
     rng_state: Any  # Python's random.Random state of the search
+    rungs: list[int] = field(default_factory=list)  # fidelity rung of each individual's metrics (successive halving)
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -116,7 +117,10 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     record = {
         "generation": checkpoint.generation,
         # Boundary points have infinite crowding distance; strict JSON has no infinity, so null stands for it.
-        "population": [{"genome": g, "crowding": c if math.isfinite(c) else None} for g, c in zip(checkpoint.genomes, checkpoint.crowding)],
+        "population": [
+            {"genome": g, "crowding": c if math.isfinite(c) else None, "rung": r}
+            for g, c, r in zip(checkpoint.genomes, checkpoint.crowding, checkpoint.rungs or [0] * len(checkpoint.genomes))
+        ],
         "rng": {
             "python": [version, list(internal), gauss],
             "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
@@ -143,6 +147,7 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
             [[int(c) for c in ind["genome"]] for ind in population],
             [math.inf if ind["crowding"] is None else float(ind["crowding"]) for ind in population],
             (version, tuple(internal), gauss),
+            [int(ind.get("rung", 0)) for ind in population],
         )
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"{path / CHECKPOINT}: unreadable checkpoint: {exc}") from None

@@ -23,6 +23,7 @@ from deap import base, tools
 
 from ge_nas.config import RunConfig
 from ge_nas.evaluator import Evaluation, Evaluator
+from ge_nas.fidelity import promote, rung_count
 from ge_nas.grammar import Grammar
 from ge_nas.initialise import pi_grow_population, random_population, sensible_population
 from ge_nas.mapper import map_genome
@@ -109,15 +110,27 @@ def select_parents(population: list[Individual], k: int, config: RunConfig, rng:
     """Pick k parents: crowded binary tournaments for NSGA-II, plain tournaments otherwise."""
     if config.single_objective:
         return [max(rng.sample(population, min(config.tournament_size, len(population))), key=_accuracy_key) for _ in range(k)]
-    rank = {id(ind): r for r, front in enumerate(tools.sortNondominated(population, len(population))) for ind in front}
+    rank = {id(ind): (-rung, r) for rung, group in _by_rung(population) for r, front in enumerate(tools.sortNondominated(group, len(group))) for ind in front}
     return [_crowded_winner(rng.sample(population, min(2, len(population))), rank) for _ in range(k)]
 
 
+def _rung(ind: Individual) -> int:
+    return ind.evaluation.rung if ind.evaluation else 0
+
+
+def _by_rung(individuals: Sequence[Individual]) -> list[tuple[int, list[Individual]]]:
+    """Group individuals by fidelity rung, highest first: only equals are compared."""
+    groups: dict[int, list[Individual]] = {}
+    for ind in individuals:
+        groups.setdefault(_rung(ind), []).append(ind)
+    return sorted(groups.items(), reverse=True)
+
+
 def _accuracy_key(ind: Individual) -> tuple[float, ...]:
-    return tuple(ind.fitness.wvalues)
+    return (_rung(ind), *ind.fitness.wvalues)
 
 
-def _crowded_winner(pair: list[Individual], rank: dict[int, int]) -> Individual:
+def _crowded_winner(pair: list[Individual], rank: dict[int, tuple[int, int]]) -> Individual:
     return min(pair, key=lambda ind: (rank[id(ind)], -getattr(ind.fitness, "crowding_dist", 0.0)))
 
 
@@ -161,17 +174,41 @@ def survivors(population: list[Individual], offspring: list[Individual], config:
     mu = config.population
     if not offspring:
         offspring, population = population, []
+    if rung_count(config) > 1:
+        return _survivors_by_rung(distinct_first(population + offspring, mu), config)
     if not config.single_objective:
         return list(tools.selNSGA2(distinct_first(population + offspring, mu), mu))
     elites = tools.selBest(population, min(config.elites, mu))
     return elites + tools.selBest(distinct_first(offspring, mu - len(elites)), mu - len(elites))
 
 
+def _survivors_by_rung(pool: list[Individual], config: RunConfig) -> list[Individual]:
+    """Fill the population from the highest rung down, selecting within a rung only."""
+    chosen: list[Individual] = []
+    for _, group in _by_rung(pool):
+        room = config.population - len(chosen)
+        if room <= 0:
+            break
+        chosen += tools.selBest(group, room) if config.single_objective else tools.selNSGA2(group, room)
+    return chosen
+
+
+def best_indices(evaluations: list[Evaluation], k: int, config: RunConfig) -> list[int]:
+    """Return the indices of the k best evaluations (one rung): NSGA-II order or accuracy."""
+    individuals = make_individuals(evaluations, config.objectives)
+    chosen = tools.selBest(individuals, k) if config.single_objective else tools.selNSGA2(individuals, k)
+    where = {id(ind): i for i, ind in enumerate(individuals)}
+    return [where[id(ind)] for ind in chosen]
+
+
 def distinct_first(individuals: list[Individual], k: int) -> list[Individual]:
-    """Drop repeated phenotypes while at least k individuals remain (duplicates starve diversity)."""
+    """Drop repeated phenotypes while at least k individuals remain (duplicates starve diversity).
+
+    Of one phenotype, the copy scored at the highest fidelity rung is the one kept.
+    """
     seen: set[object] = set()
     distinct, repeats = [], []
-    for ind in individuals:
+    for ind in sorted(individuals, key=lambda ind: -_rung(ind)):  # stable: order kept within a rung
         e = ind.evaluation
         key = e.phenotype_hash if e and e.phenotype_hash else tuple(ind)
         (repeats if key in seen else distinct).append(ind)
@@ -192,8 +229,8 @@ def make_individuals(evaluations: Sequence[Evaluation], objectives: Sequence[str
 
 
 def generation_stats(generation: int, population: Sequence[Individual], evaluations: Sequence[Evaluation], seconds: float) -> GenerationStats:
-    """Summarise one generation for generations.jsonl and the live display."""
-    scored = [ind.evaluation for ind in population if ind.evaluation and ind.evaluation.metrics.ok]
+    """Summarise one generation for generations.jsonl and the live display (top rung only)."""
+    scored = [e for e in _top_rung(population) if e.metrics.ok]
     accuracies = [e.metrics.val_accuracy for e in scored] or [0.0]
     front = pareto_front(population)
     points = [size_point(e.metrics.val_accuracy, e.metrics.params or 1) for e in front]
@@ -210,9 +247,17 @@ def generation_stats(generation: int, population: Sequence[Individual], evaluati
     )
 
 
+def _top_rung(population: Sequence[Individual]) -> list[Evaluation]:
+    """Return the evaluations at the highest rung any trained individual reached."""
+    evaluations = [ind.evaluation for ind in population if ind.evaluation]
+    trained = [e.rung for e in evaluations if e.metrics.ok]
+    return [e for e in evaluations if e.rung == max(trained)] if trained else evaluations
+
+
 def pareto_front(population: Sequence[Individual]) -> list[Evaluation]:
     """Return the distinct trained phenotypes of the first front, best accuracy first."""
-    trained = [ind for ind in population if ind.evaluation and ind.evaluation.metrics.ok]
+    top = {id(e) for e in _top_rung(population)}
+    trained = [ind for ind in population if ind.evaluation and ind.evaluation.metrics.ok and id(ind.evaluation) in top]
     if not trained:
         return []
     seen: dict[str | None, Evaluation] = {}
@@ -225,7 +270,12 @@ def pareto_front(population: Sequence[Individual]) -> list[Evaluation]:
 def restore_population(checkpoint: Checkpoint, evaluator: Evaluator, config: RunConfig, rng: random.Random) -> list[Individual]:
     """Rebuild a checkpointed population (every phenotype comes from the archive) and the RNG."""
     rng.setstate(checkpoint.rng_state)
-    population = make_individuals(evaluator.evaluate(checkpoint.genomes), config.objectives)
+    evaluations = evaluator.evaluate(checkpoint.genomes)
+    for rung in set(checkpoint.rungs) - {0}:
+        at = [i for i, r in enumerate(checkpoint.rungs) if r == rung]
+        for i, e in zip(at, evaluator.upgrade([evaluations[i] for i in at], rung)):
+            evaluations[i] = e
+    population = make_individuals(evaluations, config.objectives)
     for individual, crowding in zip(population, checkpoint.crowding):
         individual.fitness.crowding_dist = crowding
     return population
@@ -235,7 +285,7 @@ def checkpoint_of(state: SearchState) -> Checkpoint:
     """Return the plain-data checkpoint of a generation's state."""
     genomes = [list(ind) for ind in state.population]
     crowding = [float(getattr(ind.fitness, "crowding_dist", 0.0)) for ind in state.population]
-    return Checkpoint(state.generation, genomes, crowding, state.rng_state)
+    return Checkpoint(state.generation, genomes, crowding, state.rng_state, [_rung(ind) for ind in state.population])
 
 
 @dataclass(frozen=True)
@@ -246,6 +296,14 @@ class SearchState:
     population: list[Individual]
     rng_state: Any
     stats: GenerationStats
+
+
+def evaluate_generation(genomes: Sequence[Sequence[int]], evaluator: Evaluator, config: RunConfig) -> list[Evaluation]:
+    """Evaluate genomes at rung 0 and promote the best by successive halving when it is on."""
+    evaluations = evaluator.evaluate(genomes)
+    if rung_count(config) == 1:
+        return evaluations
+    return promote(evaluations, evaluator.evaluate, lambda es, k: best_indices(es, k, config), config)
 
 
 def run_search(
@@ -261,7 +319,7 @@ def run_search(
     rng = random.Random(config.seed)
     if resume is None:
         start = clock()
-        evaluations = evaluator.evaluate(initial_genomes(grammar, config, rng))
+        evaluations = evaluate_generation(initial_genomes(grammar, config, rng), evaluator, config)
         population = survivors(make_individuals(evaluations, config.objectives), [], config)
         on_generation(SearchState(0, population, rng.getstate(), generation_stats(0, population, evaluations, clock() - start)))
     else:
@@ -269,7 +327,7 @@ def run_search(
     for generation in range((resume.generation if resume else 0) + 1, config.generations + 1):
         start = clock()
         children = vary(select_parents(population, config.population, config, rng), grammar, config, rng)
-        evaluations = evaluator.evaluate(children)
+        evaluations = evaluate_generation(children, evaluator, config)
         population = survivors(population, make_individuals(evaluations, config.objectives), config)
         stats = generation_stats(generation, population, evaluations, clock() - start)
         on_generation(SearchState(generation, population, rng.getstate(), stats))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+import torch
+import numpy as np
+import random
+import math
 
 import pytest
 
@@ -12,7 +16,7 @@ from ge_nas import runs
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.errors import ConfigError
 from ge_nas.runs import (
-    CHECKPOINT, CONFIG, GRAMMAR, PARETO, PARETO_COLUMNS, append_line, create_run_dir, jsonable, read_pareto,
+    CHECKPOINT, CONFIG, GRAMMAR, PARETO, Checkpoint, read_checkpoint, PARETO_COLUMNS, append_line, create_run_dir, jsonable, read_pareto,
     write_atomic, write_checkpoint, write_pareto,
 )
 
@@ -75,19 +79,39 @@ def test_append_line(tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == [{"generation": 0, "hv": 1.5}, {"generation": 1, "text": "a\nb"}]
 
 
-def test_write_checkpoint(tmp_path: Path) -> None:
-    record = {"generation": 3, "population": [[1, 2], [3]], "rng": [1, [2, 3], None]}
-    write_checkpoint(tmp_path, record)
-    assert json.loads((tmp_path / CHECKPOINT).read_text()) == record
+def test_checkpoint_round_trip_restores_every_rng(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    rng.random()
+    np.random.seed(3)
+    torch.manual_seed(5)
+    checkpoint = Checkpoint(3, [[1, 2], [3]], [math.inf, 0.5], rng.getstate(), [0, 2])
+    write_checkpoint(tmp_path, checkpoint)
+    numpy_next, torch_next = np.random.random(), torch.rand(1).item()
+    np.random.seed(99)
+    torch.manual_seed(99)
+    back = read_checkpoint(tmp_path)
+    assert back == checkpoint
+    assert (np.random.random(), torch.rand(1).item()) == (numpy_next, torch_next)
+    restored = random.Random()
+    restored.setstate(back.rng_state)
+    assert restored.random() == rng.random()
     assert not list(tmp_path.glob("*.tmp"))
+    json.loads((tmp_path / CHECKPOINT).read_text(), parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+
+
+def test_missing_checkpoint_is_none_and_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
+    assert read_checkpoint(tmp_path) is None
+    (tmp_path / CHECKPOINT).write_text('{"generation": 1}')
+    with pytest.raises(ConfigError, match="unreadable checkpoint"):
+        read_checkpoint(tmp_path)
 
 
 def test_pareto_csv_round_trip(tmp_path: Path) -> None:
     rows = [
-        {"rank": 1, "val_accuracy": 0.95, "test_accuracy": 0.93, "test_fidelity": "final", "params": 1200, "flops": 3400,
+        {"rank": 1, "val_accuracy": 0.95, "epochs": 8, "test_accuracy": 0.93, "test_fidelity": "final", "params": 1200, "flops": 3400,
          "train_seconds": 1.5, "status": "ok", "phenotype_hash": "abc", "phenotype": "conv(8,3,1) | opt=adam lr=0.001",
          "genome": "[1, 2, 3]", "extra": "ignored"},
-        {"rank": 2, "val_accuracy": 0.9, "test_accuracy": None, "test_fidelity": "", "params": 300, "flops": 700,
+        {"rank": 2, "val_accuracy": 0.9, "epochs": 24, "test_accuracy": None, "test_fidelity": "", "params": 300, "flops": 700,
          "train_seconds": 0.5, "status": "ok", "phenotype_hash": "def", "phenotype": 'dense(4) "quoted", comma',
          "genome": "[]"},
     ]

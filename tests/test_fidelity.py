@@ -1,0 +1,90 @@
+"""Successive halving: most evaluations stay cheap, the best earn longer budgets, rungs never mix."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+from ge_nas.archive import Archive
+from ge_nas.config import RunConfig
+from ge_nas.evaluator import Evaluator
+from ge_nas.fidelity import rung_count, rung_epochs
+from ge_nas.grammar import load_grammar
+from ge_nas.search import pareto_front, run_search
+from test_search import GRAMMAR, SyntheticExecutor
+
+
+def config(**kw: object) -> RunConfig:
+    base = RunConfig(GRAMMAR, population=9, generations=3, seed=2, epochs=1, fidelity="sh", sh_eta=3, sh_rungs=3)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def sh_search(cfg: RunConfig, tmp_path: Path) -> tuple[list, SyntheticExecutor]:
+    grammar = load_grammar(GRAMMAR)
+    executor = SyntheticExecutor()
+    with Archive(tmp_path / "a.sqlite") as archive:
+        population = run_search(grammar, cfg, Evaluator(grammar, cfg, archive, executor))
+    return population, executor
+
+
+def test_rungs_multiply_epochs_by_eta() -> None:
+    assert [rung_epochs(config(), r) for r in range(3)] == [1, 3, 9]
+    assert rung_count(config()) == 3 and rung_count(config(fidelity="fixed")) == 1
+
+
+def test_each_rung_trains_about_a_third_of_the_one_below(tmp_path: Path) -> None:
+    _, executor = sh_search(config(), tmp_path)
+    per_rung = Counter(task.epochs for task in executor.tasks)
+    assert set(per_rung) == {1, 3, 9}
+    assert per_rung[1] > per_rung[3] > per_rung[9] > 0
+    assert per_rung[3] <= per_rung[1] // 3 + 4  # ceil per generation: at most one extra per generation
+
+
+def test_no_phenotype_is_trained_twice_at_one_rung(tmp_path: Path) -> None:
+    _, executor = sh_search(config(), tmp_path)
+    keys = [(task.phenotype, task.epochs) for task in executor.tasks]
+    assert len(keys) == len(set(keys))
+
+
+def test_promoted_phenotypes_were_first_trained_at_the_rung_below(tmp_path: Path) -> None:
+    _, executor = sh_search(config(), tmp_path)
+    seen: set[tuple[str, int]] = set()
+    for task in executor.tasks:
+        if task.epochs > 1:
+            assert (task.phenotype, task.epochs // 3) in seen
+        seen.add((task.phenotype, task.epochs))
+
+
+def test_front_holds_only_the_top_rung(tmp_path: Path) -> None:
+    population, _ = sh_search(config(), tmp_path)
+    front = pareto_front(population)
+    assert front and {e.rung for e in front} == {2}
+    assert sorted(e.rung for e in (ind.evaluation for ind in population))[-1] == 2
+
+
+def test_single_objective_with_successive_halving(tmp_path: Path) -> None:
+    population, executor = sh_search(config(objectives=("val_accuracy",)), tmp_path)
+    assert {t.epochs for t in executor.tasks} == {1, 3, 9}
+    assert pareto_front(population)[0].rung == 2
+
+
+def test_fixed_fidelity_trains_everything_at_one_budget(tmp_path: Path) -> None:
+    _, executor = sh_search(config(fidelity="fixed", epochs=2), tmp_path)
+    assert {t.epochs for t in executor.tasks} == {2}
+
+
+def test_resume_restores_rungs_and_continues_identically(tmp_path: Path) -> None:
+    from ge_nas.search import checkpoint_of
+
+    grammar = load_grammar(GRAMMAR)
+    cfg = config(generations=4)
+    states = []
+    with Archive(tmp_path / "a.sqlite") as archive:
+        whole = run_search(grammar, cfg, Evaluator(grammar, cfg, archive, SyntheticExecutor()), on_generation=states.append)
+        checkpoint = checkpoint_of(states[2])
+        executor = SyntheticExecutor()
+        resumed = run_search(grammar, cfg, Evaluator(grammar, cfg, archive, executor), resume=checkpoint)
+    assert [list(i) for i in resumed] == [list(i) for i in whole]
+    assert [i.evaluation.rung for i in resumed] == [i.evaluation.rung for i in whole]
+    assert executor.tasks == [], "every evaluation after the checkpoint comes from the archive"
