@@ -31,7 +31,7 @@ def test_defaults_are_valid() -> None:
           for v in (-1, 0.5, False)],
         *[(n, v, f) for n, f in [("max_params", "--max-params"), ("max_flops", "--max-flops"),
                                  ("init_max_depth", "--init-max-depth")] for v in (0, -5)],
-        ("executor", "dask", "--executor"),
+        ("executor", "spark", "--executor"),
         ("init", "grow", "--init"),
         ("val_fraction", 0.0, "--val-fraction"),
         ("val_fraction", 1.0, "--val-fraction"),

@@ -1,0 +1,84 @@
+"""Evaluations per hour on the embedded data with 1 and 2 workers, for each executor.
+
+    python benchmarks/parallel.py [--tasks 16] [--epochs 3]
+
+The same list of distinct phenotypes (sampled from grammars/cnn_small.bnf with
+a fixed seed) is evaluated by each executor after a warm-up that starts its
+workers and loads the data. One worker gets every core's threads; two workers
+get one thread each. Reports evaluations per hour and the 2-worker / 1-worker
+ratio (goal: at least 1.8 on 2 cores). It measures; it does not judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+
+from ge_nas.arch import parse_arch
+from ge_nas.evaluate import EvalTask, derive_seed
+from ge_nas.executors import DaskExecutor, Executor, ProcessExecutor
+from ge_nas.grammar import load_grammar
+from ge_nas.initialise import random_population
+from ge_nas.mapper import map_genome
+
+
+def phenotypes(n: int, seed: int) -> list[str]:
+    """Return n distinct canonical phenotypes of cnn_small."""
+    grammar = load_grammar("grammars/cnn_small.bnf")
+    seen: dict[str, str] = {}
+    rng = random.Random(seed)
+    while len(seen) < n:
+        for genome in random_population(grammar, rng, n, codon_size=100_000):
+            spec = parse_arch(map_genome(grammar, genome).phenotype or "")
+            seen.setdefault(spec.hash(), spec.canonical())
+    return list(seen.values())[:n]
+
+
+def rate(executor: Executor, texts: list[str], epochs: int) -> float:
+    """Return evaluations per hour for texts after a warm-up task per worker."""
+    warm = [EvalTask(texts[0], seed=1, epochs=1, train_subset=0.1, threads=executor.threads)] * executor.workers
+    list(executor.run(warm))
+    tasks = [EvalTask(t, derive_seed(0, str(i)), epochs=epochs, threads=executor.threads) for i, t in enumerate(texts)]
+    start = time.perf_counter()
+    outcomes = [o for _, o in executor.run(tasks)]
+    seconds = time.perf_counter() - start
+    failed = sum(not o.metrics.ok for o in outcomes)
+    if failed:
+        print(f"  ({failed} of {len(tasks)} evaluations not ok)")
+    return len(tasks) / seconds * 3600
+
+
+def measure(name: str, make: object, texts: list[str], epochs: int) -> dict[int, float]:
+    cores = os.cpu_count() or 1
+    rates = {}
+    for workers in (1, 2):
+        executor = make(workers, max(1, cores // workers))  # type: ignore[operator]
+        try:
+            rates[workers] = rate(executor, texts, epochs)
+        finally:
+            executor.close()
+        print(f"{name:9s} {workers} worker(s) x {max(1, cores // workers)} thread(s): {rates[workers]:8.0f} evaluations/hour", flush=True)
+    print(f"{name:9s} ratio 2/1: {rates[2] / rates[1]:.2f}")
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-dask", action="store_true")
+    args = parser.parse_args(argv)
+    texts = phenotypes(args.tasks, args.seed)
+    print(f"{len(texts)} phenotypes of cnn_small, {args.epochs} epochs each, digits, {os.cpu_count()} cores")
+    measure("processes", lambda w, t: ProcessExecutor(w, threads=t), texts, args.epochs)
+    if not args.no_dask:
+        measure("dask", lambda w, t: DaskExecutor(w, threads=t), texts, args.epochs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
