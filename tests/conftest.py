@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +37,13 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Callable[..., Path]:
         return target
 
     return copy
+
+
+@pytest.fixture
+def fresh_data_cache() -> Iterator[None]:
+    """Keep ge_nas.data's per-process cache from carrying data sets across tests."""
+    from ge_nas import data
+
+    data._load_cached.cache_clear()
+    yield
+    data._load_cached.cache_clear()
