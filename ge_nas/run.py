@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ge_nas import runs
 from ge_nas.archive import Archive, Record
 from ge_nas.config import EXECUTORS, OBJECTIVES, RunConfig, default_out, load_toml, make_config
-from ge_nas.errors import ConfigError
+from ge_nas.arch import ArchSpec
+from ge_nas.errors import ArchError, ConfigError
 from ge_nas.data import DATASET_NAMES
 from ge_nas.evaluate import EvalTask, derive_seed, load_splits
 from ge_nas.executors import Executor, make_executor
@@ -206,7 +207,7 @@ def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, arch
     todo = []
     for rank, e in enumerate(finalists, start=1):
         done = archive.lookup(e.phenotype_hash or "", fidelity)
-        if done is not None and (out / "front" / str(rank) / "model.pt").exists():
+        if done is not None and _saved_phenotype(out / "front" / str(rank)) == e.phenotype:
             results[e.phenotype_hash] = done  # trained before the run was stopped
             tick()
         else:
@@ -218,6 +219,15 @@ def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, arch
         results[e.phenotype_hash] = outcome.metrics
         tick()
     return results
+
+
+def _saved_phenotype(directory: Path) -> str | None:
+    """Return the canonical phenotype of the model saved in directory, if there is one."""
+    try:
+        spec = ArchSpec.from_json((directory / "spec.json").read_text(encoding="utf-8"))
+    except (OSError, ArchError):
+        return None
+    return spec.canonical() if (directory / "model.pt").exists() else None
 
 
 def _final_task(e: Evaluation, config: RunConfig, save_dir: Path, threads: int) -> EvalTask:
