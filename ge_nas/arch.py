@@ -35,6 +35,7 @@ HPARAMS: Mapping[str, Param] = MappingProxyType(
             Param("momentum", float, 0.9, 0.0, 0.999, doc="momentum (sgd, rmsprop)"),
             Param("sched", str, "cosine", choices=("none", "cosine", "onecycle"), doc="learning-rate schedule"),
             Param("ls", float, 0.0, 0.0, 0.5, doc="label smoothing"),
+            Param("aug", str, "none", choices=("none", "crop", "flip", "cropflip"), doc="augmentation"),
         )
     }
 )

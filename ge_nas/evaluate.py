@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,7 +27,8 @@ from ge_nas.data import Splits, load_dataset, split_dataset
 from ge_nas.errors import ArchError
 from ge_nas.export import Meta, write_meta
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
-from ge_nas.train import accuracy, train_model
+from ge_nas.objectives import LATENCY_BATCH, latency_ms, robustness
+from ge_nas.train import accuracy, place_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ class EvalTask:
     threads: int = 1
     final: bool = False  # train on train + validation data (finalists)
     save_dir: str | None = None  # write model.pt (state dict) and spec.json here when training succeeds
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    bf16: bool = False  # bfloat16 autocast while training
+    measure_latency: bool = False  # CPU ms per batch of LATENCY_BATCH validation images
+    measure_robustness: bool = False  # validation accuracy under Gaussian input noise of noise_sigma
+    noise_sigma: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,15 @@ def load_splits(dataset: str, data_dir: str | None, val_fraction: float, split_s
     """Return the data splits, loaded once per process for each setting."""
     data = load_dataset(dataset, data_dir)
     return split_dataset(data, val_fraction=val_fraction, seed=split_seed, train_subset=train_subset)
+
+
+@lru_cache(maxsize=2)
+def splits_on(splits: Splits, device: torch.device) -> Splits:
+    """Return the splits on device, moved there once per process (on the CPU: the splits themselves)."""
+    if device.type == "cpu":
+        return splits
+    moved = {name: getattr(splits, name).to(device) for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+    return replace(splits, **moved)
 
 
 def evaluate(task: EvalTask) -> Outcome:
@@ -123,16 +138,34 @@ def _over_budget(task: EvalTask, params: int, flops: int) -> str:
 
 
 def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics) -> tuple[Metrics, nn.Module]:
+    device = resolve_device(task.device)
+    splits = splits_on(splits, device)
     torch.manual_seed(task.seed)
-    model = build_model(spec, splits.input_shape, splits.num_classes)
+    model = place_model(build_model(spec, splits.input_shape, splits.num_classes), device)
     x, y = splits.x_train, splits.y_train
     if task.final:
         x, y = torch.cat([x, splits.x_val]), torch.cat([y, splits.y_val])
     start = time.perf_counter()
-    status, error, epochs = train_model(model, spec.hparam_map(), x, y, epochs=task.epochs, seed=task.seed, timeout_s=task.timeout_s)
-    seconds = time.perf_counter() - start
+    status, error, epochs = train_model(
+        model, spec.hparam_map(), x, y, epochs=task.epochs, seed=task.seed, timeout_s=task.timeout_s, bf16=task.bf16
+    )
+    trained = replace(base, train_seconds=time.perf_counter() - start, epochs=epochs)
     if status != OK:
-        return Metrics(status, params=base.params, flops=base.flops, train_seconds=seconds, epochs=epochs, error=error), model
+        return trained.with_error(status, error), model.cpu()
+    return _score(task, model, splits, trained), model.cpu()
+
+
+def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -> Metrics:
+    """Return trained with the accuracies and the objectives the task asks for."""
     val = accuracy(model, splits.x_val, splits.y_val)
     test = accuracy(model, splits.x_test, splits.y_test)
-    return Metrics(OK, val, test, base.params, base.flops, train_seconds=seconds, epochs=epochs), model
+    robust = None
+    if task.measure_robustness:  # the same noise for every network of a run: seeded by the split
+        robust = robustness(model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed)
+    latency = latency_ms(model, _latency_batch(splits)) if task.measure_latency else None
+    return replace(trained, val_accuracy=val, test_accuracy=test, robustness=robust, latency_ms=latency)
+
+
+def _latency_batch(splits: Splits) -> torch.Tensor:
+    x = splits.x_val if len(splits.y_val) else splits.x_train
+    return x[:LATENCY_BATCH]

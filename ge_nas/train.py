@@ -1,18 +1,24 @@
 """(Module, hyperparameters, splits, budget, seed) -> trained module and accuracies.
 
-Training runs on in-memory tensors: each step indexes a shuffled permutation,
-so there is no per-sample Python. Only validation accuracy is for selection;
-test accuracy is computed for the report.
+Training runs on in-memory tensors that already sit on the training device:
+each step indexes a shuffled permutation and augments the whole batch with
+tensor operations, so there is no per-sample Python. Only validation accuracy
+is for selection; test accuracy is computed for the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ge_nas.errors import ConfigError
 from ge_nas.layers import Value
 from ge_nas.metrics import FAILED, OK, TIMEOUT
 
@@ -42,15 +48,85 @@ def make_schedule(optimizer: torch.optim.Optimizer, name: Value, lr: float, tota
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device named by --device (auto: the first GPU if there is one, else the CPU).
+
+    Raises:
+        ConfigError: the name is not auto, cpu, cuda or cuda:N, or names a GPU this machine lacks.
+    """
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"--device: unknown device {name!r}; expected auto, cpu, cuda or cuda:N")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+    return device
+
+
+def place_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move model to device with 4-D weights in channels_last order (convolutions ran 1.5x faster on CPU)."""
+    return model.to(device, memory_format=torch.channels_last)
+
+
+def crop_padding(size: int) -> int:
+    """Return the random-crop padding in pixels for images of this side length (CIFAR 4, MNIST 2)."""
+    return 4 if size >= 32 else 2 if size >= 16 else 1
+
+
+def augment(x: torch.Tensor, kind: Value, generator: torch.Generator) -> torch.Tensor:
+    """Return a batch of images (N, C, H, W) randomly cropped and/or flipped as kind says."""
+    if kind == "none" or x.dim() != 4:
+        return x
+    if kind in ("crop", "cropflip"):
+        x = random_crop(x, crop_padding(min(x.shape[-2:])), generator)
+    if kind in ("flip", "cropflip"):
+        x = random_flip(x, generator)
+    return x
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Return each image shifted by up to pad pixels each way, zero-filled (the mean after normalisation)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))  # (N, C, H + 2 pad, W + 2 pad)
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    channel = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return padded[batch, channel, rows, cols]  # (N, C, H, W)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Return the batch with a random half of its images mirrored left to right."""
+    flip = (torch.rand(len(x), generator=generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
+    return torch.where(flip, x.flip(3), x)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[object]:
+    """Return bfloat16 autocast on device when enabled, else a context that does nothing."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Return the fraction of x that model classifies as y."""
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> float:
+    """Return the fraction of x (each batch passed through transform, if given) that model classifies as y."""
     if len(y) == 0:
         return 0.0
     model.eval()
     correct = 0
     for i in range(0, len(y), EVAL_BATCH):
-        logits = model(x[i : i + EVAL_BATCH])
+        batch = x[i : i + EVAL_BATCH]
+        logits = model(batch if transform is None else transform(batch))
         correct += int((logits.argmax(dim=1) == y[i : i + EVAL_BATCH]).sum())
     return correct / len(y)
 
@@ -65,8 +141,9 @@ def train_model(
     seed: int,
     timeout_s: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    bf16: bool = False,
 ) -> tuple[str, str, int]:
-    """Train model in place; return (status, error, epochs completed)."""
+    """Train model in place on x, y (already on the model's device); return (status, error, epochs completed)."""
     if len(y) < 2:
         return FAILED, f"training needs at least 2 samples, got {len(y)}", 0
     generator = torch.Generator().manual_seed(seed)
@@ -75,13 +152,15 @@ def train_model(
     optimizer = make_optimizer(model, hparams)
     schedule = make_schedule(optimizer, hparams["sched"], float(hparams["lr"]), epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(hparams["ls"]))
+    aug = hparams.get("aug", "none")
     start = clock()
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(y), generator=generator)
+        order = torch.randperm(len(y), generator=generator).to(x.device)
         for step in range(steps_per_epoch):
             idx = order[step * batch : (step + 1) * batch]
-            loss = loss_fn(model(x[idx]), y[idx])
+            with autocast(x.device, bf16):
+                loss = loss_fn(model(augment(x[idx], aug, generator)), y[idx])
             value = loss.item()
             if not math.isfinite(value):
                 return FAILED, f"loss became {value} at epoch {epoch + 1} step {step + 1}", epoch

@@ -12,7 +12,7 @@ from ge_nas.arch import HPARAMS, ArchSpec, Layer, parse_arch
 from ge_nas.errors import ArchError
 from ge_nas.layers import LAYERS
 
-DEFAULT_HP = "opt=adam lr=0.001 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0"
+DEFAULT_HP = "opt=adam lr=0.001 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0 aug=none"
 EXAMPLE = "conv(32, 3) bn relu pool(max, 2) dropout(0.25) dense(64) relu | opt=adam lr=0.001 batch=64"
 
 
@@ -85,7 +85,7 @@ def test_canonical_text() -> None:
     spec = parse_arch(EXAMPLE)
     assert spec.canonical() == f"conv(32,3,1) bn relu pool(max,2) dropout(0.25) dense(64) relu | {DEFAULT_HP}"
     assert parse_arch("dense(4) | lr=0.5 opt=sgd").canonical() == (
-        "dense(4) | opt=sgd lr=0.5 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0"
+        "dense(4) | opt=sgd lr=0.5 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0 aug=none"
     )
 
 
