@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,7 +21,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-OBJECTIVES = ("val_accuracy", "params", "flops")
+OBJECTIVES = ("val_accuracy", "params", "flops", "latency", "robustness")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 EXECUTORS = ("auto", "serial", "processes", "dask")
 INITIALISERS = ("sensible", "random", "pi_grow")
 FIDELITIES = ("fixed", "sh")
@@ -48,6 +50,9 @@ class RunConfig:
     eval_timeout_s: float | None = None
     max_params: int | None = None
     max_flops: int | None = None
+    noise_sigma: float = 0.1  # the robustness objective's Gaussian input noise, in normalized units
+    device: str = "auto"  # auto, cpu, cuda or cuda:N; auto: a GPU when torch sees one
+    bf16: bool = False  # bfloat16 autocast while training
     final_epochs: int = 15
     finalists: int = 3
     workers: int = 0  # 0: one per core
@@ -85,6 +90,7 @@ class RunConfig:
             raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")
         self._check_objectives()
         self._check_fractions()
+        self._check_training()
 
     def _check_objectives(self) -> None:
         if not self.objectives:
@@ -95,6 +101,15 @@ class RunConfig:
             raise ConfigError("--objectives must include val_accuracy")
         if len(set(self.objectives)) != len(self.objectives):
             raise ConfigError(f"--objectives lists a name twice: {','.join(self.objectives)}")
+
+    def _check_training(self) -> None:
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"--device: unknown device {self.device!r}; expected auto, cpu, cuda or cuda:N")
+        if not isinstance(self.bf16, bool):
+            raise ConfigError(f"--bf16 must be true or false, got {self.bf16!r}")
+        _number("noise_sigma", self.noise_sigma)
+        if self.noise_sigma < 0:
+            raise ConfigError(f"--noise-sigma must be a standard deviation >= 0, got {self.noise_sigma}")
 
     def _check_fractions(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:

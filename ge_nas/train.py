@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ge_nas.config import DEVICE_PATTERN
 from ge_nas.errors import ConfigError
 from ge_nas.layers import Value
 from ge_nas.metrics import FAILED, OK, TIMEOUT
@@ -46,9 +46,6 @@ def make_schedule(optimizer: torch.optim.Optimizer, name: Value, lr: float, tota
     if name == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(2, total_steps))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
-DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def resolve_device(name: str) -> torch.device:
