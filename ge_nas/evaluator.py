@@ -44,10 +44,17 @@ class Evaluation:
 def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
     """Return the archive key of a training budget; results at different keys never mix."""
     epochs = config.epochs if epochs is None else epochs
-    return (
+    key = (
         f"{config.dataset}|data_dir={config.data_dir}|val={config.val_fraction}|split_seed={config.split_seed}"
         f"|subset={config.train_subset}|epochs={epochs}|final={final}"
     )
+    return key + ("|bf16" if config.bf16 else "") + ("" if final else _measured(config))
+
+
+def _measured(config: RunConfig) -> str:
+    """Return the key suffix naming the optional objectives measured (a result without them must not be reused)."""
+    names = [n if n != "robustness" else f"robustness@{config.noise_sigma}" for n in config.objectives if n in ("latency", "robustness")]
+    return f"|measured={','.join(names)}" if names else ""
 
 
 @dataclass
@@ -119,5 +126,6 @@ class Evaluator:
         return EvalTask(
             phenotype, derive_seed(c.seed, key), dataset=c.dataset, data_dir=c.data_dir, val_fraction=c.val_fraction,
             split_seed=c.split_seed, train_subset=c.train_subset, epochs=epochs, timeout_s=c.eval_timeout_s,
-            max_params=c.max_params, max_flops=c.max_flops, threads=self.executor.threads,
+            max_params=c.max_params, max_flops=c.max_flops, threads=self.executor.threads, device=c.device, bf16=c.bf16,
+            measure_latency="latency" in c.objectives, measure_robustness="robustness" in c.objectives, noise_sigma=c.noise_sigma,
         )

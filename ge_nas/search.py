@@ -72,20 +72,27 @@ class GenerationStats:
     seconds: float
 
 
-OBJECTIVE_WEIGHTS = {"val_accuracy": 1.0, "params": -1.0, "flops": -1.0}
+OBJECTIVE_WEIGHTS = {"val_accuracy": 1.0, "params": -1.0, "flops": -1.0, "latency": -1.0, "robustness": 1.0}
+LATENCY_FLOOR_MS = 1e-3  # log10 of a latency below a microsecond per batch is taken as -3
 
 
 def fitness_values(metrics: Metrics, objectives: Sequence[str]) -> tuple[float, ...]:
-    """Return the fitness tuple; failures get the worst finite values (never NaN)."""
-    ok = metrics.ok
-    values = []
-    for name in objectives:
-        if name == "val_accuracy":
-            values.append(metrics.val_accuracy if ok else 0.0)
-        else:
-            count = getattr(metrics, name)
-            values.append(math.log10(max(count, 1)) if ok and count is not None else WORST_LOG10)
-    return tuple(values)
+    """Return the fitness tuple; failures get the worst finite values (never NaN).
+
+    Accuracies (val_accuracy, robustness) are fractions, 0 for a failure; params,
+    FLOPs and latency (ms per batch) are log10, so each order of magnitude counts alike.
+    """
+    return tuple(_fitness_value(metrics, name) for name in objectives)
+
+
+def _fitness_value(metrics: Metrics, name: str) -> float:
+    if name in ("val_accuracy", "robustness"):
+        score = getattr(metrics, name)
+        return float(score) if metrics.ok and score is not None else 0.0
+    cost = metrics.latency_ms if name == "latency" else getattr(metrics, name)
+    if not metrics.ok or cost is None:
+        return WORST_LOG10
+    return math.log10(max(cost, LATENCY_FLOOR_MS if name == "latency" else 1))
 
 
 def initial_genomes(grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
