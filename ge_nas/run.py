@@ -26,6 +26,7 @@ from ge_nas.report import front_table, generation_line
 from ge_nas.evaluator import Evaluation, Evaluator, fidelity_key
 from ge_nas.fidelity import rung_epochs
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
+from ge_nas.train import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--eval-timeout", "eval_timeout_s", float, "seconds one evaluation may train before it is stopped (status timeout)"),
     ("--max-params", "max_params", int, "reject networks with more parameters before training"),
     ("--max-flops", "max_flops", int, "reject networks with more FLOPs per sample before training"),
+    ("--noise-sigma", "noise_sigma", float, "robustness objective: Gaussian input noise, in normalized units (default 0.1)"),
+    ("--device", "device", str, "auto, cpu, cuda or cuda:N (default auto: a GPU when torch sees one, else the CPU)"),
+    ("--bf16", "bf16", bool, "train under bfloat16 autocast (fast on GPUs and CPUs with native bf16, slow on others)"),
     ("--final-epochs", "final_epochs", int, "epochs for retraining the finalists on train+validation (default 15)"),
     ("--finalists", "finalists", int, "front members retrained at the end, best first (default 3; 0: none)"),
     ("--workers", "workers", int, "worker processes (default: one per core)"),
@@ -73,7 +77,10 @@ def add_run_command(commands: Any) -> None:
     p.add_argument("--objectives", help=f"comma list from {', '.join(OBJECTIVES)} (default val_accuracy,params)")
     p.add_argument("--objective", choices=["accuracy"], help="shortcut: single-objective search on validation accuracy")
     for flag, _, kind, text in RUN_OPTIONS:
-        p.add_argument(flag, type=kind, help=text, dest=flag[2:].replace("-", "_") + "_opt")
+        if kind is bool:  # a switch: absent leaves the config file's value
+            p.add_argument(flag, action="store_const", const=True, help=text, dest=flag[2:].replace("-", "_") + "_opt")
+        else:
+            p.add_argument(flag, type=kind, help=text, dest=flag[2:].replace("-", "_") + "_opt")
     p.set_defaults(func=command_run)
 
 
@@ -132,8 +139,9 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check_data(config: RunConfig) -> None:
-    """Load the data once here, so a missing data set stops the run before anything is written."""
+    """Load the data and check the device once here, so a missing data set or GPU stops the run before anything is written."""
     load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset)
+    resolve_device(config.device)
 
 
 def _execute(config: RunConfig, grammar: Grammar, out: Path, checkpoint: runs.Checkpoint | None, console: Console, *, quiet: bool) -> int:
@@ -234,7 +242,7 @@ def _final_task(e: Evaluation, config: RunConfig, save_dir: Path, threads: int) 
     return EvalTask(
         e.phenotype or "", derive_seed(config.seed, e.phenotype_hash or ""), dataset=config.dataset, data_dir=config.data_dir,
         val_fraction=config.val_fraction, split_seed=config.split_seed, train_subset=None, epochs=config.final_epochs,
-        threads=threads, final=True, save_dir=str(save_dir),
+        threads=threads, final=True, save_dir=str(save_dir), device=config.device, bf16=config.bf16,
     )
 
 
@@ -243,6 +251,11 @@ def _row(rank: int, e: Evaluation, final: Any, epochs: int) -> dict[str, Any]:
     test, fidelity = (final.test_accuracy, "final") if final is not None and final.ok else (m.test_accuracy, "search")
     return {
         "rank": rank, "val_accuracy": round(m.val_accuracy, 6), "epochs": epochs, "test_accuracy": None if test is None else round(test, 6),
-        "test_fidelity": fidelity, "params": m.params, "flops": m.flops, "train_seconds": round(m.train_seconds, 3),
+        "test_fidelity": fidelity, "params": m.params, "flops": m.flops,
+        "latency_ms": _rounded(m.latency_ms, 4), "robustness": _rounded(m.robustness, 6), "train_seconds": round(m.train_seconds, 3),
         "status": m.status, "phenotype_hash": e.phenotype_hash, "phenotype": e.phenotype, "genome": " ".join(map(str, e.genome)),
     }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

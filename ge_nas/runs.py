@@ -34,8 +34,8 @@ PARETO = "pareto.csv"
 LOCK = "run.lock"
 GRAMMAR = "grammar.bnf"  # a copy of the run's grammar, so the run stays readable when the original changes
 PARETO_COLUMNS = (
-    "rank", "val_accuracy", "epochs", "test_accuracy", "test_fidelity", "params", "flops", "train_seconds",
-    "status", "phenotype_hash", "phenotype", "genome",
+    "rank", "val_accuracy", "epochs", "test_accuracy", "test_fidelity", "params", "flops", "latency_ms", "robustness",
+    "train_seconds", "status", "phenotype_hash", "phenotype", "genome",
 )
 
 

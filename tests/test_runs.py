@@ -109,10 +109,10 @@ def test_missing_checkpoint_is_none_and_a_bad_one_is_a_clear_error(tmp_path: Pat
 def test_pareto_csv_round_trip(tmp_path: Path) -> None:
     rows = [
         {"rank": 1, "val_accuracy": 0.95, "epochs": 8, "test_accuracy": 0.93, "test_fidelity": "final", "params": 1200, "flops": 3400,
-         "train_seconds": 1.5, "status": "ok", "phenotype_hash": "abc", "phenotype": "conv(8,3,1) | opt=adam lr=0.001",
+         "latency_ms": 2.5, "robustness": 0.8, "train_seconds": 1.5, "status": "ok", "phenotype_hash": "abc", "phenotype": "conv(8,3,1) | opt=adam lr=0.001",
          "genome": "[1, 2, 3]", "extra": "ignored"},
         {"rank": 2, "val_accuracy": 0.9, "epochs": 24, "test_accuracy": None, "test_fidelity": "", "params": 300, "flops": 700,
-         "train_seconds": 0.5, "status": "ok", "phenotype_hash": "def", "phenotype": 'dense(4) "quoted", comma',
+         "latency_ms": None, "robustness": None, "train_seconds": 0.5, "status": "ok", "phenotype_hash": "def", "phenotype": 'dense(4) "quoted", comma',
          "genome": "[]"},
     ]
     write_pareto(tmp_path, rows)
