@@ -158,3 +158,26 @@ def test_default_out() -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         RunConfig(grammar="g").seed = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "flag"),
+    [("device", "gpu", "--device"), ("device", "cuda:", "--device"), ("bf16", "yes", "--bf16"),
+     ("noise_sigma", -0.1, "--noise-sigma"), ("noise_sigma", "big", "--noise-sigma")],
+)
+def test_invalid_training_option_names_the_flag(name: str, value: Any, flag: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig(grammar="g.bnf", **{name: value})
+    assert str(info.value).startswith(flag)
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1"])
+def test_device_names_are_checked_without_a_gpu(device: str) -> None:
+    assert RunConfig(grammar="g.bnf", device=device).device == device  # availability is checked when a run starts
+
+
+def test_every_objective_is_accepted(tmp_path: Path) -> None:
+    config = RunConfig(grammar="g.bnf", objectives=("val_accuracy", "params", "flops", "latency", "robustness"), bf16=True)
+    (tmp_path / "c.toml").write_text(config.to_toml())
+    assert make_config(load_toml(tmp_path / "c.toml"), {}) == config

@@ -72,3 +72,32 @@ def test_seed_depends_on_run_seed_and_phenotype_only() -> None:
     assert derive_seed(1, h) == derive_seed(1, h)
     assert derive_seed(1, h) != derive_seed(2, h)
     assert 0 <= derive_seed(1, h) < 2**31
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_params", 169), ("max_flops", 1000)])
+def test_over_budget_never_reaches_the_trainer(monkeypatch: pytest.MonkeyPatch, option: str, value: int) -> None:
+    from ge_nas import evaluate as module
+
+    def no_training(*args: object, **kw: object) -> None:
+        pytest.fail("an over-budget network reached train_model")
+
+    monkeypatch.setattr(module, "train_model", no_training)
+    monkeypatch.setattr(module, "build_model", lambda *a, **k: pytest.fail("an over-budget network was built with weights"))
+    m = evaluate(task(**{option: value})).metrics
+    assert m.status == st.OVER_BUDGET and m.epochs == 0 and m.train_seconds == 0.0
+    assert f"--{option.replace('_', '-')} {value}" in m.error
+
+
+def test_within_budget_does_reach_the_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ge_nas import evaluate as module
+
+    calls: list[object] = []
+    real = module.train_model
+    monkeypatch.setattr(module, "train_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert evaluate(task(max_params=170, max_flops=10**9)).metrics.ok and len(calls) == 1
+
+
+def test_cuda_without_a_gpu_fails_the_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    m = evaluate(task(device="cuda")).metrics
+    assert m.status == st.FAILED and "--device cuda: CUDA is not available" in m.error

@@ -10,8 +10,11 @@ import torch
 from torch import nn
 
 from ge_nas.arch import parse_arch
+from ge_nas.errors import ConfigError
 from ge_nas.metrics import FAILED, OK, TIMEOUT
-from ge_nas.train import accuracy, make_optimizer, make_schedule, train_model
+from ge_nas.train import (
+    accuracy, augment, crop_padding, make_optimizer, make_schedule, place_model, random_crop, resolve_device, train_model,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -213,3 +216,124 @@ def test_label_smoothing_is_accepted() -> None:
     x, y = separable(64)
     status, _, _ = train_model(fresh_model(), hparams("ls=0.2 batch=16"), x, y, epochs=1, seed=0)
     assert status == OK
+
+
+def images(n: int = 16, c: int = 1, side: int = 8) -> torch.Tensor:
+    return torch.arange(n * c * side * side, dtype=torch.float32).view(n, c, side, side)
+
+
+@pytest.mark.parametrize("kind", ["none", "crop", "flip", "cropflip"])
+def test_augment_keeps_shape_dtype_and_device(kind: str) -> None:
+    x = images(c=3)
+    out = augment(x, kind, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+
+
+@pytest.mark.parametrize("kind", ["crop", "flip", "cropflip"])
+def test_augment_is_seeded(kind: str) -> None:
+    x = images(n=64)
+    a, b, c = (augment(x, kind, torch.Generator().manual_seed(s)) for s in (1, 1, 2))
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
+
+
+def test_augment_leaves_flat_inputs_and_none_alone() -> None:
+    flat = torch.randn(8, 5)
+    assert augment(flat, "cropflip", torch.Generator()) is flat
+    x = images()
+    assert augment(x, "none", torch.Generator()) is x
+
+
+def test_flip_mirrors_some_images_and_keeps_the_others() -> None:
+    x = images(n=64)
+    out = augment(x, "flip", torch.Generator().manual_seed(0))
+    same = [torch.equal(o, i) for o, i in zip(out, x)]
+    mirrored = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x)]
+    assert all(s or m for s, m in zip(same, mirrored))
+    assert 10 < sum(mirrored) < 54
+
+
+def test_crop_shifts_each_image_by_at_most_the_padding() -> None:
+    x = images(n=64) + 1.0  # no zeros inside, so zeros mark the padding
+    out = random_crop(x, 2, torch.Generator().manual_seed(0))
+    for o, i in zip(out, x):
+        shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(o, shifted(i, dy, dx))]
+        assert len(shifts) == 1
+    assert not torch.equal(out, x)
+
+
+def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Return image moved by (dy, dx) pixels with zeros coming in."""
+    padded = torch.nn.functional.pad(image, (2, 2, 2, 2))
+    h, w = image.shape[-2:]
+    return padded[:, 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+
+
+def test_crop_padding_by_image_size() -> None:
+    assert [crop_padding(s) for s in (8, 28, 32, 64)] == [1, 2, 4, 4]
+
+
+def test_training_with_augmentation_is_deterministic() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 2, (64,))
+
+    def trained() -> nn.Module:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+        assert train_model(model, hparams("aug=cropflip batch=16"), x, y, epochs=2, seed=3)[0] == OK
+        return model
+
+    a, b = trained(), trained()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_bf16_autocast_trains_on_cpu() -> None:
+    x, y = separable()
+    model = fresh_model()
+    status, _, epochs = train_model(model, hparams("lr=0.05 batch=32"), x, y, epochs=5, seed=1, bf16=True)
+    assert (status, epochs) == (OK, 5)
+    assert accuracy(model, x, y) >= 0.9
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 weights
+
+
+def test_bf16_autocast_runs_a_conv_net() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 2, (32,))
+    assert train_model(model, hparams("batch=16"), x, y, epochs=1, seed=0, bf16=True)[0] == OK
+
+
+def test_auto_device_is_the_cpu_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_auto_device_here() -> None:
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_cuda_without_a_gpu_is_a_config_error(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=f"--device {name}: CUDA is not available"):
+        resolve_device(name)
+
+
+def test_cuda_device_number_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(ConfigError, match="--device cuda:2: this machine has 2 GPU"):
+        resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "mps", ""])
+def test_unknown_device_is_a_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match="--device: unknown device"):
+        resolve_device(name)
+
+
+def test_place_model_makes_conv_weights_channels_last() -> None:
+    model = place_model(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2)), torch.device("cpu"))
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model[0].weight.is_contiguous()
