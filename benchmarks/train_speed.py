@@ -52,7 +52,7 @@ def plain_loop(spec: ArchSpec, *, channels_last: bool) -> Trainer:
 
     def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> None:
         if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stubs lack memory_format
         hp = spec.hparam_map()
         batch, steps = int(hp["batch"]), len(y) // int(hp["batch"])
         optimizer = make_optimizer(model, hp)
