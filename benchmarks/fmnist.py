@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock = time.monotonic) -> in
         executor.close()
     rows = front_rows(ge.front(), finals)
     Console(width=140).print(front_table(rows, title=f"GE front ({len(rows)} networks; * test accuracy at search fidelity)"))
-    summary = {**summarise(ge, rnd, rows, args.target_params), "final_epochs": epochs, "minutes": (clock() - start) / 60,
+    summary = {**summarise(ge, rnd, rows, args.target_params), "ge_front": rows, "final_epochs": epochs, "minutes": (clock() - start) / 60,
                "command": "python benchmarks/fmnist.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print_summary(summary, args.target_params)
     print(f"total {summary['minutes']:.1f} min")
