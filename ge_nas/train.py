@@ -101,7 +101,7 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Return the batch with a random half of its images mirrored left to right."""
+    """Return the batch with each image mirrored left to right with probability 1/2."""
     flip = (torch.rand(len(x), generator=generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(3), x)
 
