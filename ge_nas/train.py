@@ -22,7 +22,7 @@ from ge_nas.errors import ConfigError
 from ge_nas.layers import Value
 from ge_nas.metrics import FAILED, OK, TIMEOUT
 
-EVAL_BATCH = 1024
+EVAL_BATCH = 128  # measured on CPU: 28x28 CNNs score twice as fast as in batches of 1024 (activations stay in cache)
 
 
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Value]) -> torch.optim.Optimizer:
