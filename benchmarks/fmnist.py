@@ -162,7 +162,7 @@ def fit_final_epochs(finalists: list[Record], config: RunConfig, seconds_left: f
     full = load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, None)
     scale = (len(full.y_train) + len(full.y_val)) / search_images
     per_epoch = [r.metrics.train_seconds / max(1, r.metrics.epochs) * scale for r in finalists]
-    wall_per_epoch = max(sum(per_epoch) / workers, max(per_epoch)) * 1.15  # and scoring, and imbalance
+    wall_per_epoch = max(sum(per_epoch) / workers, max(per_epoch)) * 1.3  # scoring, imbalance, a busy machine
     return max(1, min(config.final_epochs, int(seconds_left / wall_per_epoch)))
 
 
