@@ -47,6 +47,7 @@ from pathlib import Path
 from ge_nas.bnf_lint import Lint
 from ge_nas.bnf_read import Alternative, Symbol, read_rules
 from ge_nas.errors import ConfigError, GrammarError, GrammarSyntaxError, did_you_mean
+from ge_nas.item_table import ItemTable, Production
 from ge_nas.rule_graph import Code, min_depths, reachable, recursive_rules
 
 __all__ = [
@@ -69,40 +70,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Production = tuple[Code, tuple[Code, ...]]
-
-
-
-class ItemTable(dict[int, tuple[int, tuple[Production, ...]]]):
-    """Productions keyed by (depth, rule) items, built on first use; the mapper's hot table.
-
-    An item is ``depth * n_rules + rule`` (the root is depth 0). Its value is
-    the number of alternatives and each alternative as ``(first, rest)``: the
-    first symbol, and the others reversed for a stack, with nonterminals as
-    items one level deeper and terminals as text.
-    """
-
-    def __init__(self, alternatives: tuple[tuple[tuple[Code, ...], ...], ...]) -> None:
-        super().__init__()
-        self.alternatives = alternatives
-        self.n_rules = len(alternatives)
-
-    def __missing__(self, item: int) -> tuple[int, tuple[Production, ...]]:
-        depth, rule = divmod(item, self.n_rules)
-        offset = (depth + 1) * self.n_rules
-        alternatives = self.alternatives[rule]
-        entry = len(alternatives), tuple(_production(alt, offset) for alt in alternatives)
-        self[item] = entry
-        return entry
-
-    def __reduce__(self) -> tuple[type[ItemTable], tuple[tuple[tuple[tuple[Code, ...], ...], ...]]]:
-        return ItemTable, (self.alternatives,)  # the cache is rebuilt, not shipped
-
-
-def _production(alt: tuple[Code, ...], offset: int) -> Production:
-    coded = [s + offset if isinstance(s, int) else s for s in alt]
-    return coded[0], tuple(reversed(coded[1:]))
 
 
 @dataclass(frozen=True)

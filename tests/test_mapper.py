@@ -167,3 +167,12 @@ def test_matches_the_reference_map(grammar: Grammar, genome: list[int], wraps: i
     if text is not None:
         assert (got.codons_used, got.depth, got.nodes) == (used, deepest, nodes)
         assert got.wraps == (max(used - 1, 0) // len(genome) if genome else 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(grammars(), CODONS, st.integers(0, 2), st.one_of(st.none(), st.integers(1, 8)), st.booleans())
+def test_running_out_reports_the_partial_tree(grammar: Grammar, genome: list[int], wraps: int, depth: int | None,
+                                             single: bool) -> None:
+    got = map_genome(grammar, genome, max_wraps=wraps, max_depth=depth, consume_single=single)
+    if got.reason == "ran out of codons":
+        assert (None, got.codons_used, got.depth, got.nodes) == reference_map(grammar, genome, wraps, depth, single)
