@@ -51,17 +51,20 @@ def rate(executor: Executor, texts: list[str], epochs: int) -> float:
     return len(tasks) / seconds * 3600
 
 
-def measure(name: str, make: object, texts: list[str], epochs: int) -> dict[int, float]:
+def measure(name: str, make: object, texts: list[str], epochs: int) -> dict[tuple[int, int], float]:
+    """Measure 1 worker x 1 thread, 1 worker x all cores' threads, and 2 workers x 1 thread."""
     cores = os.cpu_count() or 1
     rates = {}
-    for workers in (1, 2):
-        executor = make(workers, max(1, cores // workers))  # type: ignore[operator]
+    for workers, threads in sorted({(1, 1), (1, cores), (2, max(1, cores // 2))}):
+        executor = make(workers, threads)  # type: ignore[operator]
         try:
-            rates[workers] = rate(executor, texts, epochs)
+            rates[workers, threads] = rate(executor, texts, epochs)
         finally:
             executor.close()
-        print(f"{name:9s} {workers} worker(s) x {max(1, cores // workers)} thread(s): {rates[workers]:8.0f} evaluations/hour", flush=True)
-    print(f"{name:9s} ratio 2/1: {rates[2] / rates[1]:.2f}")
+        print(f"{name:9s} {workers} worker(s) x {threads} thread(s): {rates[workers, threads]:8.0f} evaluations/hour", flush=True)
+    one = max(v for (w, _), v in rates.items() if w == 1)
+    two = rates[2, max(1, cores // 2)]
+    print(f"{name:9s} ratio 2 workers / best 1-worker setting: {two / one:.2f}")
     return rates
 
 
