@@ -19,7 +19,6 @@ from ge_nas.errors import GeNasError
 from ge_nas.inspect_cli import add_inspect_commands
 from ge_nas.run import add_resume_command, add_run_command
 
-log = logging.getLogger("ge_nas")
 
 
 def build_parser() -> argparse.ArgumentParser:

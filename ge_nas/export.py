@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import os
 import pickle
 import shutil
@@ -27,7 +26,6 @@ from ge_nas.arch import ArchSpec
 from ge_nas.build import build_model
 from ge_nas.errors import ArchError, ConfigError, ExportError
 
-log = logging.getLogger(__name__)
 
 MODEL = "model.pt"
 SPEC = "spec.json"

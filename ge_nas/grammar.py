@@ -37,7 +37,6 @@ M. O'Neill. PonyGE2: Grammatical Evolution in Python. GECCO 2017 Companion.
 from __future__ import annotations
 
 import gc
-import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -69,7 +68,6 @@ __all__ = [
     "recursive_rules",
 ]
 
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -25,7 +24,6 @@ from ge_nas.errors import ConfigError
 from ge_nas.pareto import nondominated, size_point
 from ge_nas.evaluator import fidelity_key
 
-log = logging.getLogger(__name__)
 
 PARETO_PNG = "pareto.png"
 HISTORY_PNG = "history.png"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -35,7 +34,6 @@ from ge_nas.metrics import Metrics
 from ge_nas.report import front_table
 from ge_nas.evaluator import fidelity_key
 
-log = logging.getLogger(__name__)
 
 DEFAULT_TRAIN_EPOCHS = 15
 ONNX_SAMPLES = 64

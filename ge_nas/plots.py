@@ -8,7 +8,6 @@ and no global backend or figure registry is touched.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-log = logging.getLogger(__name__)
 
 CLOUD = "#9aa5b1"
 FRONT = "#d1495b"

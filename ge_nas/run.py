@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from ge_nas.fidelity import rung_epochs
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 from ge_nas.train import resolve_device
 
-log = logging.getLogger(__name__)
 
 # flag -> (RunConfig field, type, help); defaults live in RunConfig only.
 RUN_OPTIONS: list[tuple[str, str, Any, str]] = [

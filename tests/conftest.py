@@ -47,3 +47,14 @@ def fresh_data_cache() -> Iterator[None]:
     data._load_cached.cache_clear()
     yield
     data._load_cached.cache_clear()
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Train on one thread so results are bit-for-bit repeatable; restore the count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -26,12 +26,7 @@ NET = "conv(8,3) relu pool(max,2) flatten | opt=adam lr=0.01 batch=32"
 GRAMMAR = "tests/grammars/tiny_cnn.bnf"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scored(**kw: object) -> Metrics:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+
 
 import pytest
 import torch
@@ -17,13 +17,7 @@ from ge_nas.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Train on one thread so results are bit-for-bit repeatable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def separable(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
