@@ -53,6 +53,7 @@ class RunConfig:
     noise_sigma: float = 0.1  # the robustness objective's Gaussian input noise, in normalized units
     device: str = "auto"  # auto, cpu, cuda or cuda:N; auto: a GPU when torch sees one
     bf16: bool = False  # bfloat16 autocast while training
+    test_in_search: bool = True  # score the test set at every search evaluation (reported only; off saves time)
     final_epochs: int = 15
     finalists: int = 3
     workers: int = 0  # 0: one per core
@@ -105,8 +106,9 @@ class RunConfig:
     def _check_training(self) -> None:
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"--device: unknown device {self.device!r}; expected auto, cpu, cuda or cuda:N")
-        if not isinstance(self.bf16, bool):
-            raise ConfigError(f"--bf16 must be true or false, got {self.bf16!r}")
+        for name, flag in (("bf16", "--bf16"), ("test_in_search", "test_in_search (--no-test-in-search)")):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{flag} must be true or false, got {getattr(self, name)!r}")
         _number("noise_sigma", self.noise_sigma)
         if self.noise_sigma < 0:
             raise ConfigError(f"--noise-sigma must be a standard deviation >= 0, got {self.noise_sigma}")

@@ -56,6 +56,7 @@ class EvalTask:
     measure_latency: bool = False  # CPU ms per batch of LATENCY_BATCH validation images
     measure_robustness: bool = False  # validation accuracy under Gaussian input noise of noise_sigma
     noise_sigma: float = 0.1
+    score_test: bool = True  # test accuracy too (reported only, never used for selection)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
 def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -> Metrics:
     """Return trained with the accuracies and the objectives the task asks for."""
     val = accuracy(model, splits.x_val, splits.y_val)
-    test = accuracy(model, splits.x_test, splits.y_test)
+    test = accuracy(model, splits.x_test, splits.y_test) if task.score_test else None
     robust = None
     if task.measure_robustness:  # the same noise for every network of a run: seeded by the split
         robust = robustness(model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed)

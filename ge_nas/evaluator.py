@@ -128,4 +128,5 @@ class Evaluator:
             split_seed=c.split_seed, train_subset=c.train_subset, epochs=epochs, timeout_s=c.eval_timeout_s,
             max_params=c.max_params, max_flops=c.max_flops, threads=self.executor.threads, device=c.device, bf16=c.bf16,
             measure_latency="latency" in c.objectives, measure_robustness="robustness" in c.objectives, noise_sigma=c.noise_sigma,
+            score_test=c.test_in_search,
         )

@@ -48,6 +48,7 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--noise-sigma", "noise_sigma", float, "robustness objective: Gaussian input noise, in normalized units (default 0.1)"),
     ("--device", "device", str, "auto, cpu, cuda or cuda:N (default auto: a GPU when torch sees one, else the CPU)"),
     ("--bf16", "bf16", bool, "train under bfloat16 autocast (fast on GPUs and CPUs with native bf16, slow on others)"),
+    ("--no-test-in-search", "test_in_search", bool, "score the test set only for finalists, not at every search evaluation (saves time)"),
     ("--final-epochs", "final_epochs", int, "epochs for retraining the finalists on train+validation (default 15)"),
     ("--finalists", "finalists", int, "front members retrained at the end, best first (default 3; 0: none)"),
     ("--workers", "workers", int, "worker processes (default: one per core)"),
@@ -75,8 +76,8 @@ def add_run_command(commands: Any) -> None:
     p.add_argument("--objectives", help=f"comma list from {', '.join(OBJECTIVES)} (default val_accuracy,params)")
     p.add_argument("--objective", choices=["accuracy"], help="shortcut: single-objective search on validation accuracy")
     for flag, _, kind, text in RUN_OPTIONS:
-        if kind is bool:  # a switch: absent leaves the config file's value
-            p.add_argument(flag, action="store_const", const=True, help=text, dest=flag[2:].replace("-", "_") + "_opt")
+        if kind is bool:  # a switch (--no-X sets False): absent leaves the config file's value
+            p.add_argument(flag, action="store_const", const=not flag.startswith("--no-"), help=text, dest=flag[2:].replace("-", "_") + "_opt")
         else:
             p.add_argument(flag, type=kind, help=text, dest=flag[2:].replace("-", "_") + "_opt")
     p.set_defaults(func=command_run)

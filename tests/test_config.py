@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from ge_nas.cli import build_parser
 from ge_nas.config import RunConfig, default_out, load_toml, make_config
 from ge_nas.errors import ConfigError
+from ge_nas.run import config_from_args
 
 
 def test_defaults_are_valid() -> None:
@@ -163,6 +165,7 @@ def test_config_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "flag"),
     [("device", "gpu", "--device"), ("device", "cuda:", "--device"), ("bf16", "yes", "--bf16"),
+     ("test_in_search", 1, "test_in_search"),
      ("noise_sigma", -0.1, "--noise-sigma"), ("noise_sigma", "big", "--noise-sigma")],
 )
 def test_invalid_training_option_names_the_flag(name: str, value: Any, flag: str) -> None:
@@ -181,3 +184,10 @@ def test_every_objective_is_accepted(tmp_path: Path) -> None:
     config = RunConfig(grammar="g.bnf", objectives=("val_accuracy", "params", "flops", "latency", "robustness"), bf16=True)
     (tmp_path / "c.toml").write_text(config.to_toml())
     assert make_config(load_toml(tmp_path / "c.toml"), {}) == config
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], True), (["--no-test-in-search"], False)])
+def test_no_switch_turns_an_option_off(flags: list[str], expected: bool) -> None:
+    args = build_parser().parse_args(["run", "--grammar", "g.bnf", *flags])
+    args.command_line = "test"
+    assert config_from_args(args).test_in_search is expected

@@ -32,6 +32,13 @@ def scores(m: st.Metrics) -> st.Metrics:
     return replace(m, train_seconds=0.0)
 
 
+def test_test_set_is_scored_only_when_asked() -> None:
+    skipped = evaluate(task(score_test=False)).metrics
+    scored = evaluate(task()).metrics
+    assert skipped.test_accuracy is None and scored.test_accuracy is not None
+    assert skipped.val_accuracy == scored.val_accuracy  # the same training either way
+
+
 def test_same_task_same_result() -> None:
     assert scores(evaluate(task()).metrics) == scores(evaluate(task()).metrics)
 
