@@ -8,6 +8,9 @@ A worker that dies mid-evaluation (killed, out of memory) costs the task one
 retry; a second death makes it `failed`, and the run goes on. Training stops
 itself at `--eval-timeout` (status `timeout`); a local worker that does not
 come back within twice that plus a grace period is killed.
+
+With several GPUs, local worker i trains on GPU i mod (number of GPUs) for
+tasks whose device is `auto` or `cuda`; a task naming `cuda:N` or `cpu` keeps it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
@@ -65,12 +68,22 @@ class SerialExecutor:
         pass
 
 
-def _worker_main(conn: Connection, threads: int) -> None:
+def worker_gpu(slot: int, gpus: int) -> int | None:
+    """Return the GPU a worker slot trains on when there are several (one worker per GPU, round robin), else None."""
+    return slot % gpus if gpus > 1 else None
+
+
+def on_gpu(task: EvalTask, gpu: int | None) -> EvalTask:
+    """Return task on the worker's GPU when its device leaves the choice open (auto or cuda)."""
+    return replace(task, device=f"cuda:{gpu}") if gpu is not None and task.device in ("auto", "cuda") else task
+
+
+def _worker_main(conn: Connection, threads: int, gpu: int | None) -> None:
     """Evaluate (index, task) messages until None arrives; the body of a worker process."""
     torch.set_num_threads(threads)
     while (message := conn.recv()) is not None:
         index, task = message
-        conn.send((index, evaluate(task)))
+        conn.send((index, evaluate(on_gpu(task, gpu))))
 
 
 @dataclass
@@ -83,17 +96,18 @@ class _Worker:
 class ProcessExecutor:
     """Evaluate tasks in N worker processes, each with its share of torch threads."""
 
-    def __init__(self, workers: int, threads: int, *, grace_s: float = GRACE_S) -> None:
+    def __init__(self, workers: int, threads: int, *, grace_s: float = GRACE_S, gpus: int = 0) -> None:
         self.workers = workers
         self.threads = threads
         self.grace_s = grace_s
+        self.gpus = gpus  # GPUs to spread the workers over (0 or 1: no assignment)
         # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
         self._context = multiprocessing.get_context("spawn")
         self._pool: list[_Worker] = []
 
-    def _start(self) -> _Worker:
+    def _start(self, slot: int) -> _Worker:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child, self.threads), daemon=True)
+        process = self._context.Process(target=_worker_main, args=(child, self.threads, worker_gpu(slot, self.gpus)), daemon=True)
         process.start()
         child.close()
         return _Worker(process, parent)
@@ -105,7 +119,7 @@ class ProcessExecutor:
     def start(self) -> None:
         """Start the worker processes now rather than at the first task."""
         while len(self._pool) < self.workers:
-            self._pool.append(self._start())
+            self._pool.append(self._start(len(self._pool)))
 
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
         self.start()
@@ -157,7 +171,7 @@ class ProcessExecutor:
             old.process.kill()
         old.process.join(5)
         old.conn.close()
-        self._pool[slot] = self._start()
+        self._pool[slot] = self._start(slot)
 
     def close(self) -> None:
         for worker in self._pool:
@@ -223,4 +237,4 @@ def make_executor(kind: str, workers: int, *, scheduler: str | None = None, core
         return DaskExecutor(workers, 1 if scheduler else threads, scheduler=scheduler)
     if kind == "serial" or (kind == "auto" and workers <= 1):
         return SerialExecutor(threads=cores)
-    return ProcessExecutor(workers, threads=threads)
+    return ProcessExecutor(workers, threads=threads, gpus=torch.cuda.device_count())

@@ -8,9 +8,10 @@ import threading
 import time
 
 import pytest
+import torch
 
 from ge_nas.evaluate import evaluate
-from ge_nas.executors import ProcessExecutor, SerialExecutor, make_executor
+from ge_nas.executors import ProcessExecutor, SerialExecutor, make_executor, on_gpu, worker_gpu
 from test_evaluate import scores, task
 
 
@@ -32,6 +33,29 @@ def test_make_executor() -> None:
     ex = make_executor("auto", 2, cores=2)
     assert isinstance(ex, ProcessExecutor) and ex.threads == 1
     assert isinstance(make_executor("serial", 4), SerialExecutor)
+
+
+def test_workers_are_spread_over_gpus_round_robin() -> None:
+    assert [worker_gpu(slot, 2) for slot in range(5)] == [0, 1, 0, 1, 0]
+    assert [worker_gpu(slot, gpus) for slot in range(3) for gpus in (0, 1)] == [None] * 6  # one GPU or none: device as asked
+
+
+@pytest.mark.parametrize(("asked", "expected"), [("auto", "cuda:1"), ("cuda", "cuda:1"), ("cuda:0", "cuda:0"), ("cpu", "cpu")])
+def test_a_worker_gpu_replaces_only_an_open_device_choice(asked: str, expected: str) -> None:
+    assert on_gpu(task(device=asked), 1).device == expected
+    assert on_gpu(task(device=asked), None).device == asked
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the assignment through CUDA's absence")
+def test_each_process_worker_trains_on_its_own_gpu() -> None:
+    executor = ProcessExecutor(2, threads=1, gpus=2)
+    try:
+        results = dict(executor.run([task(device="auto"), task(device="auto"), task(device="cpu")]))
+    finally:
+        executor.close()
+    errors = sorted(results[i].metrics.error for i in (0, 1))
+    assert "--device cuda:0" in errors[0] and "--device cuda:1" in errors[1]  # each worker asked for its own GPU
+    assert results[2].metrics.status == "ok"
 
 
 def kill_workers(executor: ProcessExecutor, count: int, delay_s: float) -> threading.Thread:
