@@ -1,17 +1,22 @@
-"""Fashion-MNIST end to end under a wall-clock budget: GE search against random search, then final training.
+"""Fashion-MNIST end to end under a wall-clock budget: GE search and final training, against random search.
 
-    python benchmarks/fmnist.py [--minutes 60] [--workers 2] [--epochs 2] [--train-subset 10000] ...
+    python benchmarks/fmnist.py [--minutes 60] [--workers 2] [--epochs 2] [--train-subset 8000] ...
+
+The budget (--minutes) is the tool's own pipeline, what a user waits for:
 
 1. GE search: ge_nas.search.run_search with an Evaluator on grammars/cnn_fmnist.bnf,
    objectives (validation accuracy, params), until --search-share of the budget is
    spent (a generation starts only if the last one's time still fits).
-2. Random search: genomes from ge_nas.initialise.random_population on the same
+2. Final training: the best --finalists networks of the GE front (those within
+   --target-params first) retrained on train+validation with as many epochs, up
+   to --final-epochs, as the rest of the budget allows (estimated from their
+   search training time). Only finalists are scored on the test set.
+
+Then, outside the budget, the baseline:
+
+3. Random search: genomes from ge_nas.initialise.random_population on the same
    grammar, through an Evaluator with the same settings (fidelity, seeds, workers),
    until it has evaluated as many phenotypes as the GE search did.
-3. Final training: the best --finalists networks of the GE front (those within
-   --target-params first) retrained on train+validation with as many epochs, up
-   to --final-epochs, as the remaining time allows (estimated from their search
-   training time).
 
 It prints the GE front with test accuracy and params, the test accuracy of the
 best network within --target-params (chosen by validation accuracy), and the hypervolume of (validation error, log10 params)
@@ -89,18 +94,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Return the benchmark's options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget for everything (default 60)")
-    p.add_argument("--search-share", type=float, default=0.4, help="share of the budget for the GE search (default 0.4)")
+    p.add_argument("--search-share", type=float, default=0.5, help="share of the budget for the GE search (default 0.5)")
     p.add_argument("--grammar", default=str(ROOT / "grammars" / "cnn_fmnist.bnf"))
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
     p.add_argument("--population", type=int, default=12)
     p.add_argument("--epochs", type=int, default=2, help="epochs per search evaluation (default 2)")
-    p.add_argument("--train-subset", type=float, default=10000, help="training images per search evaluation (default 10000)")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--train-subset", type=float, default=8000, help="training images per search evaluation (default 8000)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-params", type=int, help="reject larger networks before training (default: none)")
     p.add_argument("--target-params", type=int, default=50_000, help="the size the best test accuracy is reported at (default 50000)")
-    p.add_argument("--finalists", type=int, default=3)
-    p.add_argument("--final-epochs", type=int, default=15, help="most epochs for the final training (default 15)")
+    p.add_argument("--finalists", type=int, default=2, help="networks retrained at the end (default 2: one per worker)")
+    p.add_argument("--final-epochs", type=int, default=40, help="most epochs for the final training (default 40)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output directory (default runs/bench-fmnist-<time>)")
@@ -114,7 +119,7 @@ def make_run_config(args: argparse.Namespace) -> RunConfig:
         args.grammar, dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, population=args.population,
         generations=10_000, epochs=args.epochs, train_subset=subset, val_fraction=args.val_fraction,
         max_params=args.max_params, final_epochs=args.final_epochs, finalists=args.finalists, workers=args.workers,
-        executor="processes" if args.workers > 1 else "serial", init="sensible",
+        executor="processes" if args.workers > 1 else "serial", init="sensible", test_in_search=False,
     )
 
 
@@ -212,10 +217,11 @@ def summarise(ge: SearchResult, rnd: SearchResult, rows: list[dict[str, Any]], t
 
 def _search_summary(result: SearchResult, target: int) -> dict[str, Any]:
     front = front_rows(result.front(), {})
+    fits = [r for r in front if r["params"] <= target]
     return {
         "evaluations": len(result.records), "trained": len(result.trained()), "front": len(front),
         "hypervolume": result.hypervolume(), "seconds": result.seconds,
-        "best_search_within_target": best_within(front, target),
+        "best_search_within_target": max(fits, key=lambda r: r["val_accuracy"], default=None),
     }
 
 
@@ -228,8 +234,7 @@ def print_summary(summary: dict[str, Any], target: int) -> None:
     for name in ("ge", "random"):
         best = summary[name]["best_search_within_target"]
         if best:
-            print(f"{name}: best within {target:,} params at search fidelity: val {best['val_accuracy']:.4f}, "
-                  f"test {best['test_accuracy']:.4f} ({best['params']:,} params)")
+            print(f"{name}: best within {target:,} params at search fidelity: val {best['val_accuracy']:.4f} ({best['params']:,} params)")
     ratio = summary["hypervolume_ratio"]
     print(f"hypervolume ratio GE / random: {ratio:.3f}" if ratio else "hypervolume ratio: random search trained nothing")
     final = summary["best_final_within_target"]
@@ -251,19 +256,22 @@ def main(argv: Sequence[str] | None = None, clock: Clock = time.monotonic) -> in
     executor = make_executor(config.executor, args.workers)
     try:
         ge = search_ge(grammar, config, executor, out / "ge.sqlite", start + args.search_share * budget, clock)
-        rnd = search_random(grammar, config, executor, out / "random.sqlite", len(ge.records), clock)
         finalists = pick_finalists(ge.front(), args.finalists, args.target_params)
         epochs = fit_final_epochs(finalists, config, budget - (clock() - start), executor.workers) if finalists else 0
         print(f"  final training: {len(finalists)} networks, {epochs} epochs on train+validation", flush=True)
         finals = train_finalists(finalists, config, executor, epochs, out) if finalists else {}
+        pipeline_minutes = (clock() - start) / 60
+        print(f"  GE search and final training: {pipeline_minutes:.1f} min of {args.minutes:g}; random search next, outside the budget", flush=True)
+        rnd = search_random(grammar, config, executor, out / "random.sqlite", len(ge.records), clock)
     finally:
         executor.close()
     rows = front_rows(ge.front(), finals)
-    Console(width=140).print(front_table(rows, title=f"GE front ({len(rows)} networks; * test accuracy at search fidelity)"))
-    summary = {**summarise(ge, rnd, rows, args.target_params), "ge_front": rows, "final_epochs": epochs, "minutes": (clock() - start) / 60,
+    Console(width=140).print(front_table(rows, title=f"GE front ({len(rows)} networks; test accuracy for the finalists only)"))
+    summary = {**summarise(ge, rnd, rows, args.target_params), "ge_front": rows, "final_epochs": epochs,
+               "minutes": pipeline_minutes, "random_minutes": rnd.seconds / 60,
                "command": "python benchmarks/fmnist.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print_summary(summary, args.target_params)
-    print(f"total {summary['minutes']:.1f} min")
+    print(f"GE search + final training {summary['minutes']:.1f} min (budget {args.minutes:g}); random search {summary['random_minutes']:.1f} min more")
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return 0
 

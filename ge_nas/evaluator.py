@@ -3,7 +3,9 @@
 Two genomes with one phenotype train once; a phenotype already in the archive
 at the same fidelity is not trained again, in this run or another that shares
 the archive. New phenotypes go to the executor as plain-data tasks and are
-recorded in the archive as each completes.
+recorded in the archive as each completes. With several workers, the tasks
+go out largest FLOPs first (longest processing time first), so the slowest
+trainings do not start last and leave the other workers idle at the end.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.errors import ArchError
-from ge_nas.evaluate import EvalTask, derive_seed
+from ge_nas.build import measure
+from ge_nas.errors import ArchError, GeNasError
+from ge_nas.evaluate import EvalTask, derive_seed, load_splits
 from ge_nas.executors import Executor
 from ge_nas.fidelity import rung_epochs
 from ge_nas.grammar import Grammar
@@ -108,6 +111,8 @@ class Evaluator:
 
     def _train(self, pending: dict[str, list[int]], mapped: list[Any], done: dict[int, Evaluation], rung: int) -> None:
         keys = list(pending)
+        if self.executor.workers > 1 and len(keys) > self.executor.workers:
+            keys.sort(key=lambda k: -self._flops(mapped[pending[k][0]][2]))
         tasks = [self._task(mapped[pending[k][0]][2], k, rung_epochs(self.config, rung)) for k in keys]
         self.on_start(len(tasks))
         for index, outcome in self.executor.run(tasks):
@@ -120,6 +125,15 @@ class Evaluator:
                 g, d = mapped[i][:2]
                 done[i] = Evaluation(g, d, phenotype, key, outcome.metrics, cached=n > 0, rung=rung)
             self.on_result(done[first])
+
+    def _flops(self, phenotype: str) -> int:
+        """Return a phenotype's FLOPs per sample, counted on the meta device; 0 when it cannot be built here."""
+        c = self.config
+        try:
+            splits = load_splits(c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset)  # cached: loaded at start
+            return measure(parse_arch(phenotype), splits.input_shape, splits.num_classes).flops
+        except GeNasError:  # invalid shapes fail fast on the worker; data only the workers see leaves the order as is
+            return 0
 
     def _task(self, phenotype: str, key: str, epochs: int) -> EvalTask:
         c = self.config

@@ -1,0 +1,44 @@
+"""Evaluator dispatch: with several workers the costliest trainings go out first."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from ge_nas.arch import parse_arch
+from ge_nas.archive import Archive
+from ge_nas.build import measure
+from ge_nas.config import RunConfig
+from ge_nas.evaluator import Evaluator
+from ge_nas.grammar import load_grammar
+from ge_nas.initialise import random_population
+from test_objectives import GRAMMAR, RecordingExecutor
+
+
+def dispatch(tmp_path: Path, workers: int) -> tuple[list[str], list[str]]:
+    """Return the phenotypes in the order the executor got them, and in the population's order."""
+    grammar = load_grammar(GRAMMAR)
+    executor = RecordingExecutor()
+    executor.workers = workers
+    genomes = random_population(grammar, random.Random(4), 12, codon_size=1000)
+    with Archive(tmp_path / "a.sqlite") as archive:
+        evaluations = Evaluator(grammar, RunConfig(GRAMMAR), archive, executor).evaluate(genomes)
+    population = list(dict.fromkeys(e.phenotype for e in evaluations if e.phenotype))
+    return [t.phenotype for t in executor.tasks], population
+
+
+def flops(phenotype: str) -> int:
+    return measure(parse_arch(phenotype), (1, 8, 8), 10).flops
+
+
+def test_several_workers_get_the_largest_flops_first(tmp_path: Path) -> None:
+    sent, population = dispatch(tmp_path, workers=2)
+    costs = [flops(p) for p in sent]
+    assert sorted(sent) == sorted(population) and len(set(costs)) > 3  # the costs differ, so the order means something
+    assert costs == sorted(costs, reverse=True)
+
+
+def test_one_worker_takes_tasks_in_population_order(tmp_path: Path) -> None:
+    sent, population = dispatch(tmp_path, workers=1)
+    assert sent == population
+    assert [flops(p) for p in sent] != sorted(map(flops, sent), reverse=True)  # so the test above sees a real reordering
