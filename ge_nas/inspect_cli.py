@@ -32,6 +32,7 @@ from ge_nas.export import FORMATS, Meta, export_onnx, export_torch, finalist_dir
 from ge_nas.html_report import load_run_config, progress_text, read_generations, status_text, write_report
 from ge_nas.metrics import Metrics
 from ge_nas.report import front_table
+from ge_nas.train import resolve_device
 from ge_nas.evaluator import fidelity_key
 
 
@@ -123,6 +124,8 @@ def _add_train(commands: Any) -> None:
     p.add_argument("--data-dir", help="directory holding the data set's files")
     p.add_argument("--epochs", type=int, help=f"training epochs (default {DEFAULT_TRAIN_EPOCHS}, or the run's --final-epochs with --from)")
     p.add_argument("--seed", type=int, help="training seed (default 0, or the seed the run used for this network)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto, or the run's)")
+    p.add_argument("--bf16", action="store_true", default=None, help="train under bfloat16 autocast (default off, or the run's)")
     p.add_argument("--out", help="directory for model.pt, spec.json, metrics.json, meta.json (default runs/train-<time>)")
     p.set_defaults(func=command_train)
 
@@ -132,6 +135,7 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
     phenotype, run = _phenotype(args)
     spec = parse_arch(phenotype)
     task = _train_task(args, spec, run)
+    resolve_device(task.device)  # an unknown device or a missing GPU stops here, before the data loads
     splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, None)
     size = measure(spec, splits.input_shape, splits.num_classes)  # a shape that cannot work fails here, before training
     console.print(f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {len(splits.y_train) + len(splits.y_val)} samples", highlight=False)
@@ -193,7 +197,8 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
     out = Path(args.out) if args.out else Path("runs") / f"train-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     return EvalTask(
         spec.canonical(), seed, dataset=dataset, data_dir=data_dir, val_fraction=base.val_fraction, split_seed=base.split_seed, train_subset=None, epochs=epochs,
-        threads=os.cpu_count() or 1, final=True, save_dir=str(out),
+        threads=os.cpu_count() or 1, final=True, save_dir=str(out), device=args.device or base.device,
+        bf16=base.bf16 if args.bf16 is None else args.bf16,
     )
 
 

@@ -13,7 +13,9 @@ from rich.console import Console
 from ge_nas import load_model, runs
 from ge_nas.archive import Archive
 from ge_nas.cli import build_parser, main
+from ge_nas.arch import parse_arch
 from ge_nas.html_report import load_run_config
+from ge_nas.inspect_cli import _train_task
 from ge_nas.evaluator import fidelity_key
 from ge_nas.evaluate import load_splits
 from ge_nas.metrics import Metrics
@@ -119,11 +121,21 @@ def test_train_a_genome_maps_it_with_the_grammar(run_dir: Path, tmp_path: Path) 
         (["--genome", "0", "--grammar", GRAMMAR], "genome does not map to a network"),
         (["--from", "RUN", "--rank", "99"], "no rank 99 on the front"),
         (["--from", "RUN"], "--from needs --rank"),
+        (["--phenotype", "conv(8,3) relu", "--device", "gpu"], "--device: unknown device 'gpu'"),
+        pytest.param(["--phenotype", "conv(8,3) relu", "--device", "cuda"], "CUDA is not available",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")),
     ],
 )
 def test_train_bad_input_is_one_clear_error(run_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:
     err = error_of(capsys, "train", *[str(run_dir) if a == "RUN" else a for a in argv])
     assert err.startswith("error:") and expected in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("flags", "device", "bf16"), [([], "auto", False), (["--device", "cpu", "--bf16"], "cpu", True)])
+def test_train_passes_device_and_bf16_on(flags: list[str], device: str, bf16: bool) -> None:
+    args = build_parser().parse_args(["train", "--phenotype", "conv(8,3) relu", *flags])
+    task = _train_task(args, parse_arch("conv(8,3) relu"), None)
+    assert (task.device, task.bf16) == (device, bf16)
 
 
 def test_show_a_finished_run(copy_run) -> None:  # type: ignore[no-untyped-def]
