@@ -20,25 +20,42 @@ def generation_line(stats: GenerationStats, total: int) -> str:
 
 
 def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front") -> Table:
-    """Return the front (rank, accuracies, size, phenotype) as a rich Table."""
+    """Return the front (rank, accuracies, size, phenotype) as a rich Table.
+
+    Latency and robustness get columns when some row has them (runs that optimised them).
+    """
+    extras = [(key, head, fmt) for key, head, fmt in OPTIONAL_COLUMNS if any(_number(row.get(key)) is not None for row in rows)]
     table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("val acc", justify="right")
     table.add_column("test acc", justify="right")
     table.add_column("params", justify="right")
     table.add_column("FLOPs", justify="right")
+    for _, head, _ in extras:
+        table.add_column(head, justify="right")
     table.add_column("phenotype", overflow="fold")
     for row in rows:
-        test = row.get("test_accuracy")
+        test = _number(row.get("test_accuracy"))
+        values = [_number(row.get(key)) for key, _, _ in extras]
         table.add_row(
             str(row["rank"]),
             f"{float(row['val_accuracy']):.4f}",
-            "-" if test in (None, "") else f"{float(test):.4f}" + ("" if row.get("test_fidelity") == "final" else "*"),
+            "-" if test is None else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*"),
             f"{int(row['params']):,}",
             _si(int(row["flops"])),
+            *("-" if v is None else fmt.format(v) for v, (_, _, fmt) in zip(values, extras)),
             str(row["phenotype"]).split(" | ")[0],
         )
     return table
+
+
+# (row key, column heading, format) of the objectives that only some runs measure
+OPTIONAL_COLUMNS = (("latency_ms", "latency ms", "{:.3f}"), ("robustness", "robust acc", "{:.4f}"))
+
+
+def _number(value: Any) -> float | None:
+    """Return a row value as a float; None for a missing one (None, or '' as read from pareto.csv)."""
+    return None if value in (None, "") else float(value)
 
 
 def _si(n: int) -> str:

@@ -100,3 +100,14 @@ def test_generation_line_renders_on_one_line() -> None:
     line = generation_line(stats, 6)
     assert line == "gen 0/6: 12 trained, 0 cached, 0 invalid; best val 1.0000, median 0.7500, front 1, HV 0.000, 0.0 s"
     assert render(line) == line + "\n"
+
+
+def test_latency_and_robustness_columns_only_when_measured() -> None:
+    assert "latency" not in render(front_table(ROWS)) and "robust" not in render(front_table(ROWS))
+    rows = [{**ROWS[0], "latency_ms": 1.23456, "robustness": ""}, {**ROWS[1], "latency_ms": "0.5", "robustness": ""}]
+    text = render(front_table(rows))
+    assert "latency ms" in text and "robust acc" not in text
+    assert [row[5] for row in table_rows(rows)] == ["1.235", "0.500"]
+    assert [row[6] for row in table_rows(rows)] == ["conv(32,3,1) bn relu", "dense(4)"]
+    both = table_rows([{**ROWS[0], "latency_ms": None, "robustness": 0.81234}])
+    assert both[0][5:] == ["0.8123", "conv(32,3,1) bn relu"]
