@@ -22,6 +22,7 @@ from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.errors import ConfigError
 from ge_nas.pareto import nondominated, size_point
+from ge_nas.report import measured_columns, optional_cell
 from ge_nas.evaluator import fidelity_key
 
 
@@ -121,6 +122,7 @@ def _front_row(rank: int, r: Record) -> dict[str, str]:
     values = {
         "rank": rank, "val_accuracy": m.val_accuracy, "test_accuracy": "" if m.test_accuracy is None else m.test_accuracy,
         "test_fidelity": "search", "params": m.params or 0, "flops": m.flops or 0, "train_seconds": m.train_seconds,
+        "latency_ms": "" if m.latency_ms is None else m.latency_ms, "robustness": "" if m.robustness is None else m.robustness,
         "status": m.status, "phenotype_hash": r.phenotype_hash, "phenotype": r.phenotype, "genome": " ".join(map(str, r.genome)),
     }
     return {k: str(v) for k, v in values.items()}
@@ -323,19 +325,21 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]], *,
 def _front_html(snapshot: RunSnapshot) -> str:
     if not snapshot.front:
         return '<p class="muted">No trained network yet.</p>'
-    headers = ["rank", "val acc", "test acc", "params", "FLOPs", "phenotype", "genome"]
-    rows = [_front_cells(row) for row in snapshot.front]
+    extras = measured_columns(snapshot.front)
+    headers = ["rank", "val acc", "test acc", "params", "FLOPs", *(head for _, head, _ in extras), "phenotype", "genome"]
+    rows = [_front_cells(row, extras) for row in snapshot.front]
     starred = any(row.get("test_fidelity") != "final" for row in snapshot.front)
     note = '<p class="muted">* test accuracy after the search\'s short training (not retrained).</p>' if starred else ""
     return _table(headers, rows) + note
 
 
-def _front_cells(row: Mapping[str, str]) -> list[tuple[str, str]]:
+def _front_cells(row: Mapping[str, str], extras: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
     test = _float_or_none(row.get("test_accuracy"))
     test_text = "-" if test is None else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*")
     return [
         ("num", row["rank"]), ("num", f"{float(row['val_accuracy']):.4f}"), ("num", test_text),
-        ("num", f"{int(row['params']):,}"), ("num", f"{int(row['flops']):,}"), ("code", row["phenotype"]),
+        ("num", f"{int(row['params']):,}"), ("num", f"{int(row['flops']):,}"),
+        *(("num", optional_cell(row, key, fmt)) for key, _, fmt in extras), ("code", row["phenotype"]),
         ("genome", row.get("genome", "")),
     ]
 

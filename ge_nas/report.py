@@ -24,7 +24,7 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
 
     Latency and robustness get columns when some row has them (runs that optimised them).
     """
-    extras = [(key, head, fmt) for key, head, fmt in OPTIONAL_COLUMNS if any(_number(row.get(key)) is not None for row in rows)]
+    extras = measured_columns(rows)
     table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("val acc", justify="right")
@@ -36,14 +36,13 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
     table.add_column("phenotype", overflow="fold")
     for row in rows:
         test = _number(row.get("test_accuracy"))
-        values = [_number(row.get(key)) for key, _, _ in extras]
         table.add_row(
             str(row["rank"]),
             f"{float(row['val_accuracy']):.4f}",
             "-" if test is None else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*"),
             f"{int(row['params']):,}",
             _si(int(row["flops"])),
-            *("-" if v is None else fmt.format(v) for v, (_, _, fmt) in zip(values, extras)),
+            *(optional_cell(row, key, fmt) for key, _, fmt in extras),
             str(row["phenotype"]).split(" | ")[0],
         )
     return table
@@ -51,6 +50,17 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
 
 # (row key, column heading, format) of the objectives that only some runs measure
 OPTIONAL_COLUMNS = (("latency_ms", "latency ms", "{:.3f}"), ("robustness", "robust acc", "{:.4f}"))
+
+
+def measured_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """Return the OPTIONAL_COLUMNS that some row has a value for."""
+    return [column for column in OPTIONAL_COLUMNS if any(_number(row.get(column[0])) is not None for row in rows)]
+
+
+def optional_cell(row: Mapping[str, Any], key: str, fmt: str) -> str:
+    """Return one optional column's text for a row ('-' where it was not measured)."""
+    value = _number(row.get(key))
+    return "-" if value is None else fmt.format(value)
 
 
 def _number(value: Any) -> float | None:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,7 +19,7 @@ from ge_nas import runs  # noqa: E402
 from ge_nas.archive import Record  # noqa: E402
 from ge_nas.errors import ConfigError  # noqa: E402
 from ge_nas.html_report import (  # noqa: E402
-    archive_front, load_run_config, progress_text, read_run, render_html, status_counts, status_text, write_report,
+    _front_html, archive_front, load_run_config, progress_text, read_run, render_html, status_counts, status_text, write_report,
 )
 from ge_nas.metrics import OK, Metrics  # noqa: E402
 
@@ -117,6 +118,14 @@ def test_archive_front_is_the_non_dominated_trained_set() -> None:
     front = archive_front(records)
     assert [(r["rank"], r["phenotype"]) for r in front] == [("1", "a"), ("2", "b")]
     assert front[0]["test_fidelity"] == "search" and float(front[0]["test_accuracy"]) == pytest.approx(0.89)
+
+
+def test_front_shows_latency_and_robustness_when_measured() -> None:
+    plain = archive_front([record(0.9, 1000, "a")])
+    measured = archive_front([replace(record(0.9, 1000, "a"), metrics=replace(record(0.9, 1000, "a").metrics, latency_ms=2.5, robustness=0.75))])
+    assert "latency" not in _front_html(SimpleNamespace(front=plain))
+    page = _front_html(SimpleNamespace(front=measured))
+    assert "<th class=\"num\">latency ms</th>" in page and "2.500" in page and "0.7500" in page
 
 
 def test_summary_texts() -> None:
