@@ -143,7 +143,7 @@ def _syntax_message(text: str, exc: lark.UnexpectedInput) -> str:
         line, column = _end_position(text)
         return f"phenotype {line}:{column}: ended early, expected {_expected(exc)}\n{caret_context(text + ' ', line, column)}"
     if isinstance(exc, lark.UnexpectedCharacters):
-        what = f"unexpected character {text[exc.pos_in_stream]!r}"
+        what = f"unexpected character {text[exc.pos_in_stream or 0]!r}"
     else:
         what = f"unexpected {str(token)!r}, expected {_expected(exc)}"
     return f"phenotype {line}:{column}: {what}\n{caret_context(text, line, column)}"

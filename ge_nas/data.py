@@ -189,7 +189,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
     """Split total across classes in proportion to counts (largest remainder)."""
     exact = counts * (total / counts.sum())
-    quota = np.floor(exact).astype(np.int64)
+    quota: np.ndarray = np.floor(exact).astype(np.int64)
     remainder_order = np.argsort(-(exact - quota), kind="stable")
     quota[remainder_order[: total - int(quota.sum())]] += 1
     return quota

@@ -35,7 +35,7 @@ def rung_count(config: RunConfig) -> int:
 
 def rung_epochs(config: RunConfig, rung: int) -> int:
     """Return the training epochs of a rung: epochs x eta^rung."""
-    return config.epochs * config.sh_eta**rung
+    return int(config.epochs * config.sh_eta**rung)
 
 
 def promote(evaluations: list[Evaluation], evaluate_at: EvaluateAt, choose: Choose, config: RunConfig) -> list[Evaluation]:

@@ -113,7 +113,7 @@ class Checkpoint:
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write checkpoint.json atomically: plain JSON, never a pickle (a run dir may come from someone else)."""
     version, internal, gauss = checkpoint.rng_state
-    numpy_state = np.random.get_state()
+    numpy_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]  # legacy=True: always the tuple
     record = {
         "generation": checkpoint.generation,
         # Boundary points have infinite crowding distance; strict JSON has no infinity, so null stands for it.

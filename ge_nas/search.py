@@ -185,8 +185,9 @@ def survivors(population: list[Individual], offspring: list[Individual], config:
         return _survivors_by_rung(distinct_first(population + offspring, mu), config)
     if not config.single_objective:
         return list(tools.selNSGA2(distinct_first(population + offspring, mu), mu))
-    elites = tools.selBest(population, min(config.elites, mu))
-    return elites + tools.selBest(distinct_first(offspring, mu - len(elites)), mu - len(elites))
+    elites: list[Individual] = tools.selBest(population, min(config.elites, mu))
+    rest: list[Individual] = tools.selBest(distinct_first(offspring, mu - len(elites)), mu - len(elites))
+    return elites + rest
 
 
 def _survivors_by_rung(pool: list[Individual], config: RunConfig) -> list[Individual]:
@@ -214,7 +215,8 @@ def distinct_first(individuals: list[Individual], k: int) -> list[Individual]:
     Of one phenotype, the copy scored at the highest fidelity rung is the one kept.
     """
     seen: set[object] = set()
-    distinct, repeats = [], []
+    distinct: list[Individual] = []
+    repeats: list[Individual] = []
     for ind in sorted(individuals, key=lambda ind: -_rung(ind)):  # stable: order kept within a rung
         e = ind.evaluation
         key = e.phenotype_hash if e and e.phenotype_hash else tuple(ind)
