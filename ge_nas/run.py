@@ -79,7 +79,7 @@ def add_run_command(commands: Any) -> None:
         if kind is bool:  # a switch (--no-X sets False): absent leaves the config file's value
             p.add_argument(flag, action="store_const", const=not flag.startswith("--no-"), help=text, dest=flag[2:].replace("-", "_") + "_opt")
         else:
-            p.add_argument(flag, type=kind, help=text, dest=flag[2:].replace("-", "_") + "_opt")
+            p.add_argument(flag, type=kind, help=text, dest=flag[2:].replace("-", "_") + "_opt", metavar=flag[2:].replace("-", "_").upper())
     p.set_defaults(func=command_run)
 
 
