@@ -18,7 +18,7 @@ from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.build import measure
-from ge_nas.errors import ArchError, GeNasError
+from ge_nas.errors import ArchError
 from ge_nas.evaluate import EvalTask, derive_seed, load_splits
 from ge_nas.executors import Executor
 from ge_nas.fidelity import rung_epochs
@@ -132,7 +132,7 @@ class Evaluator:
         try:
             splits = load_splits(c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset)  # cached: loaded at start
             return measure(parse_arch(phenotype), splits.input_shape, splits.num_classes).flops
-        except GeNasError:  # invalid shapes fail fast on the worker; data only the workers see leaves the order as is
+        except Exception:  # only an ordering hint: whatever fails here fails (fast, as a status) on the worker
             return 0
 
     def _task(self, phenotype: str, key: str, epochs: int) -> EvalTask:

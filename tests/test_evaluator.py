@@ -15,14 +15,14 @@ from ge_nas.initialise import random_population
 from test_objectives import GRAMMAR, RecordingExecutor
 
 
-def dispatch(tmp_path: Path, workers: int) -> tuple[list[str], list[str]]:
+def dispatch(tmp_path: Path, workers: int, config: RunConfig = RunConfig(GRAMMAR)) -> tuple[list[str], list[str]]:
     """Return the phenotypes in the order the executor got them, and in the population's order."""
     grammar = load_grammar(GRAMMAR)
     executor = RecordingExecutor()
     executor.workers = workers
     genomes = random_population(grammar, random.Random(4), 12, codon_size=1000)
     with Archive(tmp_path / "a.sqlite") as archive:
-        evaluations = Evaluator(grammar, RunConfig(GRAMMAR), archive, executor).evaluate(genomes)
+        evaluations = Evaluator(grammar, config, archive, executor).evaluate(genomes)
     population = list(dict.fromkeys(e.phenotype for e in evaluations if e.phenotype))
     return [t.phenotype for t in executor.tasks], population
 
@@ -42,3 +42,9 @@ def test_one_worker_takes_tasks_in_population_order(tmp_path: Path) -> None:
     sent, population = dispatch(tmp_path, workers=1)
     assert sent == population
     assert [flops(p) for p in sent] != sorted(map(flops, sent), reverse=True)  # so the test above sees a real reordering
+
+
+def test_no_cost_estimate_leaves_the_order_and_sends_every_task(tmp_path: Path) -> None:
+    # the data is not on this machine (it may live on Dask workers only): the hint is skipped, nothing fails here
+    sent, population = dispatch(tmp_path, workers=2, config=RunConfig(GRAMMAR, dataset=f"npz:{tmp_path / 'absent.npz'}"))
+    assert sent == population
