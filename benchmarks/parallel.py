@@ -7,6 +7,9 @@ a fixed seed) is evaluated by each executor after a warm-up that starts its
 workers and loads the data. One worker gets every core's threads; two workers
 get one thread each. Reports evaluations per hour and the 2-worker / 1-worker
 ratio (goal: at least 1.8 on 2 cores). It measures; it does not judge.
+
+--order flops (default) hands the tasks out largest FLOPs first, as a run's
+Evaluator does; --order sampled keeps the sampled order, to see what that costs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 
 from ge_nas.arch import parse_arch
 from ge_nas.evaluate import EvalTask, derive_seed
+from ge_nas.evaluator import flops_hint
 from ge_nas.executors import DaskExecutor, Executor, ProcessExecutor
 from ge_nas.grammar import load_grammar
 from ge_nas.initialise import random_population
@@ -74,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--order", choices=["flops", "sampled"], default="flops", help="task order (default flops: largest first)")
     args = parser.parse_args(argv)
     texts = phenotypes(args.tasks, args.seed)
-    print(f"{len(texts)} phenotypes of cnn_small, {args.epochs} epochs each, digits, {os.cpu_count()} cores")
+    if args.order == "flops":
+        texts.sort(key=lambda t: -flops_hint(t, (1, 8, 8), 10))
+    print(f"{len(texts)} phenotypes of cnn_small, {args.epochs} epochs each, digits, {os.cpu_count()} cores, {args.order} order")
     measure("processes", lambda w, t: ProcessExecutor(w, threads=t), texts, args.epochs)
     if not args.no_dask:
         measure("dask", lambda w, t: DaskExecutor(w, threads=t), texts, args.epochs)

@@ -127,13 +127,12 @@ class Evaluator:
             self.on_result(done[first])
 
     def _flops(self, phenotype: str) -> int:
-        """Return a phenotype's FLOPs per sample, counted on the meta device; 0 when it cannot be built here."""
         c = self.config
         try:
             splits = load_splits(c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset)  # cached: loaded at start
-            return measure(parse_arch(phenotype), splits.input_shape, splits.num_classes).flops
-        except Exception:  # only an ordering hint: whatever fails here fails (fast, as a status) on the worker
+        except Exception:  # the data may live on Dask workers only: no hint, the order stays
             return 0
+        return flops_hint(phenotype, splits.input_shape, splits.num_classes)
 
     def _task(self, phenotype: str, key: str, epochs: int) -> EvalTask:
         c = self.config
@@ -144,3 +143,11 @@ class Evaluator:
             measure_latency="latency" in c.objectives, measure_robustness="robustness" in c.objectives, noise_sigma=c.noise_sigma,
             score_test=c.test_in_search,
         )
+
+
+def flops_hint(phenotype: str, input_shape: tuple[int, int, int], num_classes: int) -> int:
+    """Return a phenotype's FLOPs per sample, counted on the meta device, as a cost hint; 0 when it cannot be built."""
+    try:
+        return measure(parse_arch(phenotype), input_shape, num_classes).flops
+    except Exception:  # only a hint: whatever fails here fails (fast, as a status) on the worker
+        return 0
