@@ -12,13 +12,13 @@ from ge_nas.config import RunConfig
 from ge_nas.evaluator import Evaluator
 from ge_nas.grammar import load_grammar
 from ge_nas.initialise import random_population
-from test_objectives import GRAMMAR, RecordingExecutor
+from test_search import GRAMMAR, SyntheticExecutor
 
 
 def dispatch(tmp_path: Path, workers: int, config: RunConfig = RunConfig(GRAMMAR)) -> tuple[list[str], list[str]]:
     """Return the phenotypes in the order the executor got them, and in the population's order."""
     grammar = load_grammar(GRAMMAR)
-    executor = RecordingExecutor()
+    executor = SyntheticExecutor()
     executor.workers = workers
     genomes = random_population(grammar, random.Random(4), 12, codon_size=1000)
     with Archive(tmp_path / "a.sqlite") as archive:

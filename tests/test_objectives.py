@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,13 +12,14 @@ from torch import nn
 
 from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
-from ge_nas.evaluate import EvalTask, Outcome, evaluate
+from ge_nas.evaluate import EvalTask, evaluate
 from ge_nas.evaluator import Evaluator, fidelity_key
 from ge_nas.grammar import load_grammar
 from ge_nas.metrics import FAILED, OK, Metrics
 from ge_nas.objectives import latency_ms, robustness
 from ge_nas.search import OBJECTIVE_WEIGHTS, WORST_LOG10, fitness_values
 from ge_nas.train import accuracy
+from test_search import SyntheticExecutor
 
 NET = "conv(8,3) relu pool(max,2) flatten | opt=adam lr=0.01 batch=32"
 GRAMMAR = "tests/grammars/tiny_cnn.bnf"
@@ -131,24 +130,6 @@ def test_fidelity_key_names_what_was_measured() -> None:
     assert fidelity_key(replace(base, bf16=True)).endswith("|bf16")
 
 
-class RecordingExecutor:
-    """Fail every task, keeping it for inspection."""
-
-    workers = 1
-    threads = 1
-
-    def __init__(self) -> None:
-        self.tasks: list[EvalTask] = []
-
-    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
-        for i, task in enumerate(tasks):
-            self.tasks.append(task)
-            yield i, Outcome(Metrics(FAILED), "test", time.time(), time.time())
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize(
     ("objectives", "latency", "robust"),
     [(("val_accuracy", "params"), False, False), (OBJECTIVES, True, True), (("val_accuracy", "latency"), True, False)],
@@ -156,7 +137,7 @@ class RecordingExecutor:
 def test_tasks_ask_for_what_the_objectives_need(tmp_path: Path, objectives: tuple[str, ...], latency: bool, robust: bool) -> None:
     cfg = RunConfig(GRAMMAR, objectives=objectives, noise_sigma=0.3, device="cpu", bf16=True)
     grammar = load_grammar(GRAMMAR)
-    executor = RecordingExecutor()
+    executor = SyntheticExecutor()
     with Archive(tmp_path / "a.sqlite") as archive:
         Evaluator(grammar, cfg, archive, executor).evaluate([[i, i + 1, i + 2, 7, 9, 11] * 4 for i in range(4)])
     assert executor.tasks
