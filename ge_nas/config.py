@@ -122,6 +122,10 @@ class RunConfig:
             raise ConfigError(f"--mutation-prob must be between 0 and 1, got {self.mutation_prob}")
         if self.train_subset is not None and self.train_subset <= 0:
             raise ConfigError(f"--train-subset must be a fraction in (0, 1] or a count, got {self.train_subset}")
+        if self.train_subset is not None and self.train_subset > 1:  # a count: 8000 from the command line arrives as 8000.0
+            if self.train_subset != int(self.train_subset):
+                raise ConfigError(f"--train-subset {self.train_subset}: above 1 it is a count of samples and must be whole")
+            object.__setattr__(self, "train_subset", int(self.train_subset))
         if self.eval_timeout_s is not None and self.eval_timeout_s <= 0:
             raise ConfigError(f"--eval-timeout must be positive seconds, got {self.eval_timeout_s}")
 

@@ -191,3 +191,13 @@ def test_no_switch_turns_an_option_off(flags: list[str], expected: bool) -> None
     args = build_parser().parse_args(["run", "--grammar", "g.bnf", *flags])
     args.command_line = "test"
     assert config_from_args(args).test_in_search is expected
+
+
+def test_train_subset_count_from_the_command_line_is_a_count() -> None:
+    args = build_parser().parse_args(["run", "--grammar", "g.bnf", "--train-subset", "300"])
+    args.command_line = "test"
+    subset = config_from_args(args).train_subset
+    assert subset == 300 and isinstance(subset, int)
+    assert RunConfig(grammar="g.bnf", train_subset=1.0).train_subset == 1.0  # 1 or below: a fraction
+    with pytest.raises(ConfigError, match="must be whole"):
+        RunConfig(grammar="g.bnf", train_subset=300.5)
