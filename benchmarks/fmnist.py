@@ -24,7 +24,7 @@ with reference point (1, 8) over every network each search trained, side by
 side with random search's, as a ratio. The goal is >= 93% test accuracy at
 <= 50,000 params in 60 minutes on two cores and a hypervolume >= 1.1x random
 search's. It reports what it reached; there is no pass or fail. Everything is
-kept in --out (archives ge.sqlite and random.sqlite, front/<rank>/, summary.json).
+kept in --out (archives ge.sqlite and random.sqlite, pareto.csv, front/<rank>/, summary.json).
 """
 
 from __future__ import annotations
@@ -42,17 +42,18 @@ from typing import Any
 
 from rich.console import Console
 
+from ge_nas import runs
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.evaluate import EvalTask, derive_seed, load_splits
-from ge_nas.evaluator import Evaluator, fidelity_key
+from ge_nas.data import load_dataset
+from ge_nas.evaluate import load_splits
+from ge_nas.evaluator import Evaluator, fidelity_key, task_for
 from ge_nas.executors import Executor, make_executor
 from ge_nas.grammar import Grammar, load_grammar
 from ge_nas.initialise import random_population
 from ge_nas.metrics import Metrics
-from ge_nas.pareto import hypervolume_2d, nondominated, size_point
+from ge_nas.pareto import hypervolume_2d, size_front, size_point
 from ge_nas.report import front_table
-from ge_nas.runs import write_atomic
 from ge_nas.search import SearchState, run_search
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,6 @@ class BudgetSpent(Exception):
 class SearchResult:
     """Every phenotype one search trained at search fidelity, and its wall time."""
 
-    name: str
     records: list[Record]
     seconds: float
 
@@ -77,17 +77,11 @@ class SearchResult:
 
     def front(self) -> list[Record]:
         """Return the non-dominated records in (validation error, log10 params), best accuracy first."""
-        ok = self.trained()
-        front = [ok[i] for i in nondominated([_point(r.metrics) for r in ok])]
-        return sorted(front, key=lambda r: (-r.metrics.val_accuracy, r.metrics.params or 0))
+        return size_front(self.records)
 
     def hypervolume(self) -> float:
         """Return the hypervolume of everything trained, reference point (1, 8)."""
-        return hypervolume_2d([_point(r.metrics) for r in self.trained()])
-
-
-def _point(m: Metrics) -> tuple[float, float]:
-    return size_point(m.val_accuracy, m.params or 1)
+        return hypervolume_2d([size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in self.trained()])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -114,12 +108,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def make_run_config(args: argparse.Namespace) -> RunConfig:
     """Return the search configuration both searches share."""
-    subset = int(args.train_subset) if args.train_subset > 1 else args.train_subset
     return RunConfig(
         args.grammar, dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, population=args.population,
-        generations=10_000, epochs=args.epochs, train_subset=subset, val_fraction=args.val_fraction,
+        generations=10_000, epochs=args.epochs, train_subset=args.train_subset, val_fraction=args.val_fraction,
         max_params=args.max_params, final_epochs=args.final_epochs, finalists=args.finalists, workers=args.workers,
-        executor="processes" if args.workers > 1 else "serial", init="sensible", test_in_search=False,
+        init="sensible", test_in_search=False,
     )
 
 
@@ -139,7 +132,7 @@ def search_ge(grammar: Grammar, config: RunConfig, executor: Executor, path: Pat
             run_search(grammar, config, Evaluator(grammar, config, archive, executor), on_generation=on_generation, clock=clock)
         except BudgetSpent:
             pass
-        return SearchResult("GE", list(archive.records(fidelity_key(config))), clock() - start)
+        return SearchResult(list(archive.records(fidelity_key(config))), clock() - start)
 
 
 def search_random(grammar: Grammar, config: RunConfig, executor: Executor, path: Path, evaluations: int, clock: Clock) -> SearchResult:
@@ -153,7 +146,7 @@ def search_random(grammar: Grammar, config: RunConfig, executor: Executor, path:
                 break
             evaluator.evaluate(random_population(grammar, rng, min(config.population, left), codon_size=config.codon_size, max_depth=config.max_depth))
         print(f"  random: {len(archive)} trained", flush=True)
-        return SearchResult("random", list(archive.records(fidelity_key(config))), clock() - start)
+        return SearchResult(list(archive.records(fidelity_key(config))), clock() - start)
 
 
 def pick_finalists(front: list[Record], k: int, target_params: int) -> list[Record]:
@@ -164,8 +157,7 @@ def pick_finalists(front: list[Record], k: int, target_params: int) -> list[Reco
 def fit_final_epochs(finalists: list[Record], config: RunConfig, seconds_left: float, workers: int) -> int:
     """Return the most epochs (1..final_epochs) whose estimated training of the finalists fits in seconds_left."""
     search_images = len(load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset).y_train)
-    full = load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, None)
-    scale = (len(full.y_train) + len(full.y_val)) / search_images
+    scale = len(load_dataset(config.dataset, config.data_dir).y_train) / search_images  # finalists train on train + validation
     per_epoch = [r.metrics.train_seconds / max(1, r.metrics.epochs) * scale for r in finalists]
     wall_per_epoch = max(sum(per_epoch) / workers, max(per_epoch)) * 1.3  # scoring, imbalance, a busy machine
     return max(1, min(config.final_epochs, int(seconds_left / wall_per_epoch)))
@@ -174,56 +166,41 @@ def fit_final_epochs(finalists: list[Record], config: RunConfig, seconds_left: f
 def train_finalists(finalists: list[Record], config: RunConfig, executor: Executor, epochs: int, out: Path) -> dict[str, Metrics]:
     """Retrain the finalists on train+validation; return their metrics by phenotype hash."""
     tasks = [
-        EvalTask(r.phenotype, derive_seed(config.seed, r.phenotype_hash), dataset=config.dataset, data_dir=config.data_dir,
-                 val_fraction=config.val_fraction, split_seed=config.split_seed, train_subset=None, epochs=epochs,
-                 threads=executor.threads, final=True, save_dir=str(out / "front" / str(rank)))
+        task_for(config, r.phenotype, r.phenotype_hash, epochs=epochs, threads=executor.threads, save_dir=str(out / "front" / str(rank)))
         for rank, r in enumerate(finalists, start=1)
     ]
     return {finalists[i].phenotype_hash: outcome.metrics for i, outcome in executor.run(tasks)}
 
 
-def front_rows(front: list[Record], finals: dict[str, Metrics]) -> list[dict[str, Any]]:
-    """Return the front as rows for ge_nas.report.front_table (final test accuracy where there is one)."""
-    rows = []
-    for rank, r in enumerate(front, start=1):
-        final = finals.get(r.phenotype_hash)
-        done = final is not None and final.ok
-        rows.append({
-            "rank": rank, "val_accuracy": r.metrics.val_accuracy, "params": r.metrics.params, "flops": r.metrics.flops,
-            "test_accuracy": final.test_accuracy if done else r.metrics.test_accuracy,  # type: ignore[union-attr]
-            "test_fidelity": "final" if done else "search", "phenotype": r.phenotype,
-        })
-    return rows
+def front_rows(front: list[Record], finals: dict[str, Metrics], epochs: int) -> list[dict[str, Any]]:
+    """Return the front as pareto.csv rows (final test accuracy where there is one)."""
+    return [runs.pareto_row(rank, r, finals.get(r.phenotype_hash), epochs) for rank, r in enumerate(front, start=1)]
 
 
-def best_within(rows: list[dict[str, Any]], target: int) -> dict[str, Any] | None:
-    """Return the row of the best validation accuracy (at search fidelity) among networks within target params.
-
-    The choice never looks at test accuracy; the row's test accuracy is then reported.
-    """
-    fits = [r for r in rows if r["params"] <= target and r["test_accuracy"] is not None]
-    return max(fits, key=lambda r: r["val_accuracy"], default=None)
+def best_within(rows: list[dict[str, Any]], target: int, key: str) -> dict[str, Any] | None:
+    """Return the row with the highest key among networks within target params (and a value for key)."""
+    return max((r for r in rows if r["params"] <= target and r[key] is not None), key=lambda r: r[key], default=None)
 
 
-def summarise(ge: SearchResult, rnd: SearchResult, rows: list[dict[str, Any]], target: int) -> dict[str, Any]:
-    """Return the benchmark's numbers as one JSON-ready dict."""
+def summarise(ge: SearchResult, rnd: SearchResult, rows: list[dict[str, Any]], target: int, epochs: int) -> dict[str, Any]:
+    """Return the benchmark's numbers as one JSON-ready dict (epochs: the search's, per evaluation)."""
+    finals = [r for r in rows if r["test_fidelity"] == "final"]
     return {
-        "ge": _search_summary(ge, target),
-        "random": _search_summary(rnd, target),
+        "ge": _search_summary(ge, target, epochs),
+        "random": _search_summary(rnd, target, epochs),
         "hypervolume_ratio": ge.hypervolume() / rnd.hypervolume() if rnd.hypervolume() else None,
-        "best_final_within_target": best_within([r for r in rows if r["test_fidelity"] == "final"], target),
-        "best_final_test_within_target": max(
-            (r for r in rows if r["test_fidelity"] == "final" and r["params"] <= target), key=lambda r: r["test_accuracy"], default=None),
+        # chosen by search validation accuracy, never by test accuracy; its test accuracy is then reported
+        "best_final_within_target": best_within(finals, target, "val_accuracy"),
+        "best_final_test_within_target": best_within(finals, target, "test_accuracy"),
     }
 
 
-def _search_summary(result: SearchResult, target: int) -> dict[str, Any]:
-    front = front_rows(result.front(), {})
-    fits = [r for r in front if r["params"] <= target]
+def _search_summary(result: SearchResult, target: int, epochs: int) -> dict[str, Any]:
+    front = front_rows(result.front(), {}, epochs)
     return {
         "evaluations": len(result.records), "trained": len(result.trained()), "front": len(front),
         "hypervolume": result.hypervolume(), "seconds": result.seconds,
-        "best_search_within_target": max(fits, key=lambda r: r["val_accuracy"], default=None),
+        "best_search_within_target": best_within(front, target, "val_accuracy"),
     }
 
 
@@ -271,14 +248,15 @@ def main(argv: Sequence[str] | None = None, clock: Clock = time.monotonic) -> in
         rnd = search_random(grammar, config, executor, out / "random.sqlite", len(ge.records), clock)
     finally:
         executor.close()
-    rows = front_rows(ge.front(), finals)
+    rows = front_rows(ge.front(), finals, config.epochs)
+    runs.write_pareto(out, rows)
     Console(width=140).print(front_table(rows, title=f"GE front ({len(rows)} networks; test accuracy for the finalists only)"))
-    summary = {**summarise(ge, rnd, rows, args.target_params), "ge_front": rows, "final_epochs": epochs,
+    summary = {**summarise(ge, rnd, rows, args.target_params, config.epochs), "ge_front": rows, "final_epochs": epochs,
                "minutes": pipeline_minutes, "random_minutes": rnd.seconds / 60,
                "command": "python benchmarks/fmnist.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print_summary(summary, args.target_params)
     print(f"GE search + final training {summary['minutes']:.1f} min (budget {args.minutes:g}); random search {summary['random_minutes']:.1f} min more")
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    runs.write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return 0
 
 

@@ -19,6 +19,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 
 from ge_nas.arch import parse_arch
 from ge_nas.evaluate import EvalTask, derive_seed
@@ -55,12 +56,12 @@ def rate(executor: Executor, texts: list[str], epochs: int) -> float:
     return len(tasks) / seconds * 3600
 
 
-def measure(name: str, make: object, texts: list[str], epochs: int) -> dict[tuple[int, int], float]:
+def measure(name: str, make: Callable[[int, int], Executor], texts: list[str], epochs: int) -> dict[tuple[int, int], float]:
     """Measure 1 worker x 1 thread, 1 worker x all cores' threads, and 2 workers x 1 thread."""
     cores = os.cpu_count() or 1
     rates = {}
     for workers, threads in sorted({(1, 1), (1, cores), (2, max(1, cores // 2))}):
-        executor = make(workers, threads)  # type: ignore[operator]
+        executor = make(workers, threads)
         try:
             rates[workers, threads] = rate(executor, texts, epochs)
         finally:

@@ -101,9 +101,10 @@ def _numpy_reconstruct() -> Callable[..., Any]:
 
 # The only globals a CIFAR batch needs: numpy's array rebuilders, plus the bytes
 # rebuilder Python 3 uses at protocol 2 (re-saved batches). Nothing else is built.
+_RECONSTRUCT = _numpy_reconstruct()
 _PICKLE_GLOBALS: Mapping[tuple[str, str], Any] = types.MappingProxyType({
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,

@@ -26,7 +26,8 @@ def search_dirs(name: str, subdirs: Sequence[str], data_dir: str | None, system_
 
 def find_files(name: str, dirs: Sequence[Path], wanted: Mapping[str, Sequence[str]], hint: str) -> dict[str, Path]:
     """Return role -> path from the first directory holding every wanted file."""
-    hint = hint.format(files=", ".join(_show(names) for names in wanted.values()))
+    files = ", ".join(_show(names) for names in wanted.values())
+    hint = hint.format(files=files)
     partial: tuple[Path, dict[str, Path]] | None = None
     for folder in dirs:
         found = {role: p for role, names in wanted.items() if (p := _first_file(folder, names))}
@@ -35,7 +36,7 @@ def find_files(name: str, dirs: Sequence[Path], wanted: Mapping[str, Sequence[st
             return found
         partial = partial or ((folder, found) if found else None)
     if partial is None:
-        raise DatasetError(_not_found_message(name, dirs, wanted, hint))
+        raise DatasetError(_not_found_message(name, dirs, files, hint))
     folder, found = partial
     missing = ", ".join(_show(wanted[r]) for r in wanted if r not in found)
     raise DatasetError(f"{name}: {folder} has {', '.join(p.name for p in found.values())} but not {missing}; {hint}")
@@ -51,7 +52,6 @@ def _first_file(folder: Path, names: Sequence[str]) -> Path | None:
     return next((folder / n for n in names if (folder / n).is_file()), None)
 
 
-def _not_found_message(name: str, dirs: Sequence[Path], wanted: Mapping[str, Sequence[str]], hint: str) -> str:
+def _not_found_message(name: str, dirs: Sequence[Path], files: str, hint: str) -> str:
     looked = "\n".join(f"  {d}" + ("" if d.is_dir() else " (no such directory)") for d in dirs)
-    files = ", ".join(_show(names) for names in wanted.values())
     return f"{name}: data set not found; looked for {files} in:\n{looked}\nTo get it: {hint}"

@@ -160,7 +160,7 @@ def _expected(exc: lark.UnexpectedInput) -> str:
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.splitlines() or [""]
+    lines = text.split("\n")  # lines as lark and caret_context count them: \n only
     return len(lines), len(lines[-1]) + 1
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from ge_nas.bnf_errors import syntax_error
 from ge_nas.bnf_read import Alternative, RawRule
-from ge_nas.errors import GrammarSyntaxError, caret_context, did_you_mean
+from ge_nas.errors import did_you_mean
 from ge_nas.rule_graph import Code, min_depths, reachable
 
 _HEAD_TYPO = re.compile(r"[ \t]*(:=|::|:|=|->)")
@@ -83,8 +84,7 @@ class Lint:
         if line_text[: column - 1].strip() or typo is None:
             return
         at = typo.start(1) + 1
-        raise GrammarSyntaxError(f"expected '::=' after <{name}>", source=self.source, line=line, column=at,
-                                 context=caret_context(self.text, line, at))
+        raise syntax_error(f"expected '::=' after <{name}>", self.text, self.source, line, at)
 
     def _termination(self, rules: list[RawRule], defined: Mapping[str, RawRule]) -> None:
         firsts = list(defined.values())

@@ -104,8 +104,7 @@ class RunConfig:
             raise ConfigError(f"--objectives lists a name twice: {','.join(self.objectives)}")
 
     def _check_training(self) -> None:
-        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
-            raise ConfigError(f"--device: unknown device {self.device!r}; expected auto, cpu, cuda or cuda:N")
+        check_device(self.device)
         for name, flag in (("bf16", "--bf16"), ("test_in_search", "test_in_search (--no-test-in-search)")):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{flag} must be true or false, got {getattr(self, name)!r}")
@@ -167,6 +166,12 @@ def _positive_int(name: str, value: Any) -> None:
 def _non_negative_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"--{_flag(name)} must be a non-negative integer, got {value!r}")
+
+
+def check_device(name: Any) -> None:
+    """Raise ConfigError unless name is auto, cpu, cuda or cuda:N (whether that GPU exists is checked where it is used)."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"--device: unknown device {name!r}; expected auto, cpu, cuda or cuda:N")
 
 
 def _number(name: str, value: Any) -> None:

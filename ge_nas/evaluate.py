@@ -94,11 +94,7 @@ def splits_on(splits: Splits, device: torch.device) -> Splits:
 def evaluate(task: EvalTask) -> Outcome:
     """Evaluate one phenotype; the entry point of every worker."""
     started = time.time()
-    metrics, model = train_phenotype(task)
-    if task.save_dir is not None and model is not None and metrics.ok:
-        splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset)
-        meta = Meta(splits.input_shape, splits.num_classes)
-        save_model(Path(task.save_dir), model, parse_arch(task.phenotype), metrics, meta)
+    metrics = train_phenotype(task)
     return Outcome(metrics, f"{socket.gethostname()}:{os.getpid()}", started, time.time())
 
 
@@ -110,24 +106,24 @@ def save_model(directory: Path, model: nn.Module, spec: ArchSpec, metrics: Metri
     (directory / "metrics.json").write_text(metrics.to_json() + "\n", encoding="utf-8")
 
 
-def train_phenotype(task: EvalTask) -> tuple[Metrics, nn.Module | None]:
-    """Build, budget-check, train and score one phenotype; return metrics and the model."""
+def train_phenotype(task: EvalTask) -> Metrics:
+    """Build, budget-check, train and score one phenotype (and save it to task.save_dir when it trained)."""
     torch.set_num_threads(task.threads)
     try:
         spec = parse_arch(task.phenotype)
         splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset)
         size = measure(spec, splits.input_shape, splits.num_classes)
     except ArchError as exc:
-        return Metrics(INVALID, error=str(exc)), None
+        return Metrics(INVALID, error=str(exc))
     base = Metrics(OK, params=size.params, flops=size.flops)
     over = _over_budget(task, size.params, size.flops)
     if over:
-        return base.with_error(OVER_BUDGET, over), None
+        return base.with_error(OVER_BUDGET, over)
     try:
         return _train_and_score(task, spec, splits, base)
     except Exception as exc:  # a crash inside training is this individual's failure, not the run's
         log.debug("training failed", exc_info=True)
-        return base.with_error(FAILED, f"{type(exc).__name__}: {exc}"), None
+        return base.with_error(FAILED, f"{type(exc).__name__}: {exc}")
 
 
 def _over_budget(task: EvalTask, params: int, flops: int) -> str:
@@ -138,7 +134,7 @@ def _over_budget(task: EvalTask, params: int, flops: int) -> str:
     return ""
 
 
-def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics) -> tuple[Metrics, nn.Module]:
+def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics) -> Metrics:
     device = resolve_device(task.device)
     splits = splits_on(splits, device)
     torch.manual_seed(task.seed)
@@ -152,8 +148,11 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
     )
     trained = replace(base, train_seconds=time.perf_counter() - start, epochs=epochs)
     if status != OK:
-        return trained.with_error(status, error), model.cpu()
-    return _score(task, model, splits, trained), model.cpu()
+        return trained.with_error(status, error)
+    metrics = _score(task, model, splits, trained)
+    if task.save_dir is not None:
+        save_model(Path(task.save_dir), model.cpu(), spec, metrics, Meta(splits.input_shape, splits.num_classes))
+    return metrics
 
 
 def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -> Metrics:

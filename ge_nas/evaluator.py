@@ -111,8 +111,8 @@ class Evaluator:
 
     def _train(self, pending: dict[str, list[int]], mapped: list[Any], done: dict[int, Evaluation], rung: int) -> None:
         keys = list(pending)
-        if self.executor.workers > 1 and len(keys) > self.executor.workers:
-            keys.sort(key=lambda k: -self._flops(mapped[pending[k][0]][2]))
+        if self.executor.workers > 1 and len(keys) > self.executor.workers and (shape := self._data_shape()) is not None:
+            keys.sort(key=lambda k: -flops_hint(mapped[pending[k][0]][2], *shape))
         tasks = [self._task(mapped[pending[k][0]][2], k, rung_epochs(self.config, rung)) for k in keys]
         self.on_start(len(tasks))
         for index, outcome in self.executor.run(tasks):
@@ -126,23 +126,39 @@ class Evaluator:
                 done[i] = Evaluation(g, d, phenotype, key, outcome.metrics, cached=n > 0, rung=rung)
             self.on_result(done[first])
 
-    def _flops(self, phenotype: str) -> int:
+    def _data_shape(self) -> tuple[tuple[int, int, int], int] | None:
+        """Return (input shape, classes) of the run's data, or None when this process cannot load it."""
         c = self.config
         try:
             splits = load_splits(c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset)  # cached: loaded at start
-        except Exception:  # the data may live on Dask workers only: no hint, the order stays
-            return 0
-        return flops_hint(phenotype, splits.input_shape, splits.num_classes)
+        except Exception:  # the data may live on Dask workers only: no cost hint, the order stays
+            return None
+        return splits.input_shape, splits.num_classes
 
     def _task(self, phenotype: str, key: str, epochs: int) -> EvalTask:
-        c = self.config
-        return EvalTask(
-            phenotype, derive_seed(c.seed, key), dataset=c.dataset, data_dir=c.data_dir, val_fraction=c.val_fraction,
-            split_seed=c.split_seed, train_subset=c.train_subset, epochs=epochs, timeout_s=c.eval_timeout_s,
-            max_params=c.max_params, max_flops=c.max_flops, threads=self.executor.threads, device=c.device, bf16=c.bf16,
-            measure_latency="latency" in c.objectives, measure_robustness="robustness" in c.objectives, noise_sigma=c.noise_sigma,
-            score_test=c.test_in_search,
-        )
+        return task_for(self.config, phenotype, key, epochs=epochs, threads=self.executor.threads)
+
+
+def task_for(config: RunConfig, phenotype: str, key: str, *, epochs: int, threads: int, save_dir: str | None = None) -> EvalTask:
+    """Return the task that trains a phenotype under a run's settings.
+
+    With save_dir it is a finalist's: trained on train + validation, scored on the test set, saved there,
+    with no time limit or budget check and without the search's optional objectives.
+    """
+    c = config
+    task = EvalTask(
+        phenotype, derive_seed(c.seed, key), dataset=c.dataset, data_dir=c.data_dir, val_fraction=c.val_fraction,
+        split_seed=c.split_seed, train_subset=c.train_subset, epochs=epochs, timeout_s=c.eval_timeout_s,
+        max_params=c.max_params, max_flops=c.max_flops, threads=threads, device=c.device, bf16=c.bf16,
+        measure_latency="latency" in c.objectives, measure_robustness="robustness" in c.objectives, noise_sigma=c.noise_sigma,
+        score_test=c.test_in_search,
+    )
+    if save_dir is None:
+        return task
+    return replace(
+        task, train_subset=None, timeout_s=None, max_params=None, max_flops=None, final=True, save_dir=save_dir,
+        measure_latency=False, measure_robustness=False, score_test=True,
+    )
 
 
 def flops_hint(phenotype: str, input_shape: tuple[int, int, int], num_classes: int) -> int:

@@ -78,9 +78,8 @@ def on_gpu(task: EvalTask, gpu: int | None) -> EvalTask:
     return replace(task, device=f"cuda:{gpu}") if gpu is not None and task.device in ("auto", "cuda") else task
 
 
-def _worker_main(conn: Connection, threads: int, gpu: int | None) -> None:
-    """Evaluate (index, task) messages until None arrives; the body of a worker process."""
-    torch.set_num_threads(threads)
+def _worker_main(conn: Connection, gpu: int | None) -> None:
+    """Evaluate (index, task) messages until None arrives; the body of a worker process (each task sets its threads)."""
     while (message := conn.recv()) is not None:
         index, task = message
         conn.send((index, evaluate(on_gpu(task, gpu))))
@@ -107,7 +106,7 @@ class ProcessExecutor:
 
     def _start(self, slot: int) -> _Worker:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child, self.threads, worker_gpu(slot, self.gpus)), daemon=True)
+        process = self._context.Process(target=_worker_main, args=(child, worker_gpu(slot, self.gpus)), daemon=True)
         process.start()
         child.close()
         return _Worker(process, parent)

@@ -46,8 +46,8 @@ from pathlib import Path
 from ge_nas.bnf_lint import Lint
 from ge_nas.bnf_read import Alternative, Symbol, read_rules
 from ge_nas.errors import ConfigError, GrammarError, GrammarSyntaxError, did_you_mean
-from ge_nas.item_table import ItemTable, Production
-from ge_nas.rule_graph import Code, min_depths, reachable, recursive_rules
+from ge_nas.item_table import ItemTable
+from ge_nas.rule_graph import Code, min_depths, recursive_rules
 
 __all__ = [
     "Alternative",
@@ -55,7 +55,6 @@ __all__ = [
     "Grammar",
     "GrammarReport",
     "ItemTable",
-    "Production",
     "RuleCodes",
     "Symbol",
     "check_grammar",
@@ -63,11 +62,9 @@ __all__ = [
     "min_depths",
     "normalise_text",
     "parse_grammar",
-    "reachable",
     "read_grammar_text",
     "recursive_rules",
 ]
-
 
 
 @dataclass(frozen=True)
@@ -200,7 +197,6 @@ def normalise_text(text: str) -> str:
 
 
 # --- the grammar as integers: rule ids and per-rule facts -------------------
-
 
 
 def _encode(start: str, rules: Mapping[str, tuple[Alternative, ...]], source: str) -> RuleCodes:

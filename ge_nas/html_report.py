@@ -21,7 +21,7 @@ from ge_nas import plots, runs
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.errors import ConfigError
-from ge_nas.pareto import nondominated, size_point
+from ge_nas.pareto import size_front
 from ge_nas.report import measured_columns, optional_cell
 from ge_nas.evaluator import fidelity_key
 
@@ -111,21 +111,8 @@ def _read_front(path: Path, evaluations: Sequence[Record], notes: list[str]) -> 
 
 def archive_front(records: Iterable[Record]) -> list[Mapping[str, str]]:
     """Return the non-dominated trained records (validation error, log10 params) as pareto.csv rows."""
-    trained = [r for r in records if r.metrics.ok]
-    chosen = [trained[i] for i in nondominated([size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in trained])]
-    chosen.sort(key=lambda r: (-r.metrics.val_accuracy, r.metrics.params or 0))
-    return [_front_row(rank, r) for rank, r in enumerate(chosen, start=1)]
-
-
-def _front_row(rank: int, r: Record) -> dict[str, str]:
-    m = r.metrics
-    values = {
-        "rank": rank, "val_accuracy": m.val_accuracy, "test_accuracy": "" if m.test_accuracy is None else m.test_accuracy,
-        "test_fidelity": "search", "params": m.params or 0, "flops": m.flops or 0, "train_seconds": m.train_seconds,
-        "latency_ms": "" if m.latency_ms is None else m.latency_ms, "robustness": "" if m.robustness is None else m.robustness,
-        "status": m.status, "phenotype_hash": r.phenotype_hash, "phenotype": r.phenotype, "genome": " ".join(map(str, r.genome)),
-    }
-    return {k: str(v) for k, v in values.items()}
+    rows = [runs.pareto_row(rank, r, None, None) for rank, r in enumerate(size_front(records), start=1)]
+    return [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]  # as pareto.csv reads back
 
 
 def read_generations(path: Path, notes: list[str]) -> list[Mapping[str, Any]]:

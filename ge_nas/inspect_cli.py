@@ -28,7 +28,7 @@ from ge_nas.config import RunConfig
 from ge_nas.data import DATASET_NAMES, load_dataset
 from ge_nas.errors import ConfigError
 from ge_nas.evaluate import EvalTask, derive_seed, evaluate, load_splits
-from ge_nas.export import FORMATS, Meta, export_onnx, export_torch, finalist_dir, front_row, write_meta
+from ge_nas.export import FORMATS, Meta, export_onnx, export_torch, finalist_dir, front_row
 from ge_nas.html_report import load_run_config, progress_text, read_generations, status_text, write_report
 from ge_nas.metrics import Metrics
 from ge_nas.report import front_table
@@ -143,7 +143,6 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
     if not metrics.ok:
         console.print(f"[red]training {metrics.status}:[/] {escape(metrics.error)}", highlight=False)
         return 1
-    write_meta(Path(task.save_dir or "."), Meta(splits.input_shape, splits.num_classes))
     _print_trained(console, metrics, task)
     return 0
 

@@ -8,7 +8,9 @@ the accuracy-size plane, comparable across runs and against random search.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+from ge_nas.archive import Record
 
 HV_REFERENCE = (1.0, 8.0)
 
@@ -44,3 +46,10 @@ def hypervolume_2d(points: Sequence[Point], reference: Point = HV_REFERENCE) -> 
 def size_point(val_accuracy: float, params: int) -> tuple[float, float]:
     """Return (validation error, log10 params) for the hypervolume."""
     return (1.0 - val_accuracy, math.log10(max(params, 1)))
+
+
+def size_front(records: Iterable[Record]) -> list[Record]:
+    """Return the trained records no other trained record dominates in (validation error, log10 params), best accuracy first."""
+    trained = [r for r in records if r.metrics.ok]
+    front = [trained[i] for i in nondominated([size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in trained])]
+    return sorted(front, key=lambda r: (-r.metrics.val_accuracy, r.metrics.params or 0))

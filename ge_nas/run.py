@@ -18,11 +18,11 @@ from ge_nas.config import EXECUTORS, OBJECTIVES, RunConfig, default_out, load_to
 from ge_nas.arch import ArchSpec
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.data import DATASET_NAMES
-from ge_nas.evaluate import EvalTask, derive_seed, load_splits
+from ge_nas.evaluate import load_splits
 from ge_nas.executors import Executor, make_executor
 from ge_nas.grammar import Grammar, load_grammar
 from ge_nas.report import front_table, generation_line
-from ge_nas.evaluator import Evaluation, Evaluator, fidelity_key
+from ge_nas.evaluator import Evaluation, Evaluator, fidelity_key, task_for
 from ge_nas.fidelity import rung_epochs
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 from ge_nas.train import resolve_device
@@ -185,7 +185,7 @@ def _search_and_finalise(
         progress.update(evals, description="finalists")
         on_start(min(config.finalists, len(front)))
         finals = _train_finalists(front, config, out, archive, executor, lambda: progress.advance(evals))
-    rows = [_row(rank, e, finals.get(e.phenotype_hash), rung_epochs(config, e.rung)) for rank, e in enumerate(front, start=1)]
+    rows = [runs.pareto_row(rank, e, finals.get(e.phenotype_hash), rung_epochs(config, e.rung)) for rank, e in enumerate(front, start=1)]
     runs.write_pareto(out, rows)
     if rows and (out / "front" / "1").exists():
         shutil.copytree(out / "front" / "1", out / "best", dirs_exist_ok=True)
@@ -219,7 +219,11 @@ def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, arch
             tick()
         else:
             todo.append((rank, e))
-    tasks = [_final_task(e, config, out / "front" / str(rank), executor.threads) for rank, e in todo]
+    tasks = [
+        task_for(config, e.phenotype or "", e.phenotype_hash or "", epochs=config.final_epochs, threads=executor.threads,
+                 save_dir=str(out / "front" / str(rank)))
+        for rank, e in todo
+    ]
     for index, outcome in executor.run(tasks):
         e = todo[index][1]
         archive.record(Record(e.phenotype_hash or "", fidelity, e.phenotype or "", e.genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended))
@@ -235,26 +239,3 @@ def _saved_phenotype(directory: Path) -> str | None:
     except (OSError, ArchError):
         return None
     return spec.canonical() if (directory / "model.pt").exists() else None
-
-
-def _final_task(e: Evaluation, config: RunConfig, save_dir: Path, threads: int) -> EvalTask:
-    return EvalTask(
-        e.phenotype or "", derive_seed(config.seed, e.phenotype_hash or ""), dataset=config.dataset, data_dir=config.data_dir,
-        val_fraction=config.val_fraction, split_seed=config.split_seed, train_subset=None, epochs=config.final_epochs,
-        threads=threads, final=True, save_dir=str(save_dir), device=config.device, bf16=config.bf16,
-    )
-
-
-def _row(rank: int, e: Evaluation, final: Any, epochs: int) -> dict[str, Any]:
-    m = e.metrics
-    test, fidelity = (final.test_accuracy, "final") if final is not None and final.ok else (m.test_accuracy, "search")
-    return {
-        "rank": rank, "val_accuracy": round(m.val_accuracy, 6), "epochs": epochs, "test_accuracy": None if test is None else round(test, 6),
-        "test_fidelity": fidelity, "params": m.params, "flops": m.flops,
-        "latency_ms": _rounded(m.latency_ms, 4), "robustness": _rounded(m.robustness, 6), "train_seconds": round(m.train_seconds, 3),
-        "status": m.status, "phenotype_hash": e.phenotype_hash, "phenotype": e.phenotype, "genome": " ".join(map(str, e.genome)),
-    }
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)

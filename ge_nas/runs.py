@@ -16,15 +16,16 @@ import math
 import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from ge_nas.config import RunConfig
 from ge_nas.errors import ConfigError
+from ge_nas.metrics import Metrics
 
 CONFIG = "config.toml"
 ARCHIVE = "archive.sqlite"
@@ -37,6 +38,35 @@ PARETO_COLUMNS = (
     "rank", "val_accuracy", "epochs", "test_accuracy", "test_fidelity", "params", "flops", "latency_ms", "robustness",
     "train_seconds", "status", "phenotype_hash", "phenotype", "genome",
 )
+
+
+class Scored(Protocol):
+    """A phenotype with its search metrics (a search Evaluation or an archive Record)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def phenotype_hash(self) -> str | None: ...
+    @property
+    def phenotype(self) -> str | None: ...
+    @property
+    def genome(self) -> tuple[int, ...]: ...
+
+
+def pareto_row(rank: int, item: Scored, final: Metrics | None, epochs: int | None) -> dict[str, Any]:
+    """Return one front member as a pareto.csv row; the test accuracy is the final training's when it succeeded."""
+    m = item.metrics
+    test, fidelity = (final.test_accuracy, "final") if final is not None and final.ok else (m.test_accuracy, "search")
+    return {
+        "rank": rank, "val_accuracy": round(m.val_accuracy, 6), "epochs": epochs, "test_accuracy": _rounded(test, 6),
+        "test_fidelity": fidelity, "params": m.params, "flops": m.flops,
+        "latency_ms": _rounded(m.latency_ms, 4), "robustness": _rounded(m.robustness, 6), "train_seconds": round(m.train_seconds, 3),
+        "status": m.status, "phenotype_hash": item.phenotype_hash, "phenotype": item.phenotype, "genome": " ".join(map(str, item.genome)),
+    }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -107,7 +137,7 @@ class Checkpoint:
     genomes: list[list[int]]
     crowding: list[float]  # NSGA-II crowding distances, which parent selection reads
     rng_state: Any  # Python's random.Random state of the search
-    rungs: list[int] = field(default_factory=list)  # fidelity rung of each individual's metrics (successive halving)
+    rungs: list[int]  # fidelity rung of each individual's metrics (successive halving)
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -119,7 +149,7 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         # Boundary points have infinite crowding distance; strict JSON has no infinity, so null stands for it.
         "population": [
             {"genome": g, "crowding": c if math.isfinite(c) else None, "rung": r}
-            for g, c, r in zip(checkpoint.genomes, checkpoint.crowding, checkpoint.rungs or [0] * len(checkpoint.genomes))
+            for g, c, r in zip(checkpoint.genomes, checkpoint.crowding, checkpoint.rungs)
         ],
         "rng": {
             "python": [version, list(internal), gauss],

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ge_nas.config import DEVICE_PATTERN
+from ge_nas.config import check_device
 from ge_nas.errors import ConfigError
 from ge_nas.layers import Value
 from ge_nas.metrics import FAILED, OK, TIMEOUT
@@ -54,8 +54,7 @@ def resolve_device(name: str) -> torch.device:
     Raises:
         ConfigError: the name is not auto, cpu, cuda or cuda:N, or names a GPU this machine lacks.
     """
-    if not DEVICE_PATTERN.fullmatch(name):
-        raise ConfigError(f"--device: unknown device {name!r}; expected auto, cpu, cuda or cuda:N")
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

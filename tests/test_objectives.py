@@ -19,10 +19,9 @@ from ge_nas.metrics import FAILED, OK, Metrics
 from ge_nas.objectives import latency_ms, robustness
 from ge_nas.search import OBJECTIVE_WEIGHTS, WORST_LOG10, fitness_values
 from ge_nas.train import accuracy
-from test_search import SyntheticExecutor
+from test_search import GRAMMAR, SyntheticExecutor
 
 NET = "conv(8,3) relu pool(max,2) flatten | opt=adam lr=0.01 batch=32"
-GRAMMAR = "tests/grammars/tiny_cnn.bnf"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
