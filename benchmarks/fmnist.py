@@ -14,7 +14,7 @@ The budget (--minutes) is the tool's own pipeline, what a user waits for:
 
 Then, outside the budget, the baseline:
 
-3. Random search: genomes from ge_nas.initialise.random_population on the same
+3. Random search: genomes from ge_nas.grammar.initialise.random_population on the same
    grammar, through an Evaluator with the same settings (fidelity, seeds, workers),
    until it has evaluated as many phenotypes as the GE search did.
 
@@ -42,18 +42,19 @@ from typing import Any
 
 from rich.console import Console
 
-from ge_nas import runs
+from ge_nas import rundir
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.data import load_dataset
-from ge_nas.evaluate import load_splits
-from ge_nas.evaluator import Evaluator, fidelity_key, task_for
+from ge_nas.data import load_splits
+from ge_nas.fidelity import fidelity_key
+from ge_nas.search.evaluator import Evaluator, task_for
 from ge_nas.executors import Executor, make_executor
 from ge_nas.grammar import Grammar, load_grammar
-from ge_nas.initialise import random_population
+from ge_nas.grammar.initialise import random_population
 from ge_nas.metrics import Metrics
 from ge_nas.pareto import hypervolume_2d, size_front, size_point
-from ge_nas.report import front_table
+from ge_nas.tables import front_table
 from ge_nas.search import SearchState, run_search
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,7 +175,7 @@ def train_finalists(finalists: list[Record], config: RunConfig, executor: Execut
 
 def front_rows(front: list[Record], finals: dict[str, Metrics], epochs: int) -> list[dict[str, Any]]:
     """Return the front as pareto.csv rows (final test accuracy where there is one)."""
-    return [runs.pareto_row(rank, r, finals.get(r.phenotype_hash), epochs) for rank, r in enumerate(front, start=1)]
+    return [rundir.pareto_row(rank, r, finals.get(r.phenotype_hash), epochs) for rank, r in enumerate(front, start=1)]
 
 
 def best_within(rows: list[dict[str, Any]], target: int, key: str) -> dict[str, Any] | None:
@@ -249,14 +250,14 @@ def main(argv: Sequence[str] | None = None, clock: Clock = time.monotonic) -> in
     finally:
         executor.close()
     rows = front_rows(ge.front(), finals, config.epochs)
-    runs.write_pareto(out, rows)
+    rundir.write_pareto(out, rows)
     Console(width=140).print(front_table(rows, title=f"GE front ({len(rows)} networks; test accuracy for the finalists only)"))
     summary = {**summarise(ge, rnd, rows, args.target_params, config.epochs), "ge_front": rows, "final_epochs": epochs,
                "minutes": pipeline_minutes, "random_minutes": rnd.seconds / 60,
                "command": "python benchmarks/fmnist.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print_summary(summary, args.target_params)
     print(f"GE search + final training {summary['minutes']:.1f} min (budget {args.minutes:g}); random search {summary['random_minutes']:.1f} min more")
-    runs.write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    rundir.write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return 0
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ge_nas.grammar import Grammar, load_grammar, parse_grammar
-from ge_nas.mapper import map_genome
+from ge_nas.grammar.mapper import map_genome
 
 ROOT = Path(__file__).resolve().parent.parent
 CODON_SIZE = 100_000

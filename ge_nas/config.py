@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ge_nas.errors import ConfigError, did_you_mean
+from ge_nas.objectives import OBJECTIVES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-OBJECTIVES = ("val_accuracy", "params", "flops", "latency", "robustness")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 EXECUTORS = ("auto", "serial", "processes", "dask")
 INITIALISERS = ("sensible", "random", "pi_grow")
@@ -61,7 +61,7 @@ class RunConfig:
     scheduler: str | None = None  # Dask scheduler address, tcp://HOST:PORT; none: a local cluster
     archive: str | None = None  # shared archive file; default: archive.sqlite in the run directory
     init: str = "sensible"
-    init_max_depth: int | None = None  # default: the start rule's minimum depth + 6
+    init_max_depth: int | None = None  # default: the start rule's least depth + 6 (INIT_DEPTH_SPAN)
     max_depth: int = 40
     max_wraps: int = 0
     codon_size: int = 100_000

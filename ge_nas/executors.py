@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 
 from ge_nas.errors import ConfigError
-from ge_nas.evaluate import EvalTask, Outcome, evaluate
+from ge_nas.worker import EvalTask, Outcome, evaluate
 from ge_nas.metrics import FAILED, TIMEOUT, Metrics
 
 log = logging.getLogger(__name__)

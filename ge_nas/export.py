@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ge_nas import runs
 from ge_nas.arch import ArchSpec
-from ge_nas.build import build_model
+from ge_nas.network.build import build_model
 from ge_nas.errors import ArchError, ConfigError, ExportError
+from ge_nas.metrics import Metrics
 
 
 MODEL = "model.pt"
@@ -185,25 +185,9 @@ def onnx_difference(path: Path, model: nn.Module, sample: torch.Tensor) -> float
     return float(abs(ours - theirs).max()) if theirs.size else 0.0
 
 
-def front_row(run_dir: Path, rank: int) -> dict[str, str]:
-    """Return the row of pareto.csv with this rank, or raise ConfigError naming the ranks there are."""
-    if not (run_dir / runs.PARETO).is_file():
-        raise ConfigError(f"{run_dir}: no {runs.PARETO} yet (the run has not finished)")
-    rows = runs.read_pareto(run_dir)
-    for row in rows:
-        if row.get("rank") == str(rank):
-            return row
-    ranks = [row.get("rank") or "?" for row in rows]
-    raise ConfigError(f"{run_dir}: no rank {rank} on the front; ranks are {', '.join(ranks) or 'none (the front is empty)'}")
-
-
-def finalist_dir(run_dir: Path, rank: int) -> Path:
-    """Return front/<rank> of a finished run, or raise ConfigError saying how to get weights."""
-    front_row(run_dir, rank)
-    directory = run_dir / "front" / str(rank)
-    if not (directory / MODEL).is_file():
-        raise ConfigError(
-            f"rank {rank} of {run_dir} has no trained weights (only the finalists are retrained); "
-            f"train it first: python -m ge_nas train --from {run_dir} --rank {rank}"
-        )
-    return directory
+def save_model(directory: Path, model: nn.Module, spec: ArchSpec, metrics: Metrics, meta: Meta) -> None:
+    """Write model.pt (the state dict), spec.json, meta.json and metrics.json: ge_nas.load_model reads them."""
+    write_meta(directory, meta)
+    torch.save(model.state_dict(), directory / "model.pt")
+    (directory / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
+    (directory / "metrics.json").write_text(metrics.to_json() + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Multi-fidelity search: successive halving inside each generation [Jamieson2016].
+"""Training budgets: fidelity rungs (successive halving [Jamieson2016]) and the archive key of a budget.
 
 With `--fidelity sh`, every new phenotype is first trained for `--epochs`
 (rung 0). The best 1/eta of each generation's newcomers, in NSGA-II order (or
@@ -15,17 +15,7 @@ identification and hyperparameter optimization", AISTATS 2016.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
-
 from ge_nas.config import RunConfig
-
-if TYPE_CHECKING:
-    from ge_nas.evaluator import Evaluation
-
-EvaluateAt = Callable[[Sequence[Sequence[int]], int], "list[Evaluation]"]
-Choose = Callable[["list[Evaluation]", int], "list[int]"]
 
 
 def rung_count(config: RunConfig) -> int:
@@ -38,19 +28,17 @@ def rung_epochs(config: RunConfig, rung: int) -> int:
     return int(config.epochs * config.sh_eta**rung)
 
 
-def promote(evaluations: list[Evaluation], evaluate_at: EvaluateAt, choose: Choose, config: RunConfig) -> list[Evaluation]:
-    """Return evaluations with the best 1/eta re-evaluated at each higher rung, rung by rung."""
-    result = list(evaluations)
-    current = [i for i, e in enumerate(result) if e.metrics.ok]
-    for rung in range(1, rung_count(config)):
-        firsts = list({result[i].phenotype_hash: i for i in reversed(current)}.values())  # one per phenotype
-        k = math.ceil(len(firsts) / config.sh_eta)
-        if k == 0:
-            break
-        chosen = [firsts[j] for j in choose([result[i] for i in firsts], k)]
-        promoted = dict(zip((result[i].phenotype_hash for i in chosen), evaluate_at([result[i].genome for i in chosen], rung)))
-        for i, e in enumerate(result):
-            if e.phenotype_hash in promoted and e.rung == rung - 1:
-                result[i] = promoted[e.phenotype_hash].with_genome(e.genome, e.derivation)
-        current = [i for i in current if result[i].rung == rung and result[i].metrics.ok]
-    return result
+def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
+    """Return the archive key of a training budget; results at different keys never mix."""
+    epochs = config.epochs if epochs is None else epochs
+    key = (
+        f"{config.dataset}|data_dir={config.data_dir}|val={config.val_fraction}|split_seed={config.split_seed}"
+        f"|subset={config.train_subset}|epochs={epochs}|final={final}"
+    )
+    return key + ("|bf16" if config.bf16 else "") + ("" if final else _measured(config))
+
+
+def _measured(config: RunConfig) -> str:
+    """Return the key suffix naming the optional objectives measured (a result without them must not be reused)."""
+    names = [n if n != "robustness" else f"robustness@{config.noise_sigma}" for n in config.objectives if n in ("latency", "robustness")]
+    return f"|measured={','.join(names)}" if names else ""

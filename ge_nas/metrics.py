@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -48,3 +50,16 @@ class Metrics:
         doc: dict[str, Any] = json.loads(text)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+class Scored(Protocol):
+    """A phenotype with its search metrics (a search Evaluation or an archive Record)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def phenotype_hash(self) -> str | None: ...
+    @property
+    def phenotype(self) -> str | None: ...
+    @property
+    def genome(self) -> tuple[int, ...]: ...

@@ -1,65 +1,39 @@
-"""Objectives measured on a trained network: CPU latency and robustness to input noise.
+"""Objectives: the names a run can optimise, their directions, and the fitness tuple of a Metrics.
 
-Both cost time, so a worker measures them only when the run's objectives ask
-for them. Latency is the median wall time of a forward pass of one fixed batch
-on one CPU thread, after a warm-up, so networks compare no matter how many
-threads the worker trains with. Robustness is accuracy on the validation set
-with seeded Gaussian noise added to the (normalized) inputs; every network of
-a run sees the same noise.
+Accuracies (val_accuracy, robustness) are maximised as fractions; sizes and
+costs (params, FLOPs, latency) are minimised on a log10 scale, so each order
+of magnitude counts alike. A network that did not train gets the worst finite
+values, never NaN (a NaN fitness sits in DEAP's first Pareto front).
 """
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
+import math
+from collections.abc import Sequence
 
-import torch
-from torch import nn
+from ge_nas.metrics import Metrics
 
-from ge_nas.train import accuracy
+OBJECTIVES = ("val_accuracy", "params", "flops", "latency", "robustness")
+WORST_LOG10 = 12.0  # the size given to networks that did not train: worse than any real one
 
-LATENCY_BATCH = 64  # images per timed forward pass
-LATENCY_WARMUP = 3
-LATENCY_REPEATS = 10
+OBJECTIVE_WEIGHTS = {"val_accuracy": 1.0, "params": -1.0, "flops": -1.0, "latency": -1.0, "robustness": 1.0}
+LATENCY_FLOOR_MS = 1e-3  # log10 of a latency below a microsecond per batch is taken as -3
 
 
-@torch.no_grad()
-def latency_ms(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    warmup: int = LATENCY_WARMUP,
-    repeats: int = LATENCY_REPEATS,
-    clock: Callable[[], float] = time.perf_counter,
-) -> float:
-    """Return the median milliseconds of one forward pass of x on one CPU thread (moves model to the CPU)."""
-    model = model.cpu().eval()
-    x = x.cpu()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(warmup):
-            model(x)
-        return 1000.0 * statistics.median(_timed(model, x, clock) for _ in range(max(1, repeats)))
-    finally:
-        torch.set_num_threads(threads)
+def fitness_values(metrics: Metrics, objectives: Sequence[str]) -> tuple[float, ...]:
+    """Return the fitness tuple; failures get the worst finite values (never NaN).
+
+    Accuracies (val_accuracy, robustness) are fractions, 0 for a failure; params,
+    FLOPs and latency (ms per batch) are log10, so each order of magnitude counts alike.
+    """
+    return tuple(_fitness_value(metrics, name) for name in objectives)
 
 
-def _timed(model: nn.Module, x: torch.Tensor, clock: Callable[[], float]) -> float:
-    start = clock()
-    model(x)
-    return clock() - start
-
-
-def robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sigma: float, seed: int) -> float:
-    """Return model's accuracy on x plus Gaussian noise of standard deviation sigma, seeded."""
-    if sigma == 0:
-        return accuracy(model, x, y)
-    generator = torch.Generator().manual_seed(seed)
-
-    def add_noise(batch: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(batch.shape, generator=generator).to(batch.device)
-        return batch + sigma * noise
-
-    return accuracy(model, x, y, transform=add_noise)
+def _fitness_value(metrics: Metrics, name: str) -> float:
+    if name in ("val_accuracy", "robustness"):
+        score = getattr(metrics, name)
+        return float(score) if metrics.ok and score is not None else 0.0
+    cost = metrics.latency_ms if name == "latency" else getattr(metrics, name)
+    if not metrics.ok or cost is None:
+        return WORST_LOG10
+    return math.log10(max(cost, LATENCY_FLOOR_MS if name == "latency" else 1))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
-from ge_nas.archive import Record
+from ge_nas.metrics import Scored
 
 HV_REFERENCE = (1.0, 8.0)
 
 Point = Sequence[float]
+S = TypeVar("S", bound=Scored)
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -48,7 +50,7 @@ def size_point(val_accuracy: float, params: int) -> tuple[float, float]:
     return (1.0 - val_accuracy, math.log10(max(params, 1)))
 
 
-def size_front(records: Iterable[Record]) -> list[Record]:
+def size_front(records: Iterable[S]) -> list[S]:
     """Return the trained records no other trained record dominates in (validation error, log10 params), best accuracy first."""
     trained = [r for r in records if r.metrics.ok]
     front = [trained[i] for i in nondominated([size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in trained])]

@@ -42,7 +42,7 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def fresh_data_cache() -> Iterator[None]:
     """Keep ge_nas.data's per-process cache from carrying data sets across tests."""
-    from ge_nas import data
+    from ge_nas.data import datasets as data
 
     data._load_cached.cache_clear()
     yield

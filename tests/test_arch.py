@@ -10,7 +10,7 @@ import pytest
 
 from ge_nas.arch import HPARAMS, ArchSpec, Layer, parse_arch
 from ge_nas.errors import ArchError
-from ge_nas.layers import LAYERS
+from ge_nas.arch import LAYERS
 
 DEFAULT_HP = "opt=adam lr=0.001 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0 aug=none"
 EXAMPLE = "conv(32, 3) bn relu pool(max, 2) dropout(0.25) dense(64) relu | opt=adam lr=0.001 batch=64"

@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from data_files import make_parts, write_idx_set
-from ge_nas import data
+from ge_nas.data import datasets as data
 from ge_nas.data import DATASET_NAMES, Dataset, Splits, load_dataset, split_dataset
 from ge_nas.errors import ConfigError, DatasetError
 

@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-from ge_nas.evaluate import evaluate
+from ge_nas.worker import evaluate
 from ge_nas.executors import ProcessExecutor, SerialExecutor, make_executor, on_gpu, worker_gpu
-from test_evaluate import scores, task
+from test_worker import scores, task
 
 
 @pytest.mark.parametrize("make", [lambda: SerialExecutor(threads=1), lambda: ProcessExecutor(2, threads=1)], ids=["serial", "processes"])

@@ -13,8 +13,10 @@ import torch
 
 from ge_nas import export, load_model
 from ge_nas.errors import ArchError, ConfigError
-from ge_nas.evaluate import EvalTask, evaluate, load_splits
-from ge_nas.export import Meta, export_onnx, export_torch, finalist_dir
+from ge_nas.data import load_splits
+from ge_nas.worker import EvalTask, evaluate
+from ge_nas.cli.models import finalist_dir
+from ge_nas.export import Meta, export_onnx, export_torch
 from ge_nas.metrics import Metrics
 from ge_nas.train import accuracy
 

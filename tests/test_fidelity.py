@@ -8,11 +8,11 @@ from pathlib import Path
 
 from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
-from ge_nas.evaluator import Evaluator
+from ge_nas.search.evaluator import Evaluator
 from ge_nas.fidelity import rung_count, rung_epochs
 from ge_nas.grammar import load_grammar
 from ge_nas.search import pareto_front, run_search
-from test_search import GRAMMAR, SyntheticExecutor
+from test_search_evolution import GRAMMAR, SyntheticExecutor
 
 
 def config(**kw: object) -> RunConfig:

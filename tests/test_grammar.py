@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ge_nas.errors import ConfigError, GrammarError, GrammarSyntaxError
 from ge_nas.grammar import Grammar, Symbol, check_grammar, load_grammar, parse_grammar
-from ge_nas.mapper import map_genome
+from ge_nas.grammar.mapper import map_genome
 
 GRAMMARS = Path(__file__).parent / "grammars"
 

@@ -1,113 +1,154 @@
-"""Tests for ge_nas.report: the front table and the generation line, rendered as text."""
+"""The report of a run: one self-contained page, the front's phenotypes, partial runs, escaping."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping
-from typing import Any
+import base64
+import html
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from rich.console import Console
 
-from ge_nas.report import front_table, generation_line
-from ge_nas.search import GenerationStats
+pytest.importorskip("matplotlib")
 
-ROWS: list[dict[str, Any]] = [
-    {"rank": 1, "val_accuracy": 0.95123, "test_accuracy": 0.93, "test_fidelity": "final", "params": 1234567,
-     "flops": 2_500_000, "phenotype": "conv(32,3,1) bn relu | opt=adam lr=0.001"},
-    # as read back from pareto.csv: every value a string
-    {"rank": "2", "val_accuracy": "0.9", "test_accuracy": "0.88", "test_fidelity": "e8", "params": "980",
-     "flops": "512", "phenotype": "dense(4) | opt=sgd"},
-    {"rank": 3, "val_accuracy": 0.5, "test_accuracy": None, "params": 12, "flops": 3_000_000_000, "phenotype": "relu"},
-]
+from ge_nas import rundir  # noqa: E402
+from ge_nas.archive import Record  # noqa: E402
+from ge_nas.errors import ConfigError  # noqa: E402
+from ge_nas.report import (  # noqa: E402
+    _front_html, archive_front, progress_text, read_run, render_html, status_counts, status_text, write_report,
+)
+from ge_nas.metrics import OK, Metrics  # noqa: E402
 
-EXPECTED = """\
-Pareto front
-┏━━━━━━┳━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━┓
-┃ rank ┃ val acc ┃ test acc ┃    params ┃ FLOPs ┃ phenotype            ┃
-┡━━━━━━╇━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━┩
-│    1 │  0.9512 │   0.9300 │ 1,234,567 │  2.5M │ conv(32,3,1) bn relu │
-│    2 │  0.9000 │  0.8800* │       980 │   512 │ dense(4)             │
-│    3 │  0.5000 │        - │        12 │  3.0G │ relu                 │
-└──────┴─────────┴──────────┴───────────┴───────┴──────────────────────┘
-"""
+IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
-def render(renderable: Any, width: int = 100) -> str:
-    console = Console(file=io.StringIO(), width=width)
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"  # type: ignore[attr-defined]
+@pytest.fixture(scope="module")
+def report_html(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Return a copy of the finished run, reported, and its report.html text."""
+    target = tmp_path_factory.mktemp("reported") / "run"
+    shutil.copytree(run_dir, target)
+    write_report(target)
+    return target, (target / "report.html").read_text(encoding="utf-8")
 
 
-def table_rows(rows: list[Mapping[str, Any]]) -> list[list[str]]:
-    """Return the body cells of the rendered table."""
-    lines = [line for line in render(front_table(rows)).splitlines() if line.startswith("│")]
-    return [[cell.strip() for cell in line.strip("│").split("│")] for line in lines]
+def test_report_writes_two_plots_and_one_page(report_html: tuple[Path, str]) -> None:
+    path, page = report_html
+    images = [base64.b64decode(data) for data in IMG.findall(page)]
+    assert images == [(path / "pareto.png").read_bytes(), (path / "history.png").read_bytes()]
+    assert all(image.startswith(b"\x89PNG") for image in images)
 
 
-def test_front_table_renders_exactly() -> None:
-    assert render(front_table(ROWS)) == EXPECTED
+def test_page_needs_nothing_beside_it(report_html: tuple[Path, str]) -> None:
+    page = report_html[1]
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not re.search(r"<script|<link|src=\"(?!data:)|url\(", page)
 
 
-def test_test_accuracy_starred_unless_final() -> None:
-    cells = table_rows(ROWS)
-    assert [row[2] for row in cells] == ["0.9300", "0.8800*", "-"]
+def test_page_shows_front_generations_config_and_grammar(report_html: tuple[Path, str]) -> None:
+    path, page = report_html
+    front = rundir.read_pareto(path)
+    assert front and "Partial report" not in page
+    for row in front:
+        assert html.escape(row["phenotype"]) in page
+    config = rundir.load_run_config(path)
+    assert html.escape(config.command) in page
+    assert html.escape(Path(config.grammar).read_text(encoding="utf-8")) in page
+    generations = (path / rundir.GENERATIONS).read_text().splitlines()
+    assert page.count("<tr>") >= len(front) + len(generations) + 20  # front, generations, configuration rows
 
 
-def test_empty_string_test_accuracy_is_a_dash() -> None:
-    row = {**ROWS[0], "test_accuracy": "", "test_fidelity": ""}
-    assert table_rows([row])[0][2] == "-"
+def test_every_value_is_escaped(run_dir: Path) -> None:
+    snapshot = read_run(run_dir)
+    row = {**snapshot.front[0], "phenotype": "<script>alert(1)</script> & co"}
+    page = render_html(replace(snapshot, front=(row,), grammar_text="<x> ::= a | b"), pareto_png=b"p", history_png=b"h")
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+    assert "&lt;x&gt; ::= a | b" in page
 
 
-def test_phenotype_drops_hyperparameters() -> None:
-    assert [row[5] for row in table_rows(ROWS)] == ["conv(32,3,1) bn relu", "dense(4)", "relu"]
+def test_partial_run_names_what_is_missing(copy_run) -> None:  # type: ignore[no-untyped-def]
+    path = copy_run(rundir.PARETO, rundir.GENERATIONS, "front", "checkpoint.json", rundir.GRAMMAR)
+    (path / rundir.CONFIG).write_text((path / rundir.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf"))
+    report = write_report(path)
+    notes = " ".join(report.snapshot.notes)
+    assert "pareto.csv is missing" in notes and "generations.jsonl is missing" in notes and "gone/away.bnf" in notes
+    page = (path / "report.html").read_text()
+    assert "Partial report" in page and "pareto.csv is missing" in page and len(IMG.findall(page)) == 2
+    assert not report.snapshot.front_final and report.snapshot.front  # the archive's non-dominated networks
 
 
-def test_title() -> None:
-    assert render(front_table([], title="Finalists")).splitlines()[0] == "Finalists"
+def test_grammar_copy_survives_the_original(copy_run) -> None:  # type: ignore[no-untyped-def]
+    path = copy_run()
+    (path / rundir.CONFIG).write_text((path / rundir.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf"))
+    report = write_report(path)
+    assert report.snapshot.grammar_text == Path("grammars/cnn_small.bnf").read_text()
 
 
-def test_long_phenotype_is_folded_not_cut() -> None:
-    phenotype = " ".join(f"conv({n},3,1)" for n in range(1, 30))
-    text = render(front_table([{**ROWS[0], "phenotype": phenotype}]), width=80)
-    assert "…" not in text
-    cells = [line.rstrip("│ ").rsplit("│", 1)[1].strip() for line in text.splitlines() if line.startswith("│")]
-    assert "".join(cells).replace(" ", "") == phenotype.replace(" ", "")
+def test_only_a_config_still_reports(copy_run) -> None:  # type: ignore[no-untyped-def]
+    path = copy_run(rundir.ARCHIVE, rundir.PARETO, rundir.GENERATIONS)
+    report = write_report(path)
+    assert report.snapshot.evaluations == () and "archive.sqlite is missing" in " ".join(report.snapshot.notes)
+    assert "No trained network yet" in (path / "report.html").read_text()
 
 
-@pytest.mark.parametrize(("flops", "shown"), [(0, "0"), (940, "940"), (1000, "1.0k"), (25_400, "25.4k"),
-                                                (999_999, "1.0M"), (1_000_000, "1.0M"), (7_250_000_000, "7.2G")])
-def test_flops_si_units(flops: int, shown: str) -> None:
-    assert table_rows([{**ROWS[0], "flops": flops}])[0][4] == shown
+def test_half_written_generation_line_is_skipped(copy_run) -> None:  # type: ignore[no-untyped-def]
+    path = copy_run()
+    with open(path / rundir.GENERATIONS, "a") as f:
+        f.write('{"generation": 7, "evalu')
+    snapshot = read_run(path)
+    assert [g["generation"] for g in snapshot.generations] == [0, 1]
+    assert any("line 3 is unreadable" in note for note in snapshot.notes)
 
 
-
-@pytest.mark.parametrize("flops", [960, 999])
-def test_flops_below_a_thousand_are_exact(flops: int) -> None:
-    assert table_rows([{**ROWS[0], "flops": flops}])[0][4] == str(flops)
-
-
-def test_generation_line() -> None:
-    stats = GenerationStats(generation=3, evaluations=10, invalid=2, cached=4, best_accuracy=0.91234,
-                            median_accuracy=0.5, front_size=5, hypervolume=2.71828, seconds=12.345)
-    assert generation_line(stats, 6) == (
-        "gen 3/6: 10 trained, 4 cached, 2 invalid; best val 0.9123, median 0.5000, front 5, HV 2.718, 12.3 s"
-    )
+@pytest.mark.parametrize(("make", "why"), [(lambda p: p / "nope", "no such directory"), (lambda p: p, "no config.toml")])
+def test_not_a_run_directory(tmp_path: Path, make, why: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=f"not a run directory \\({why}\\)"):
+        write_report(make(tmp_path))
 
 
-def test_generation_line_renders_on_one_line() -> None:
-    stats = GenerationStats(0, 12, 0, 0, 1.0, 0.75, 1, 0.0, 0.04)
-    line = generation_line(stats, 6)
-    assert line == "gen 0/6: 12 trained, 0 cached, 0 invalid; best val 1.0000, median 0.7500, front 1, HV 0.000, 0.0 s"
-    assert render(line) == line + "\n"
+def record(val: float, params: int, phenotype: str, status: str = OK) -> Record:
+    return Record(phenotype, "f", phenotype, (1,), Metrics(status, val, val - 0.01, params, params * 10))
 
 
-def test_latency_and_robustness_columns_only_when_measured() -> None:
-    assert "latency" not in render(front_table(ROWS)) and "robust" not in render(front_table(ROWS))
-    rows = [{**ROWS[0], "latency_ms": 1.23456, "robustness": ""}, {**ROWS[1], "latency_ms": "0.5", "robustness": ""}]
-    text = render(front_table(rows))
-    assert "latency ms" in text and "robust acc" not in text
-    assert [row[5] for row in table_rows(rows)] == ["1.235", "0.500"]
-    assert [row[6] for row in table_rows(rows)] == ["conv(32,3,1) bn relu", "dense(4)"]
-    both = table_rows([{**ROWS[0], "latency_ms": None, "robustness": 0.81234}])
-    assert both[0][5:] == ["0.8123", "conv(32,3,1) bn relu"]
+def test_archive_front_is_the_non_dominated_trained_set() -> None:
+    records = [record(0.9, 1000, "a"), record(0.8, 100, "b"), record(0.85, 2000, "c"), record(0.95, 10, "d", "failed"), record(0.7, 100, "e")]
+    front = archive_front(records)
+    assert [(r["rank"], r["phenotype"]) for r in front] == [("1", "a"), ("2", "b")]
+    assert front[0]["test_fidelity"] == "search" and float(front[0]["test_accuracy"]) == pytest.approx(0.89)
+
+
+def test_front_shows_latency_and_robustness_when_measured() -> None:
+    plain = archive_front([record(0.9, 1000, "a")])
+    measured = archive_front([replace(record(0.9, 1000, "a"), metrics=replace(record(0.9, 1000, "a").metrics, latency_ms=2.5, robustness=0.75))])
+    assert "latency" not in _front_html(SimpleNamespace(front=plain))
+    page = _front_html(SimpleNamespace(front=measured))
+    assert "<th class=\"num\">latency ms</th>" in page and "2.500" in page and "0.7500" in page
+
+
+def test_summary_texts() -> None:
+    assert status_text(status_counts([record(0.9, 1, "a"), record(0, 1, "b", "invalid"), record(0.8, 1, "c")])) == "3 (2 ok, 1 invalid)"
+    assert progress_text([], 6).startswith("the initial population is not finished")
+    assert progress_text([{"generation": 6}], 6) == "generation 6/6 done (finished)"
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(report_html: tuple[Path, str], tmp_path: Path) -> None:
+    """Render the page as a person would see it; look at the screenshot when changing the page."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    command = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+        "--window-size=1200,2000", (report_html[0] / "report.html").resolve().as_uri(),
+    ]
+    subprocess.run(command, capture_output=True, timeout=120, check=True)
+    from matplotlib.image import imread
+
+    pixels = imread(str(shot))
+    assert pixels.shape[:2] == (2000, 1200)
+    assert pixels[..., :3].std() > 0.05  # not a blank page

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ge_nas import runs
+from ge_nas import rundir
 from ge_nas.archive import Archive
 from ge_nas.cli import main
 
@@ -24,11 +24,11 @@ RUN = [
 
 
 def front(path: Path) -> list[tuple[str, str, str]]:
-    return [(r["phenotype_hash"], r["val_accuracy"], r["test_accuracy"]) for r in runs.read_pareto(path)]
+    return [(r["phenotype_hash"], r["val_accuracy"], r["test_accuracy"]) for r in rundir.read_pareto(path)]
 
 
 def archive_keys(path: Path) -> list[tuple[str, str]]:
-    with Archive(path / runs.ARCHIVE, read_only=True) as archive:
+    with Archive(path / rundir.ARCHIVE, read_only=True) as archive:
         return [(r.phenotype_hash, r.fidelity) for r in archive.records()]
 
 
@@ -61,13 +61,13 @@ def test_killed_run_resumes_to_the_same_front(uninterrupted: Path, tmp_path: Pat
     out = tmp_path / "run"
     start_and_kill(out, after_rows)
     killed_with = archive_keys(out)
-    assert len(killed_with) >= after_rows and not (out / runs.PARETO).exists()
+    assert len(killed_with) >= after_rows and not (out / rundir.PARETO).exists()
     assert main(["-q", "resume", str(out)]) == 0
     assert front(out) == front(uninterrupted)
     keys = archive_keys(out)
     assert keys[: len(killed_with)] == killed_with, "no finished evaluation is lost"
     assert len(keys) == len(set(keys)) and sorted(keys) == sorted(archive_keys(uninterrupted)), "none is trained twice"
-    lines = [json.loads(x)["generation"] for x in (out / runs.GENERATIONS).read_text().splitlines()]
+    lines = [json.loads(x)["generation"] for x in (out / rundir.GENERATIONS).read_text().splitlines()]
     assert lines == [0, 1, 2]
 
 
@@ -78,18 +78,18 @@ def test_resume_extends_a_finished_run(uninterrupted: Path, tmp_path: Path) -> N
     shutil.copytree(uninterrupted, out)
     before = len(archive_keys(out))
     assert main(["-q", "resume", str(out), "--generations", "3"]) == 0
-    assert [json.loads(x)["generation"] for x in (out / runs.GENERATIONS).read_text().splitlines()] == [0, 1, 2, 3]
+    assert [json.loads(x)["generation"] for x in (out / rundir.GENERATIONS).read_text().splitlines()] == [0, 1, 2, 3]
     assert len(archive_keys(out)) > before
 
 
 def test_checkpoint_is_plain_json(uninterrupted: Path) -> None:
-    doc = json.loads((uninterrupted / runs.CHECKPOINT).read_text())
+    doc = json.loads((uninterrupted / rundir.CHECKPOINT).read_text())
     assert doc["generation"] == 2 and len(doc["population"]) == 5
-    assert set(doc["rng"]) == {"python", "numpy", "torch"}
+    assert set(doc["rng"]) == {"python"}  # evaluations seed torch themselves: no global RNG to keep
 
 
 def hold_lock(path: Path) -> subprocess.Popen[bytes]:
-    code = f"import time; from pathlib import Path; from ge_nas import runs\nwith runs.run_lock(Path({str(path)!r})):\n    print('locked', flush=True); time.sleep(60)"
+    code = f"import time; from pathlib import Path; from ge_nas import rundir\nwith rundir.run_lock(Path({str(path)!r})):\n    print('locked', flush=True); time.sleep(60)"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"locked"
     return proc

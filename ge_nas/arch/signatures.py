@@ -1,0 +1,152 @@
+"""The architecture language's vocabulary: layer kinds and hyperparameters with typed arguments.
+
+This half of the layer registry is torch-free: it is what the parser checks
+phenotypes against. How each layer kind becomes torch modules is the other
+half, `ge_nas.network.layers.BUILDERS`; a new layer kind is one entry in each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+from ge_nas.errors import ArchError, did_you_mean
+
+Value = int | float | str
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed argument of a layer or hyperparameter, with its default and range."""
+
+    name: str
+    kind: type  # int, float or str
+    default: Value | None = None  # None: required
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+    def check(self, value: Value, where: str) -> Value:
+        """Return value converted to this parameter's type, or raise ArchError."""
+        if self.kind is str:
+            if not isinstance(value, str) or value not in self.choices:
+                raise ArchError(f"{where}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+            return value
+        if isinstance(value, str):
+            raise ArchError(f"{where}: {self.name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ArchError(f"{where}: {self.name} must be a finite number, got {value!r}")
+        if self.kind is int:
+            if float(value) != int(value):
+                raise ArchError(f"{where}: {self.name} must be an integer, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise ArchError(f"{where}: {self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}")
+        return value
+
+    def describe(self) -> str:
+        """Return a one-line description for help text and the README."""
+        if self.kind is str:
+            kind = "|".join(self.choices)
+        else:
+            kind = f"{self.kind.__name__} {self.low:g}..{self.high:g}"
+        default = "required" if self.default is None else f"default {self.default}"
+        return f"{self.name}: {kind}, {default}"
+
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """A layer name in the architecture language and its typed arguments."""
+
+    name: str
+    params: tuple[Param, ...]
+    doc: str
+    needs_map: bool = False  # True: input must be a (C, H, W) feature map
+
+
+_FILTERS = Param("filters", int, None, 1, 4096, doc="output channels")
+_KERNEL = Param("kernel", int, 3, 1, 15, doc="kernel size (same padding)")
+_STRIDE = Param("stride", int, 1, 1, 4, doc="stride")
+ACTIVATIONS = ("relu", "relu6", "leaky", "elu", "gelu", "silu", "hardswish", "tanh", "sigmoid")
+
+
+def _layer_kinds() -> dict[str, LayerKind]:
+    pool_args = (Param("kind", str, "max", choices=("max", "avg")), Param("size", int, 2, 2, 8, doc="window and stride"))
+    kinds = [
+        LayerKind("conv", (_FILTERS, _KERNEL, _STRIDE), "2-D convolution", needs_map=True),
+        LayerKind("sepconv", (_FILTERS, _KERNEL, _STRIDE), "depthwise-separable convolution", needs_map=True),
+        LayerKind("res", (_FILTERS, _KERNEL, _STRIDE), "residual block (two convolutions with batch norm)", needs_map=True),
+        LayerKind("pool", pool_args, "max or average pooling; skipped where the map is smaller than the window", needs_map=True),
+        LayerKind("gap", (), "global average pooling to a flat vector", needs_map=True),
+        LayerKind("flatten", (), "flatten a feature map to a vector"),
+        LayerKind("dense", (Param("units", int, None, 1, 65536),), "fully connected layer"),
+        LayerKind("bn", (), "batch normalisation"),
+        LayerKind("dropout", (Param("p", float, 0.5, 0.0, 0.95, doc="drop probability"),), "dropout"),
+    ]
+    kinds += [LayerKind(name, (), f"{name} activation") for name in ACTIVATIONS]
+    return {kind.name: kind for kind in kinds}
+
+
+LAYERS: Mapping[str, LayerKind] = MappingProxyType(_layer_kinds())
+
+HPARAMS: Mapping[str, Param] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            Param("opt", str, "adam", choices=("adam", "adamw", "sgd", "rmsprop"), doc="optimizer"),
+            Param("lr", float, 1e-3, 1e-6, 10.0, doc="learning rate"),
+            Param("batch", int, 64, 2, 4096, doc="batch size"),
+            Param("wd", float, 0.0, 0.0, 1.0, doc="weight decay"),
+            Param("momentum", float, 0.9, 0.0, 0.999, doc="momentum (sgd, rmsprop)"),
+            Param("sched", str, "cosine", choices=("none", "cosine", "onecycle"), doc="learning-rate schedule"),
+            Param("ls", float, 0.0, 0.0, 0.5, doc="label smoothing"),
+            Param("aug", str, "none", choices=("none", "crop", "flip", "cropflip"), doc="augmentation"),
+        )
+    }
+)
+
+
+def check_layer(name: str, positional: list[Value], keywords: dict[str, Value], where: str) -> tuple[tuple[str, Value], ...]:
+    """Return a layer's arguments by name with defaults filled in, or raise ArchError naming what is wrong."""
+    kind = LAYERS.get(name)
+    if kind is None:
+        raise ArchError(f"{where}: unknown layer {name!r}{did_you_mean(name, LAYERS)}; known: {', '.join(LAYERS)}")
+    where = f"{where}: {name}"
+    if len(positional) > len(kind.params):
+        raise ArchError(f"{where} takes at most {len(kind.params)} argument(s) ({_signature(kind)}), got {len(positional)}")
+    values = dict(zip((p.name for p in kind.params), positional))
+    for key, value in keywords.items():
+        if key not in {p.name for p in kind.params}:
+            raise ArchError(f"{where} has no argument {key!r}; expected {_signature(kind)}")
+        if key in values:
+            raise ArchError(f"{where}: argument {key!r} is given twice")
+        values[key] = value
+    return tuple((p.name, _fill(p, values, where)) for p in kind.params)
+
+
+def _fill(param: Param, values: Mapping[str, Value], where: str) -> Value:
+    if param.name in values:
+        return param.check(values[param.name], where)
+    if param.default is None:
+        raise ArchError(f"{where} needs argument {param.name!r}")
+    return param.default
+
+
+def check_hparams(given: Mapping[str, Value], where: str) -> tuple[tuple[str, Value], ...]:
+    """Return every hyperparameter by name, given or default, or raise ArchError."""
+    unknown = set(given) - set(HPARAMS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ArchError(f"{where}: unknown hyperparameter {name!r}{did_you_mean(name, HPARAMS)}")
+    return tuple((name, _fill(p, given, f"{where}: {name}")) for name, p in HPARAMS.items())
+
+
+def _signature(kind: LayerKind) -> str:
+    return f"{kind.name}({', '.join(p.name for p in kind.params)})"

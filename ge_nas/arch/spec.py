@@ -1,0 +1,87 @@
+"""ArchSpec: a network as frozen data, with one canonical text form and a hash that identifies it.
+
+Two genomes with one phenotype have equal specs, equal canonical text and one
+hash, so they train once. A spec also round-trips through JSON (spec.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from ge_nas.arch.signatures import Value, check_hparams, check_layer
+from ge_nas.errors import ArchError
+
+LANGUAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: its kind and every argument by name, defaults filled in."""
+
+    kind: str
+    args: tuple[tuple[str, Value], ...] = ()
+
+    def arg_map(self) -> dict[str, Value]:
+        """Return the arguments as a dict."""
+        return dict(self.args)
+
+    def text(self) -> str:
+        """Return the canonical text, e.g. 'conv(32,3,1)'."""
+        if not self.args:
+            return self.kind
+        return f"{self.kind}({','.join(format_value(v) for _, v in self.args)})"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A network: layers in order and training hyperparameters (all filled in)."""
+
+    layers: tuple[Layer, ...]
+    hparams: tuple[tuple[str, Value], ...]
+
+    def hparam_map(self) -> dict[str, Value]:
+        """Return the hyperparameters as a dict."""
+        return dict(self.hparams)
+
+    def canonical(self) -> str:
+        """Return the canonical text form; equal specs have equal text."""
+        hp = " ".join(f"{k}={format_value(v)}" for k, v in self.hparams)
+        return f"{' '.join(layer.text() for layer in self.layers)} | {hp}"
+
+    def hash(self) -> str:
+        """Return a short stable hash of the canonical text and language version."""
+        data = f"v{LANGUAGE_VERSION}:{self.canonical()}".encode()
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        """Return a JSON document that from_json reads back into an equal spec."""
+        doc = {
+            "version": LANGUAGE_VERSION,
+            "layers": [{"kind": layer.kind, "args": dict(layer.args)} for layer in self.layers],
+            "hparams": dict(self.hparams),
+        }
+        return json.dumps(doc, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        """Read a spec written by to_json, re-checking every value."""
+        try:
+            doc = json.loads(text)
+            if doc.get("version", LANGUAGE_VERSION) != LANGUAGE_VERSION:
+                raise ArchError(f"spec JSON is version {doc['version']!r}; this ge_nas reads version {LANGUAGE_VERSION}")
+            layers = [Layer(d["kind"], check_layer(d["kind"], [], dict(d["args"]), "spec JSON")) for d in doc["layers"]]
+            if not layers:
+                raise ArchError("spec JSON: a network needs at least one layer")
+            hparams = check_hparams(dict(doc["hparams"]), "spec JSON")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if isinstance(exc, ArchError):
+                raise
+            raise ArchError(f"spec JSON is malformed: {exc}") from exc
+        return cls(tuple(layers), hparams)
+
+
+def format_value(value: Value) -> str:
+    """Return a value as canonical text (floats by repr, so they read back exactly)."""
+    return repr(value) if isinstance(value, float) else str(value)

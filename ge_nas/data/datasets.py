@@ -1,0 +1,255 @@
+"""Data sets -> in-memory tensors and splits.
+
+Every data set is read whole into float32 tensors shaped (N, C, H, W),
+normalized per channel with the mean and standard deviation of its training
+set, with int64 labels in [0, num_classes). Nothing is ever downloaded: files
+come from `data_dir` or from where Debian's dataset packages put them.
+
+Formats, each read by a private module into checked numpy arrays: IDX (MNIST
+and its relatives, gzip or raw; `_idx`), the CIFAR python batches (pickles,
+read with a restricted unpickler that builds nothing but numpy arrays;
+`_cifar`) and `.npz` archives (read with allow_pickle=False; `_npz`).
+
+The validation split is carved from the training data only; the test set is
+passed through untouched so that it never takes part in selection.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ge_nas.data.arrays import Arrays
+from ge_nas.data.cifar import CIFAR_SETS, load_cifar
+from ge_nas.data.idx import IDX_SETS, load_idx
+from ge_nas.data.npz import NPZ_PREFIX as NPZ_PREFIX
+from ge_nas.data.npz import load_npz
+from ge_nas.errors import ConfigError, DatasetError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+DATASET_NAMES: tuple[str, ...] = ("digits", *IDX_SETS, *CIFAR_SETS)
+
+_DIGITS_TEST_FRACTION = 0.2
+_DIGITS_TEST_SEED = 1797  # fixed and independent of any run seed: the test set never moves
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """A whole data set in memory: normalized images and integer labels.
+
+    Loaded data sets are cached and shared: treat the tensors as read-only.
+    """
+
+    name: str
+    x_train: torch.Tensor  # (N, C, H, W) float32
+    y_train: torch.Tensor  # (N,) int64
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Return the shape of one image, (C, H, W)."""
+        return _image_shape(self.x_train)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={len(self.y_train)}, test={len(self.y_test)}, "
+            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+        )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Splits:
+    """Training, validation and test tensors ready for one run."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Return the shape of one image, (C, H, W)."""
+        return _image_shape(self.x_train)
+
+    def __repr__(self) -> str:
+        return (
+            f"Splits(train={len(self.y_train)}, val={len(self.y_val)}, test={len(self.y_test)}, "
+            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+        )
+
+
+def _image_shape(x: torch.Tensor) -> tuple[int, int, int]:
+    c, h, w = x.shape[1:]
+    return (int(c), int(h), int(w))
+
+
+# --- digits ---------------------------------------------------------------------
+
+
+def _load_digits() -> Dataset:
+    """Load scikit-learn's bundled 8x8 digits with a fixed stratified test split."""
+    from sklearn.datasets import load_digits  # slow import; only this data set needs it
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8), values 0..16 -> 0..1
+    y = bunch.target.astype(np.int64)
+    rng = np.random.default_rng(_DIGITS_TEST_SEED)
+    test = _stratified_pick(y, round(_DIGITS_TEST_FRACTION * len(y)), rng)
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return _make_dataset("digits", Arrays(x[train], y[train], x[test], y[test], num_classes=10))
+
+
+# --- normalisation ----------------------------------------------------------------
+
+
+def _to_images(x: np.ndarray) -> torch.Tensor:
+    """Return (N, C, H, W) float32 images, uint8 scaled to [0, 1]."""
+    images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return images.div_(255.0) if x.dtype == np.uint8 else images
+
+
+def _make_dataset(name: str, arrays: Arrays) -> Dataset:
+    """Convert checked arrays to tensors normalized with the training set's statistics."""
+    x_train, y_train, x_test, y_test, num_classes = arrays
+    train, test = _to_images(x_train), _to_images(x_test)
+    std, mean = torch.std_mean(train, dim=(0, 2, 3), keepdim=True, correction=0)  # (1, C, 1, 1)
+    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant channel stays constant
+    train.sub_(mean).div_(std)
+    test.sub_(mean).div_(std)
+    k = num_classes if num_classes is not None else int(max(y_train.max(), y_test.max())) + 1
+    dataset = Dataset(name, train, torch.from_numpy(y_train), test, torch.from_numpy(y_test), k)
+    log.info("loaded %r", dataset)
+    return dataset
+
+
+# --- public entry points --------------------------------------------------------
+
+
+_ALIASES = {"fmnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
+
+
+def _canonical_name(name: str) -> str:
+    """Return the canonical spelling of a data set name, or raise listing the valid ones."""
+    if name[:len(NPZ_PREFIX)].lower() == NPZ_PREFIX:
+        return NPZ_PREFIX + name[len(NPZ_PREFIX):]
+    key = name.strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in DATASET_NAMES:
+        raise DatasetError(
+            f"unknown data set {name!r}{did_you_mean(key, DATASET_NAMES)}; "
+            f"choose one of {', '.join(DATASET_NAMES)} or {NPZ_PREFIX}PATH"
+        )
+    return key
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, data_dir: str | None) -> Dataset:
+    if name.startswith(NPZ_PREFIX):
+        return _make_dataset(name, load_npz(name, data_dir))
+    if name == "digits":
+        return _load_digits()
+    if name in CIFAR_SETS:
+        return _make_dataset(name, load_cifar(name, data_dir, SYSTEM_DATA_DIR))
+    return _make_dataset(name, load_idx(name, data_dir, SYSTEM_DATA_DIR))
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """Load a data set by name into normalized in-memory tensors (cached per process).
+
+    Args:
+        name: one of DATASET_NAMES, or 'npz:PATH' for an archive holding x_train,
+            y_train, x_test and y_test.
+        data_dir: the directory holding the files; default: Debian's /usr/share/datasets.
+
+    Raises:
+        DatasetError: the name is unknown, or the files are missing or malformed.
+    """
+    root = None if data_dir is None else str(Path(data_dir).expanduser())
+    return _load_cached(_canonical_name(name), root)
+
+
+# --- splits -----------------------------------------------------------------------
+
+
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split total across classes in proportion to counts (largest remainder)."""
+    exact = counts * (total / counts.sum())
+    quota: np.ndarray = np.floor(exact).astype(np.int64)
+    remainder_order = np.argsort(-(exact - quota), kind="stable")
+    quota[remainder_order[: total - int(quota.sum())]] += 1
+    return quota
+
+
+def _stratified_pick(y: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
+    """Return the sorted indices of a random subset of size total with y's class proportions."""
+    counts = np.bincount(y)
+    order = rng.permutation(len(y))
+    order = order[np.argsort(y[order], kind="stable")]  # grouped by class, shuffled within
+    rank = np.arange(len(y)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.sort(order[rank < np.repeat(_allocate(counts, total), counts)])
+
+
+def _val_count(val_fraction: float, n: int) -> int:
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
+    count = round(float(val_fraction) * n)
+    if not 0 < count < n:
+        raise ConfigError(f"val_fraction={val_fraction} of {n} training samples leaves an empty split")
+    return count
+
+
+def _subset_count(train_subset: float | int, n: int) -> int:
+    if isinstance(train_subset, bool) or not isinstance(train_subset, numbers.Real):
+        raise ConfigError(f"train_subset must be a fraction in (0, 1] or a count, got {train_subset!r}")
+    if isinstance(train_subset, numbers.Integral):
+        if not 0 < train_subset <= n:
+            raise ConfigError(f"train_subset={train_subset} samples, but the training split holds {n}")
+        return int(train_subset)
+    if not 0 < train_subset <= 1:
+        raise ConfigError(f"train_subset={train_subset!r}: a fraction must be in (0, 1]; give an int for a count")
+    return max(1, round(float(train_subset) * n))
+
+
+def split_dataset(
+    dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0, train_subset: float | int | None = None,
+) -> Splits:
+    """Carve a stratified, seeded validation split (and optional training subset) from the training data.
+
+    The test set is passed through untouched. train_subset is a fraction in (0, 1]
+    or a sample count, taken (stratified) from what the validation split leaves.
+
+    Raises:
+        ConfigError: a fraction or count is out of range.
+    """
+    y = dataset.y_train.numpy()
+    rng = np.random.default_rng(seed)
+    val = _stratified_pick(y, _val_count(val_fraction, len(y)), rng)
+    train = np.setdiff1d(np.arange(len(y)), val, assume_unique=True)
+    if train_subset is not None:
+        train = train[_stratified_pick(y[train], _subset_count(train_subset, len(train)), rng)]
+    val_t, train_t = torch.from_numpy(val), torch.from_numpy(train)
+    return Splits(
+        x_train=dataset.x_train[train_t], y_train=dataset.y_train[train_t],
+        x_val=dataset.x_train[val_t], y_val=dataset.y_train[val_t],
+        x_test=dataset.x_test, y_test=dataset.y_test, num_classes=dataset.num_classes,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_splits(dataset: str, data_dir: str | None, val_fraction: float, split_seed: int, train_subset: float | None) -> Splits:
+    """Return a data set's splits, loaded once per process for each setting."""
+    return split_dataset(load_dataset(dataset, data_dir), val_fraction=val_fraction, seed=split_seed, train_subset=train_subset)

@@ -1,0 +1,77 @@
+"""What people read: the front as a rich table and one line per generation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+
+
+
+def generation_line(stats: Mapping[str, Any], total: int) -> str:
+    """Return the one-line summary of a generation from its generations.jsonl record."""
+    s = stats
+    return (
+        f"gen {s['generation']}/{total}: {s['evaluations']} trained, {s['cached']} cached, "
+        f"{s['invalid']} invalid; best val {s['best_accuracy']:.4f}, median {s['median_accuracy']:.4f}, "
+        f"front {s['front_size']}, HV {s['hypervolume']:.3f}, {s['seconds']:.1f} s"
+    )
+
+
+def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front") -> Table:
+    """Return the front (rank, accuracies, size, phenotype) as a rich Table.
+
+    Latency and robustness get columns when some row has them (runs that optimised them).
+    """
+    extras = measured_columns(rows)
+    table = Table(title=title, title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("val acc", justify="right")
+    table.add_column("test acc", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("FLOPs", justify="right")
+    for _, head, _ in extras:
+        table.add_column(head, justify="right")
+    table.add_column("phenotype", overflow="fold")
+    for row in rows:
+        test = _number(row.get("test_accuracy"))
+        table.add_row(
+            str(row["rank"]),
+            f"{float(row['val_accuracy']):.4f}",
+            "-" if test is None else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*"),
+            f"{int(row['params']):,}",
+            _si(int(row["flops"])),
+            *(optional_cell(row, key, fmt) for key, _, fmt in extras),
+            str(row["phenotype"]).split(" | ")[0],
+        )
+    return table
+
+
+# (row key, column heading, format) of the objectives that only some runs measure
+OPTIONAL_COLUMNS = (("latency_ms", "latency ms", "{:.3f}"), ("robustness", "robust acc", "{:.4f}"))
+
+
+def measured_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """Return the OPTIONAL_COLUMNS that some row has a value for."""
+    return [column for column in OPTIONAL_COLUMNS if any(_number(row.get(column[0])) is not None for row in rows)]
+
+
+def optional_cell(row: Mapping[str, Any], key: str, fmt: str) -> str:
+    """Return one optional column's text for a row ('-' where it was not measured)."""
+    value = _number(row.get(key))
+    return "-" if value is None else fmt.format(value)
+
+
+def _number(value: Any) -> float | None:
+    """Return a row value as a float; None for a missing one (None, or '' as read from pareto.csv)."""
+    return None if value in (None, "") else float(value)
+
+
+def _si(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if round(n / scale, 1) >= 1:
+            return f"{n / scale:.1f}{unit}"
+    return str(n)

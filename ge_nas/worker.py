@@ -1,0 +1,163 @@
+"""Phenotype -> Metrics on a worker.
+
+Only plain data (an `EvalTask`: canonical phenotype text and settings) travels
+to a worker; the worker loads the data set once per process, builds, trains
+and scores the network, and sends `Metrics` back. Every expected failure
+(a shape that cannot work, over budget, NaN loss, timeout, a crash inside
+training) comes back as Metrics with a status, never as an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ge_nas.arch import ArchSpec, parse_arch
+from ge_nas.config import RunConfig
+from ge_nas.network.build import build_model, measure
+from ge_nas.data import Splits, load_splits
+from ge_nas.errors import ArchError
+from ge_nas.export import Meta, save_model
+from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
+from ge_nas.scoring import LATENCY_BATCH, latency_ms, robustness
+from ge_nas.train import accuracy, place_model, resolve_device, train_model
+
+log = logging.getLogger(__name__)
+
+
+def _run_default(name: str) -> Any:
+    return next(f.default for f in fields(RunConfig) if f.name == name)
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """Everything a worker needs to evaluate one phenotype (plain data only); defaults are RunConfig's."""
+
+    phenotype: str
+    seed: int
+    dataset: str = _run_default("dataset")
+    data_dir: str | None = None
+    val_fraction: float = _run_default("val_fraction")
+    split_seed: int = _run_default("split_seed")
+    train_subset: float | None = None
+    epochs: int = _run_default("epochs")
+    timeout_s: float | None = None
+    max_params: int | None = None
+    max_flops: int | None = None
+    threads: int = 1
+    final: bool = False  # train on train + validation data (finalists)
+    save_dir: str | None = None  # write model.pt (state dict) and spec.json here when training succeeds
+    device: str = _run_default("device")
+    bf16: bool = False  # bfloat16 autocast while training
+    measure_latency: bool = False  # CPU ms per batch of LATENCY_BATCH validation images
+    measure_robustness: bool = False  # validation accuracy under Gaussian input noise of noise_sigma
+    noise_sigma: float = _run_default("noise_sigma")
+    score_test: bool = True  # test accuracy too (reported only, never used for selection)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Metrics with where and when they were produced."""
+
+    metrics: Metrics
+    worker: str
+    started: float
+    ended: float
+
+
+def derive_seed(run_seed: int, phenotype_hash: str) -> int:
+    """Return an evaluation seed that depends only on the run seed and the phenotype."""
+    digest = hashlib.sha256(f"{run_seed}:{phenotype_hash}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@lru_cache(maxsize=2)
+def splits_on(splits: Splits, device: torch.device) -> Splits:
+    """Return the splits on device, moved there once per process (on the CPU: the splits themselves)."""
+    if device.type == "cpu":
+        return splits
+    moved = {name: getattr(splits, name).to(device) for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+    return replace(splits, **moved)
+
+
+def evaluate(task: EvalTask) -> Outcome:
+    """Evaluate one phenotype; the entry point of every worker."""
+    started = time.time()
+    metrics = train_phenotype(task)
+    return Outcome(metrics, f"{socket.gethostname()}:{os.getpid()}", started, time.time())
+
+
+def train_phenotype(task: EvalTask) -> Metrics:
+    """Build, budget-check, train and score one phenotype (and save it to task.save_dir when it trained)."""
+    torch.set_num_threads(task.threads)
+    try:
+        spec = parse_arch(task.phenotype)
+        splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset)
+        size = measure(spec, splits.input_shape, splits.num_classes)
+    except ArchError as exc:
+        return Metrics(INVALID, error=str(exc))
+    base = Metrics(OK, params=size.params, flops=size.flops)
+    over = _over_budget(task, size.params, size.flops)
+    if over:
+        return base.with_error(OVER_BUDGET, over)
+    try:
+        return _train_and_score(task, spec, splits, base)
+    except Exception as exc:  # a crash inside training is this individual's failure, not the run's
+        log.debug("training failed", exc_info=True)
+        return base.with_error(FAILED, f"{type(exc).__name__}: {exc}")
+
+
+def _over_budget(task: EvalTask, params: int, flops: int) -> str:
+    if task.max_params is not None and params > task.max_params:
+        return f"{params} parameters exceed --max-params {task.max_params}"
+    if task.max_flops is not None and flops > task.max_flops:
+        return f"{flops} FLOPs exceed --max-flops {task.max_flops}"
+    return ""
+
+
+def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics) -> Metrics:
+    device = resolve_device(task.device)
+    splits = splits_on(splits, device)
+    torch.manual_seed(task.seed)
+    model = place_model(build_model(spec, splits.input_shape, splits.num_classes), device)
+    x, y = splits.x_train, splits.y_train
+    if task.final:
+        x, y = torch.cat([x, splits.x_val]), torch.cat([y, splits.y_val])
+    start = time.perf_counter()
+    status, error, epochs = train_model(
+        model, spec.hparam_map(), x, y, epochs=task.epochs, seed=task.seed, timeout_s=task.timeout_s, bf16=task.bf16
+    )
+    trained = replace(base, train_seconds=time.perf_counter() - start, epochs=epochs)
+    if status != OK:
+        return trained.with_error(status, error)
+    metrics = _score(task, model, splits, trained)
+    if task.save_dir is not None:
+        save_model(Path(task.save_dir), model.cpu(), spec, metrics, Meta(splits.input_shape, splits.num_classes))
+    return metrics
+
+
+def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -> Metrics:
+    """Return trained with the accuracies and the objectives the task asks for."""
+    val = accuracy(model, splits.x_val, splits.y_val)
+    test = accuracy(model, splits.x_test, splits.y_test) if task.score_test else None
+    robust = None
+    if task.measure_robustness:  # the same noise for every network of a run: seeded by the split
+        robust = robustness(model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed)
+    latency = latency_ms(model, _latency_batch(splits)) if task.measure_latency else None
+    return replace(trained, val_accuracy=val, test_accuracy=test, robustness=robust, latency_ms=latency)
+
+
+def _latency_batch(splits: Splits) -> torch.Tensor:
+    x = splits.x_val if len(splits.y_val) else splits.x_train
+    return x[:LATENCY_BATCH]
