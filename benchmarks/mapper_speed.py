@@ -50,7 +50,9 @@ def random_genomes(rng: random.Random, n: int) -> list[list[int]]:
     return [[rng.randrange(CODON_SIZE) for _ in range(rng.randint(20, 80))] for _ in range(n)]
 
 
-def measure(grammar: Grammar, genomes: list[list[int]], repeats: int) -> tuple[float, float, float, float]:
+def measure(
+    grammar: Grammar, genomes: list[list[int]], repeats: int
+) -> tuple[float, float, float, float]:
     """Return (genomes per wall second, per CPU second, both best of repeats; mean codons used; valid fraction).
 
     CPU time is the steadier number on a machine shared with other work.
@@ -71,8 +73,10 @@ def measure(grammar: Grammar, genomes: list[list[int]], repeats: int) -> tuple[f
 def report(name: str, grammar: Grammar, genomes: list[list[int]], repeats: int) -> None:
     """Print one line of measurements for a grammar."""
     rate, cpu_rate, used, valid = measure(grammar, genomes, repeats)
-    print(f"{name:<24} {len(grammar.rules):>4} rules  {rate:>9,.0f} genomes/s  ({cpu_rate:>9,.0f} per CPU s)  "
-          f"{rate * used:>11,.0f} codons/s  mean codons used {used:4.1f}  valid {valid:6.1%}")
+    print(
+        f"{name:<24} {len(grammar.rules):>4} rules  {rate:>9,.0f} genomes/s  ({cpu_rate:>9,.0f} per CPU s)  "
+        f"{rate * used:>11,.0f} codons/s  mean codons used {used:4.1f}  valid {valid:6.1%}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,13 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     genomes = random_genomes(rng, args.genomes)
-    print(f"python {sys.version.split()[0]}, {args.genomes} genomes of 20-80 codons, best of {args.repeats}")
+    print(
+        f"python {sys.version.split()[0]}, {args.genomes} genomes of 20-80 codons, best of {args.repeats}"
+    )
     cnn = ROOT / "grammars" / "cnn_small.bnf"
     if cnn.exists():
         report("grammars/cnn_small.bnf", load_grammar(cnn), genomes, args.repeats)
     else:
         print(f"skipped grammars/cnn_small.bnf: {cnn} does not exist yet")
-    report("synthetic (seeded)", parse_grammar(synthetic_bnf(random.Random(args.seed))), genomes, args.repeats)
+    report(
+        "synthetic (seeded)",
+        parse_grammar(synthetic_bnf(random.Random(args.seed))),
+        genomes,
+        args.repeats,
+    )
     return 0
 
 

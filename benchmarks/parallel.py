@@ -44,9 +44,14 @@ def phenotypes(n: int, seed: int) -> list[str]:
 
 def rate(executor: Executor, texts: list[str], epochs: int) -> float:
     """Return evaluations per hour for texts after a warm-up task per worker."""
-    warm = [EvalTask(texts[0], seed=1, epochs=1, train_subset=0.1, threads=executor.threads)] * executor.workers
+    warm = [
+        EvalTask(texts[0], seed=1, epochs=1, train_subset=0.1, threads=executor.threads)
+    ] * executor.workers
     list(executor.run(warm))
-    tasks = [EvalTask(t, derive_seed(0, str(i)), epochs=epochs, threads=executor.threads) for i, t in enumerate(texts)]
+    tasks = [
+        EvalTask(t, derive_seed(0, str(i)), epochs=epochs, threads=executor.threads)
+        for i, t in enumerate(texts)
+    ]
     start = time.perf_counter()
     outcomes = [o for _, o in executor.run(tasks)]
     seconds = time.perf_counter() - start
@@ -56,7 +61,9 @@ def rate(executor: Executor, texts: list[str], epochs: int) -> float:
     return len(tasks) / seconds * 3600
 
 
-def measure(name: str, make: Callable[[int, int], Executor], texts: list[str], epochs: int) -> dict[tuple[int, int], float]:
+def measure(
+    name: str, make: Callable[[int, int], Executor], texts: list[str], epochs: int
+) -> dict[tuple[int, int], float]:
     """Measure 1 worker x 1 thread, 1 worker x all cores' threads, and 2 workers x 1 thread."""
     cores = os.cpu_count() or 1
     rates = {}
@@ -66,7 +73,10 @@ def measure(name: str, make: Callable[[int, int], Executor], texts: list[str], e
             rates[workers, threads] = rate(executor, texts, epochs)
         finally:
             executor.close()
-        print(f"{name:9s} {workers} worker(s) x {threads} thread(s): {rates[workers, threads]:8.0f} evaluations/hour", flush=True)
+        print(
+            f"{name:9s} {workers} worker(s) x {threads} thread(s): {rates[workers, threads]:8.0f} evaluations/hour",
+            flush=True,
+        )
     one = max(v for (w, _), v in rates.items() if w == 1)
     two = rates[2, max(1, cores // 2)]
     print(f"{name:9s} ratio 2 workers / best 1-worker setting: {two / one:.2f}")
@@ -79,12 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-dask", action="store_true")
-    parser.add_argument("--order", choices=["flops", "sampled"], default="flops", help="task order (default flops: largest first)")
+    parser.add_argument(
+        "--order",
+        choices=["flops", "sampled"],
+        default="flops",
+        help="task order (default flops: largest first)",
+    )
     args = parser.parse_args(argv)
     texts = phenotypes(args.tasks, args.seed)
     if args.order == "flops":
         texts.sort(key=lambda t: -flops_hint(t, (1, 8, 8), 10))
-    print(f"{len(texts)} phenotypes of cnn_small, {args.epochs} epochs each, digits, {os.cpu_count()} cores, {args.order} order")
+    print(
+        f"{len(texts)} phenotypes of cnn_small, {args.epochs} epochs each, digits, {os.cpu_count()} cores, {args.order} order"
+    )
     measure("processes", lambda w, t: ProcessExecutor(w, threads=t), texts, args.epochs)
     if not args.no_dask:
         measure("dask", lambda w, t: DaskExecutor(w, threads=t), texts, args.epochs)

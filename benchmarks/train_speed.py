@@ -85,7 +85,9 @@ def ge_nas_loop(spec: ArchSpec, *, aug: str = "none") -> Trainer:
     return train
 
 
-def images_per_second(trainer: Trainer, spec: ArchSpec, x: torch.Tensor, y: torch.Tensor, epochs: int) -> float:
+def images_per_second(
+    trainer: Trainer, spec: ArchSpec, x: torch.Tensor, y: torch.Tensor, epochs: int
+) -> float:
     """Return training images per second of one fresh network over epochs."""
     torch.manual_seed(0)
     model = build_model(spec, tuple(x.shape[1:]), 10)  # type: ignore[arg-type]
@@ -97,17 +99,28 @@ def images_per_second(trainer: Trainer, spec: ArchSpec, x: torch.Tensor, y: torc
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print images per second and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=6400, help="training images per epoch (default 6400)")
+    parser.add_argument(
+        "--images", type=int, default=6400, help="training images per epoch (default 6400)"
+    )
     parser.add_argument("--epochs", type=int, default=1, help="epochs per measurement (default 1)")
-    parser.add_argument("--repeats", type=int, default=5, help="measurements of each variant, interleaved (default 5)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads, as one search worker has (default 1)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="measurements of each variant, interleaved (default 5)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads, as one search worker has (default 1)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     name, x, y = load_images(args.images)
     spec = parse_arch(PHENOTYPE)
     size = measure(spec, tuple(x.shape[1:]), 10)  # type: ignore[arg-type]
-    print(f"{name}: {len(y)} images {tuple(x.shape[1:])}, {size.params:,} params, {size.flops / 1e6:.1f} MFLOPs/image, "
-          f"{args.threads} thread(s), batch {spec.hparam_map()['batch']}, {args.epochs} epoch(s) x {args.repeats} repeats")
+    print(
+        f"{name}: {len(y)} images {tuple(x.shape[1:])}, {size.params:,} params, {size.flops / 1e6:.1f} MFLOPs/image, "
+        f"{args.threads} thread(s), batch {spec.hparam_map()['batch']}, {args.epochs} epoch(s) x {args.repeats} repeats"
+    )
     variants = {
         "plain loop (NCHW)": plain_loop(spec, channels_last=False),
         "plain loop (channels_last)": plain_loop(spec, channels_last=True),
@@ -117,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {label: [] for label in variants}
     labels = list(variants)
     for repeat in range(args.repeats):
-        for label in labels[repeat % len(labels) :] + labels[: repeat % len(labels)]:  # rotate: no variant always goes first
+        for label in (
+            labels[repeat % len(labels) :] + labels[: repeat % len(labels)]
+        ):  # rotate: no variant always goes first
             rates[label].append(images_per_second(variants[label], spec, x, y, args.epochs))
     report(rates)
     return 0
@@ -127,11 +142,17 @@ def report(rates: dict[str, list[float]]) -> None:
     """Print the median and spread of each variant and ge_nas's ratios to the plain loops."""
     median = {label: statistics.median(values) for label, values in rates.items()}
     for label, values in rates.items():
-        print(f"  {label:34s} median {median[label]:7.0f} img/s  (min {min(values):.0f}, max {max(values):.0f})")
+        print(
+            f"  {label:34s} median {median[label]:7.0f} img/s  (min {min(values):.0f}, max {max(values):.0f})"
+        )
     ours = median["ge_nas train_model"]
     print(f"ratio ge_nas / plain loop (NCHW):           {ours / median['plain loop (NCHW)']:.3f}")
-    print(f"ratio ge_nas / plain loop (channels_last):  {ours / median['plain loop (channels_last)']:.3f}")
-    print(f"augmentation cost (cropflip / none):        {median['ge_nas train_model aug=cropflip'] / ours:.3f}")
+    print(
+        f"ratio ge_nas / plain loop (channels_last):  {ours / median['plain loop (channels_last)']:.3f}"
+    )
+    print(
+        f"augmentation cost (cropflip / none):        {median['ge_nas train_model aug=cropflip'] / ours:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from ge_nas.arch import ArchSpec, Layer, parse_arch
 from ge_nas.config import RunConfig
-from ge_nas.errors import ArchError, ConfigError, DatasetError, GeNasError, GrammarError, GrammarSyntaxError
+from ge_nas.errors import (
+    ArchError,
+    ConfigError,
+    DatasetError,
+    GeNasError,
+    GrammarError,
+    GrammarSyntaxError,
+)
 from ge_nas.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -20,7 +27,11 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_LAZY = {"build_model": "ge_nas.network", "measure": "ge_nas.network", "load_model": "ge_nas.export"}
+_LAZY = {
+    "build_model": "ge_nas.network",
+    "measure": "ge_nas.network",
+    "load_model": "ge_nas.export",
+}
 
 __all__ = [
     "ArchError",

@@ -76,7 +76,8 @@ class Archive:
     def lookup(self, phenotype_hash: str, fidelity: str) -> Metrics | None:
         """Return the stored metrics for this phenotype and fidelity, if any."""
         row = self._db.execute(
-            "SELECT metrics FROM evaluations WHERE phenotype_hash = ? AND fidelity = ?", (phenotype_hash, fidelity)
+            "SELECT metrics FROM evaluations WHERE phenotype_hash = ? AND fidelity = ?",
+            (phenotype_hash, fidelity),
         ).fetchone()
         return Metrics.from_json(row[0]) if row else None
 
@@ -87,8 +88,16 @@ class Archive:
                 "INSERT OR IGNORE INTO evaluations (phenotype_hash, fidelity, phenotype, genome, status, metrics, error,"
                 " worker, started, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    rec.phenotype_hash, rec.fidelity, rec.phenotype, json.dumps(list(rec.genome)), rec.metrics.status,
-                    rec.metrics.to_json(), rec.metrics.error, rec.worker, rec.started, rec.ended,
+                    rec.phenotype_hash,
+                    rec.fidelity,
+                    rec.phenotype,
+                    json.dumps(list(rec.genome)),
+                    rec.metrics.status,
+                    rec.metrics.to_json(),
+                    rec.metrics.error,
+                    rec.worker,
+                    rec.started,
+                    rec.ended,
                 ),
             )
 
@@ -99,7 +108,14 @@ class Archive:
         if fidelity is not None:
             query, params = query + " WHERE fidelity = ?", (fidelity,)
         for row in self._db.execute(query + " ORDER BY id", params):
-            yield Record(row[0], row[1], row[2], tuple(json.loads(row[3])), Metrics.from_json(row[4]), *row[5:])
+            yield Record(
+                row[0],
+                row[1],
+                row[2],
+                tuple(json.loads(row[3])),
+                Metrics.from_json(row[4]),
+                *row[5:],
+            )
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])

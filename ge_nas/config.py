@@ -46,14 +46,18 @@ class RunConfig:
     sh_rungs: int = 3
     train_subset: float | None = None  # fraction in (0, 1] or a count > 1
     val_fraction: float = 0.2
-    split_seed: int = 0  # fixed by default so validation sets, and archives, are comparable across runs
+    split_seed: int = (
+        0  # fixed by default so validation sets, and archives, are comparable across runs
+    )
     eval_timeout_s: float | None = None
     max_params: int | None = None
     max_flops: int | None = None
     noise_sigma: float = 0.1  # the robustness objective's Gaussian input noise, in normalized units
     device: str = "auto"  # auto, cpu, cuda or cuda:N; auto: a GPU when torch sees one
     bf16: bool = False  # bfloat16 autocast while training
-    test_in_search: bool = True  # score the test set at every search evaluation (reported only; off saves time)
+    test_in_search: bool = (
+        True  # score the test set at every search evaluation (reported only; off saves time)
+    )
     final_epochs: int = 15
     finalists: int = 3
     workers: int = 0  # 0: one per core
@@ -74,15 +78,32 @@ class RunConfig:
     def __post_init__(self) -> None:
         for name in ("grammar", "dataset"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ConfigError(f"--{name} must be a non-empty string, got {getattr(self, name)!r}")
-        for name in ("population", "generations", "epochs", "sh_rungs", "final_epochs", "max_depth", "codon_size", "tournament_size"):
+                raise ConfigError(
+                    f"--{name} must be a non-empty string, got {getattr(self, name)!r}"
+                )
+        for name in (
+            "population",
+            "generations",
+            "epochs",
+            "sh_rungs",
+            "final_epochs",
+            "max_depth",
+            "codon_size",
+            "tournament_size",
+        ):
             _positive_int(name, getattr(self, name))
         for name in ("seed", "split_seed", "finalists", "workers", "max_wraps", "elites"):
             _non_negative_int(name, getattr(self, name))
         for name in ("max_params", "max_flops", "init_max_depth"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
-        for name in ("val_fraction", "crossover_prob", "mutation_prob", "train_subset", "eval_timeout_s"):
+        for name in (
+            "val_fraction",
+            "crossover_prob",
+            "mutation_prob",
+            "train_subset",
+            "eval_timeout_s",
+        ):
             _number(name, getattr(self, name))
         _choice("executor", self.executor, EXECUTORS)
         _choice("init", self.init, INITIALISERS)
@@ -105,25 +126,38 @@ class RunConfig:
 
     def _check_training(self) -> None:
         check_device(self.device)
-        for name, flag in (("bf16", "--bf16"), ("test_in_search", "test_in_search (--no-test-in-search)")):
+        for name, flag in (
+            ("bf16", "--bf16"),
+            ("test_in_search", "test_in_search (--no-test-in-search)"),
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{flag} must be true or false, got {getattr(self, name)!r}")
         _number("noise_sigma", self.noise_sigma)
         if self.noise_sigma < 0:
-            raise ConfigError(f"--noise-sigma must be a standard deviation >= 0, got {self.noise_sigma}")
+            raise ConfigError(
+                f"--noise-sigma must be a standard deviation >= 0, got {self.noise_sigma}"
+            )
 
     def _check_fractions(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         if not 0.0 <= self.crossover_prob <= 1.0:
-            raise ConfigError(f"--crossover-prob must be between 0 and 1, got {self.crossover_prob}")
+            raise ConfigError(
+                f"--crossover-prob must be between 0 and 1, got {self.crossover_prob}"
+            )
         if self.mutation_prob is not None and not 0.0 <= self.mutation_prob <= 1.0:
             raise ConfigError(f"--mutation-prob must be between 0 and 1, got {self.mutation_prob}")
         if self.train_subset is not None and self.train_subset <= 0:
-            raise ConfigError(f"--train-subset must be a fraction in (0, 1] or a count, got {self.train_subset}")
-        if self.train_subset is not None and self.train_subset > 1:  # a count: 8000 from the command line arrives as 8000.0
+            raise ConfigError(
+                f"--train-subset must be a fraction in (0, 1] or a count, got {self.train_subset}"
+            )
+        if (
+            self.train_subset is not None and self.train_subset > 1
+        ):  # a count: 8000 from the command line arrives as 8000.0
             if self.train_subset != int(self.train_subset):
-                raise ConfigError(f"--train-subset {self.train_subset}: above 1 it is a count of samples and must be whole")
+                raise ConfigError(
+                    f"--train-subset {self.train_subset}: above 1 it is a count of samples and must be whole"
+                )
             object.__setattr__(self, "train_subset", int(self.train_subset))
         if self.eval_timeout_s is not None and self.eval_timeout_s <= 0:
             raise ConfigError(f"--eval-timeout must be positive seconds, got {self.eval_timeout_s}")
@@ -181,7 +215,9 @@ def _number(name: str, value: Any) -> None:
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"--{_flag(name)}: unknown value {value!r}{did_you_mean(value, choices)}; expected one of {', '.join(choices)}")
+        raise ConfigError(
+            f"--{_flag(name)}: unknown value {value!r}{did_you_mean(value, choices)}; expected one of {', '.join(choices)}"
+        )
 
 
 def _flag(name: str) -> str:
@@ -221,4 +257,3 @@ def default_out(config: RunConfig, stamp: str) -> Path:
     """Return runs/<grammar>-<dataset>-<stamp>."""
     dataset = config.dataset.replace(":", "-").replace("/", "-")
     return Path("runs") / f"{Path(config.grammar).stem}-{dataset}-{stamp}"
-

@@ -27,7 +27,9 @@ class DatasetError(ConfigError):
 class GrammarSyntaxError(GeNasError, ValueError):
     """A BNF file cannot be parsed; carries its position and the offending line."""
 
-    def __init__(self, message: str, *, source: str, line: int, column: int, context: str = "") -> None:
+    def __init__(
+        self, message: str, *, source: str, line: int, column: int, context: str = ""
+    ) -> None:
         self.message = message
         self.source = source
         self.line = line

@@ -75,7 +75,11 @@ def worker_gpu(slot: int, gpus: int) -> int | None:
 
 def on_gpu(task: EvalTask, gpu: int | None) -> EvalTask:
     """Return task on the worker's GPU when its device leaves the choice open (auto or cuda)."""
-    return replace(task, device=f"cuda:{gpu}") if gpu is not None and task.device in ("auto", "cuda") else task
+    return (
+        replace(task, device=f"cuda:{gpu}")
+        if gpu is not None and task.device in ("auto", "cuda")
+        else task
+    )
 
 
 def _worker_main(conn: Connection, gpu: int | None) -> None:
@@ -95,7 +99,9 @@ class _Worker:
 class ProcessExecutor:
     """Evaluate tasks in N worker processes, each with its share of torch threads."""
 
-    def __init__(self, workers: int, threads: int, *, grace_s: float = GRACE_S, gpus: int = 0) -> None:
+    def __init__(
+        self, workers: int, threads: int, *, grace_s: float = GRACE_S, gpus: int = 0
+    ) -> None:
         self.workers = workers
         self.threads = threads
         self.grace_s = grace_s
@@ -106,7 +112,9 @@ class ProcessExecutor:
 
     def _start(self, slot: int) -> _Worker:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child, worker_gpu(slot, self.gpus)), daemon=True)
+        process = self._context.Process(
+            target=_worker_main, args=(child, worker_gpu(slot, self.gpus)), daemon=True
+        )
         process.start()
         child.close()
         return _Worker(process, parent)
@@ -130,11 +138,21 @@ class ProcessExecutor:
                     index, task = queue.popleft()
                     worker.conn.send((index, task))
                     worker.job = (index, task, time.monotonic())
-            wait([w.conn for w in self._pool if w.job] + [w.process.sentinel for w in self._pool if w.job], timeout=1.0)
+            wait(
+                [w.conn for w in self._pool if w.job]
+                + [w.process.sentinel for w in self._pool if w.job],
+                timeout=1.0,
+            )
             for slot, worker in enumerate(self._pool):
                 yield from self._check(slot, worker, queue, deaths)
 
-    def _check(self, slot: int, worker: _Worker, queue: collections.deque[tuple[int, EvalTask]], deaths: collections.Counter[int]) -> Iterator[tuple[int, Outcome]]:
+    def _check(
+        self,
+        slot: int,
+        worker: _Worker,
+        queue: collections.deque[tuple[int, EvalTask]],
+        deaths: collections.Counter[int],
+    ) -> Iterator[tuple[int, Outcome]]:
         if worker.job is None:
             return
         index, task, started = worker.job
@@ -149,11 +167,26 @@ class ProcessExecutor:
                 return
         if not worker.process.is_alive():
             yield from self._replace_dead(slot, worker, queue, deaths)
-        elif task.timeout_s is not None and time.monotonic() - started > 2 * task.timeout_s + self.grace_s:
+        elif (
+            task.timeout_s is not None
+            and time.monotonic() - started > 2 * task.timeout_s + self.grace_s
+        ):
             self._kill(slot)
-            yield index, _failure(TIMEOUT, f"worker killed: no result {2 * task.timeout_s + self.grace_s:g} s after start")
+            yield (
+                index,
+                _failure(
+                    TIMEOUT,
+                    f"worker killed: no result {2 * task.timeout_s + self.grace_s:g} s after start",
+                ),
+            )
 
-    def _replace_dead(self, slot: int, worker: _Worker, queue: collections.deque[tuple[int, EvalTask]], deaths: collections.Counter[int]) -> Iterator[tuple[int, Outcome]]:
+    def _replace_dead(
+        self,
+        slot: int,
+        worker: _Worker,
+        queue: collections.deque[tuple[int, EvalTask]],
+        deaths: collections.Counter[int],
+    ) -> Iterator[tuple[int, Outcome]]:
         index, task, _ = worker.job or (0, None, 0.0)
         code = worker.process.exitcode
         self._kill(slot)
@@ -197,7 +230,9 @@ class DaskExecutor:
             import dask
             from distributed import Client, LocalCluster
         except ImportError:
-            raise ConfigError("--executor dask needs dask.distributed: pip install 'ge_nas[dask]'") from None
+            raise ConfigError(
+                "--executor dask needs dask.distributed: pip install 'ge_nas[dask]'"
+            ) from None
         self.threads = threads
         self._cluster = None
         dask.config.set({"distributed.scheduler.allowed-failures": RETRIES})
@@ -207,14 +242,23 @@ class DaskExecutor:
             except OSError as exc:
                 raise ConfigError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
         else:
-            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+            self._cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
             self._client = Client(self._cluster)
         self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or workers)
 
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
         from distributed import as_completed
 
-        futures = {self._client.submit(evaluate, task, pure=False, retries=RETRIES): i for i, task in enumerate(tasks)}
+        futures = {
+            self._client.submit(evaluate, task, pure=False, retries=RETRIES): i
+            for i, task in enumerate(tasks)
+        }
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -228,7 +272,9 @@ class DaskExecutor:
             self._cluster.close()
 
 
-def make_executor(kind: str, workers: int, *, scheduler: str | None = None, cores: int | None = None) -> Executor:
+def make_executor(
+    kind: str, workers: int, *, scheduler: str | None = None, cores: int | None = None
+) -> Executor:
     """Return the executor for kind ('auto', 'serial', 'processes', 'dask')."""
     cores = cores or os.cpu_count() or 1
     threads = max(1, cores // max(1, workers))

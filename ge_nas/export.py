@@ -44,7 +44,10 @@ class Meta:
 
     def to_json(self) -> str:
         """Return meta.json's text."""
-        return json.dumps({"input_shape": list(self.input_shape), "num_classes": self.num_classes}) + "\n"
+        return (
+            json.dumps({"input_shape": list(self.input_shape), "num_classes": self.num_classes})
+            + "\n"
+        )
 
     @classmethod
     def from_json(cls, text: str, source: str = "meta.json") -> Meta:
@@ -56,7 +59,9 @@ class Meta:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{source}: malformed: {exc}") from None
         if len(shape) != 3 or min(shape) < 1 or classes < 1:
-            raise ConfigError(f"{source}: expected input_shape [C, H, W] and num_classes >= 1, got {doc}")
+            raise ConfigError(
+                f"{source}: expected input_shape [C, H, W] and num_classes >= 1, got {doc}"
+            )
         return cls((shape[0], shape[1], shape[2]), classes)
 
 
@@ -81,7 +86,9 @@ def _model_dir(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     directory = path.parent if path.is_file() else path
     if not (directory / MODEL).is_file():
-        raise ConfigError(f"{path}: no {MODEL} here; expected a directory written by `ge_nas export --format torch` or `ge_nas train`")
+        raise ConfigError(
+            f"{path}: no {MODEL} here; expected a directory written by `ge_nas export --format torch` or `ge_nas train`"
+        )
     return directory
 
 
@@ -92,8 +99,15 @@ def load_weights(directory: Path, meta: Meta) -> nn.Module:
     try:
         state = torch.load(directory / MODEL, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:  # weights_only refuses any other pickle
-        raise ArchError(f"{directory / MODEL}: cannot load the weights into the spec's network: {exc}") from None
+    except (
+        RuntimeError,
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+    ) as exc:  # weights_only refuses any other pickle
+        raise ArchError(
+            f"{directory / MODEL}: cannot load the weights into the spec's network: {exc}"
+        ) from None
     return model.eval()
 
 
@@ -145,7 +159,9 @@ def export_onnx(source: Path, out: Path, meta: Meta, sample: torch.Tensor) -> Ex
     diff = onnx_difference(tmp, model, sample)
     if not diff <= ONNX_TOLERANCE:  # also catches NaN
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"ONNX model differs from torch by {diff:.3g} (> {ONNX_TOLERANCE:g}) on {len(sample)} sample inputs; not written")
+        raise ExportError(
+            f"ONNX model differs from torch by {diff:.3g} (> {ONNX_TOLERANCE:g}) on {len(sample)} sample inputs; not written"
+        )
     os.replace(tmp, target)
     files = (target, Path(shutil.copyfile(source / SPEC, out / SPEC)), write_meta(out, meta))
     return Exported(out, files, diff)
@@ -156,19 +172,28 @@ def _require_onnx() -> None:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
-        raise ConfigError("ONNX export needs onnx and onnxruntime: pip install 'ge_nas[export]'") from None
+        raise ConfigError(
+            "ONNX export needs onnx and onnxruntime: pip install 'ge_nas[export]'"
+        ) from None
 
 
 def _write_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> None:
     import onnx
 
     # The TorchScript exporter needs no onnxscript; torch >= 2.9 warns that it is deprecated.
-    legacy: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    legacy: dict[str, Any] = (
+        {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, (example,), str(path), input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **legacy,
+            model,
+            (example,),
+            str(path),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            **legacy,
         )
     onnx.checker.check_model(str(path))
 
@@ -185,7 +210,9 @@ def onnx_difference(path: Path, model: nn.Module, sample: torch.Tensor) -> float
     return float(abs(ours - theirs).max()) if theirs.size else 0.0
 
 
-def save_model(directory: Path, model: nn.Module, spec: ArchSpec, metrics: Metrics, meta: Meta) -> None:
+def save_model(
+    directory: Path, model: nn.Module, spec: ArchSpec, metrics: Metrics, meta: Meta
+) -> None:
     """Write model.pt (the state dict), spec.json, meta.json and metrics.json: ge_nas.load_model reads them."""
     write_meta(directory, meta)
     torch.save(model.state_dict(), directory / "model.pt")

@@ -40,5 +40,9 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
 
 def _measured(config: RunConfig) -> str:
     """Return the key suffix naming the optional objectives measured (a result without them must not be reused)."""
-    names = [n if n != "robustness" else f"robustness@{config.noise_sigma}" for n in config.objectives if n in ("latency", "robustness")]
+    names = [
+        n if n != "robustness" else f"robustness@{config.noise_sigma}"
+        for n in config.objectives
+        if n in ("latency", "robustness")
+    ]
     return f"|measured={','.join(names)}" if names else ""

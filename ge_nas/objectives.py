@@ -16,7 +16,13 @@ from ge_nas.metrics import Metrics
 OBJECTIVES = ("val_accuracy", "params", "flops", "latency", "robustness")
 WORST_LOG10 = 12.0  # the size given to networks that did not train: worse than any real one
 
-OBJECTIVE_WEIGHTS = {"val_accuracy": 1.0, "params": -1.0, "flops": -1.0, "latency": -1.0, "robustness": 1.0}
+OBJECTIVE_WEIGHTS = {
+    "val_accuracy": 1.0,
+    "params": -1.0,
+    "flops": -1.0,
+    "latency": -1.0,
+    "robustness": 1.0,
+}
 LATENCY_FLOOR_MS = 1e-3  # log10 of a latency below a microsecond per batch is taken as -3
 
 

@@ -28,7 +28,10 @@ def nondominated(points: Sequence[Point]) -> list[int]:
     """Return the indices of points no other point dominates, first of equals only."""
     front: list[int] = []
     for i, p in enumerate(points):
-        if any(dominates(points[j], p) or (tuple(points[j]) == tuple(p) and j < i) for j in range(len(points))):
+        if any(
+            dominates(points[j], p) or (tuple(points[j]) == tuple(p) and j < i)
+            for j in range(len(points))
+        ):
             continue
         front.append(i)
     return front
@@ -53,5 +56,10 @@ def size_point(val_accuracy: float, params: int) -> tuple[float, float]:
 def size_front(records: Iterable[S]) -> list[S]:
     """Return the trained records no other trained record dominates in (validation error, log10 params), best accuracy first."""
     trained = [r for r in records if r.metrics.ok]
-    front = [trained[i] for i in nondominated([size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in trained])]
+    front = [
+        trained[i]
+        for i in nondominated(
+            [size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in trained]
+        )
+    ]
     return sorted(front, key=lambda r: (-r.metrics.val_accuracy, r.metrics.params or 0))

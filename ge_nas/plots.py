@@ -65,7 +65,11 @@ def pareto_png(evaluations: Sequence[Point], front: Sequence[Point]) -> bytes:
     figure, (val_ax, test_ax) = _figure(10.0, 4.2, 2)
     _cloud(val_ax, [(p.params, p.val_accuracy) for p in evaluations], "search evaluations")
     _front(val_ax, [(p.params, p.val_accuracy, p.rank) for p in front], FRONT, "front")
-    _cloud(test_ax, [(p.params, p.test_accuracy) for p in evaluations if p.test_accuracy is not None], "search evaluations")
+    _cloud(
+        test_ax,
+        [(p.params, p.test_accuracy) for p in evaluations if p.test_accuracy is not None],
+        "search evaluations",
+    )
     _test_front(test_ax, front)
     for ax, title in ((val_ax, "validation accuracy"), (test_ax, "test accuracy")):
         _style_size_axes(ax, title, has_data=bool(evaluations or front))
@@ -78,7 +82,9 @@ def _cloud(ax: Axes, points: Sequence[tuple[int, float | None]], label: str) -> 
         ax.scatter(xs, ys, s=14, color=CLOUD, alpha=0.6, linewidths=0, label=label, zorder=1)
 
 
-def _front(ax: Axes, points: Sequence[tuple[int, float, int | None]], color: str, label: str) -> None:
+def _front(
+    ax: Axes, points: Sequence[tuple[int, float, int | None]], color: str, label: str
+) -> None:
     ordered = sorted(points, key=lambda p: (p[0], -p[1]))
     if not ordered:
         return
@@ -87,16 +93,25 @@ def _front(ax: Axes, points: Sequence[tuple[int, float, int | None]], color: str
     ax.scatter(xs, ys, s=36, color=color, edgecolors="black", linewidths=0.5, label=label, zorder=3)
     for x, y, rank in ordered:
         if rank is not None:
-            ax.annotate(str(rank), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, zorder=4)
+            ax.annotate(
+                str(rank), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, zorder=4
+            )
 
 
 def _test_front(ax: Axes, front: Sequence[Point]) -> None:
-    scored = [(p.params, p.test_accuracy, p.rank, p.final) for p in front if p.test_accuracy is not None]
-    for final, label, face in ((True, "front, retrained", TEST), (False, "front, search training", "white")):
+    scored = [
+        (p.params, p.test_accuracy, p.rank, p.final) for p in front if p.test_accuracy is not None
+    ]
+    for final, label, face in (
+        (True, "front, retrained", TEST),
+        (False, "front, search training", "white"),
+    ):
         chosen = [(x, y) for x, y, _, f in scored if f == final]
         if chosen:
             xs, ys = zip(*chosen)
-            ax.scatter(xs, ys, s=40, color=face, edgecolors=TEST, linewidths=1.2, label=label, zorder=3)
+            ax.scatter(
+                xs, ys, s=40, color=face, edgecolors=TEST, linewidths=1.2, label=label, zorder=3
+            )
     for x, y, rank, _ in scored:
         if rank is not None:
             ax.annotate(str(rank), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)

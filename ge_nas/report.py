@@ -63,7 +63,16 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunSnapshot:
     generations = rundir.read_generations(path, notes)
     copy = path / rundir.GRAMMAR
     grammar = _read_grammar(str(copy) if copy.exists() else config.grammar, notes)
-    return RunSnapshot(path, config, grammar, tuple(front), final, tuple(evaluations), tuple(generations), tuple(notes))
+    return RunSnapshot(
+        path,
+        config,
+        grammar,
+        tuple(front),
+        final,
+        tuple(evaluations),
+        tuple(generations),
+        tuple(notes),
+    )
 
 
 def _read_evaluations(archive: Path, fidelity: str, notes: list[str]) -> list[Record]:
@@ -78,30 +87,43 @@ def _read_evaluations(archive: Path, fidelity: str, notes: list[str]) -> list[Re
         return []
 
 
-def _read_front(path: Path, evaluations: Sequence[Record], notes: list[str]) -> tuple[list[Mapping[str, str]], bool]:
+def _read_front(
+    path: Path, evaluations: Sequence[Record], notes: list[str]
+) -> tuple[list[Mapping[str, str]], bool]:
     if (path / rundir.PARETO).is_file():
         try:
             rows: list[Mapping[str, str]] = list(rundir.read_pareto(path))
             front_points(rows)  # check that every row converts
             return rows, True
         except (ValueError, KeyError, TypeError) as exc:
-            notes.append(f"{rundir.PARETO} is malformed ({exc}); showing the archive's non-dominated networks instead")
+            notes.append(
+                f"{rundir.PARETO} is malformed ({exc}); showing the archive's non-dominated networks instead"
+            )
             return archive_front(evaluations), False
-    notes.append(f"{rundir.PARETO} is missing: the run has not finished (or was stopped); the front shown is the archive's non-dominated networks so far")
+    notes.append(
+        f"{rundir.PARETO} is missing: the run has not finished (or was stopped); the front shown is the archive's non-dominated networks so far"
+    )
     return archive_front(evaluations), False
 
 
 def archive_front(records: Iterable[Record]) -> list[Mapping[str, str]]:
     """Return the non-dominated trained records (validation error, log10 params) as pareto.csv rows."""
-    rows = [rundir.pareto_row(rank, r, None, None) for rank, r in enumerate(size_front(records), start=1)]
-    return [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]  # as pareto.csv reads back
+    rows = [
+        rundir.pareto_row(rank, r, None, None)
+        for rank, r in enumerate(size_front(records), start=1)
+    ]
+    return [
+        {k: "" if v is None else str(v) for k, v in row.items()} for row in rows
+    ]  # as pareto.csv reads back
 
 
 def _read_grammar(grammar: str, notes: list[str]) -> str | None:
     try:
         return Path(grammar).read_text(encoding="utf-8")
     except OSError as exc:
-        notes.append(f"grammar file {grammar} is gone or unreadable ({exc.strerror or exc}); its text is not shown")
+        notes.append(
+            f"grammar file {grammar} is gone or unreadable ({exc.strerror or exc}); its text is not shown"
+        )
         return None
 
 
@@ -109,8 +131,11 @@ def front_points(rows: Iterable[Mapping[str, str]]) -> list[plots.Point]:
     """Return pareto.csv rows as plot points."""
     return [
         plots.Point(
-            int(row["params"]), float(row["val_accuracy"]), _float_or_none(row.get("test_accuracy")),
-            rank=int(row["rank"]), final=row.get("test_fidelity") == "final",
+            int(row["params"]),
+            float(row["val_accuracy"]),
+            _float_or_none(row.get("test_accuracy")),
+            rank=int(row["rank"]),
+            final=row.get("test_fidelity") == "final",
         )
         for row in rows
     ]
@@ -122,7 +147,11 @@ def _float_or_none(text: str | None) -> float | None:
 
 def evaluation_points(records: Iterable[Record]) -> list[plots.Point]:
     """Return the trained records as plot points."""
-    return [plots.Point(r.metrics.params or 1, r.metrics.val_accuracy, r.metrics.test_accuracy) for r in records if r.metrics.ok]
+    return [
+        plots.Point(r.metrics.params or 1, r.metrics.val_accuracy, r.metrics.test_accuracy)
+        for r in records
+        if r.metrics.ok
+    ]
 
 
 def write_report(run_dir: str | os.PathLike[str]) -> Report:
@@ -185,13 +214,20 @@ def render_html(snapshot: RunSnapshot, *, pareto_png: bytes, history_png: bytes)
             f"<h1>ge_nas run {_e(name)}</h1>",
             f'<p class="sub">{_e(str(snapshot.path))} &middot; <code>{_e(snapshot.config.command or "(command not recorded)")}</code></p>',
             _notes_html(snapshot.notes),
-            "<h2>Summary</h2>", _summary_html(snapshot),
-            "<h2>Accuracy against size</h2>", _img(pareto_png, "validation and test accuracy against parameters"),
-            "<h2>Search history</h2>", _img(history_png, "hypervolume and accuracy per generation"),
-            f"<h2>{'Pareto front' if snapshot.front_final else 'Non-dominated networks so far'}</h2>", _front_html(snapshot),
-            "<h2>Generations</h2>", _generations_html(snapshot.generations),
-            "<h2>Configuration</h2>", _config_html(snapshot.config),
-            f"<h2>Grammar <code>{_e(snapshot.config.grammar)}</code></h2>", _grammar_html(snapshot),
+            "<h2>Summary</h2>",
+            _summary_html(snapshot),
+            "<h2>Accuracy against size</h2>",
+            _img(pareto_png, "validation and test accuracy against parameters"),
+            "<h2>Search history</h2>",
+            _img(history_png, "hypervolume and accuracy per generation"),
+            f"<h2>{'Pareto front' if snapshot.front_final else 'Non-dominated networks so far'}</h2>",
+            _front_html(snapshot),
+            "<h2>Generations</h2>",
+            _generations_html(snapshot.generations),
+            "<h2>Configuration</h2>",
+            _config_html(snapshot.config),
+            f"<h2>Grammar <code>{_e(snapshot.config.grammar)}</code></h2>",
+            _grammar_html(snapshot),
         ]
     )
     return (
@@ -206,7 +242,9 @@ def _e(value: object) -> str:
 
 
 def _img(png: bytes, alt: str) -> str:
-    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{_e(alt)}">'
+    return (
+        f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{_e(alt)}">'
+    )
 
 
 def _notes_html(notes: Sequence[str]) -> str:
@@ -227,7 +265,10 @@ def summary_items(snapshot: RunSnapshot) -> list[tuple[str, str]]:
     return [
         ("data set", c.dataset + (f" ({c.data_dir})" if c.data_dir else "")),
         ("objectives", ", ".join(c.objectives)),
-        ("budget", f"population {c.population}, generations {c.generations}, epochs per evaluation {c.epochs}"),
+        (
+            "budget",
+            f"population {c.population}, generations {c.generations}, epochs per evaluation {c.epochs}",
+        ),
         ("progress", progress_text(snapshot.generations, c.generations)),
         ("archived evaluations", status_text(status_counts(snapshot.evaluations))),
         ("best validation accuracy", best_text(snapshot.evaluations)),
@@ -254,7 +295,9 @@ def status_text(counts: Mapping[str, int]) -> str:
     """Return e.g. '14 (12 ok, 2 invalid)'."""
     if not counts:
         return "none yet"
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    parts = ", ".join(
+        f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1])
+    )
     return f"{sum(counts.values())} ({parts})"
 
 
@@ -267,11 +310,16 @@ def best_text(records: Iterable[Record]) -> str:
     return f"{best.metrics.val_accuracy:.4f} with {best.metrics.params or 0:,} params: {best.phenotype}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]], *, wide: bool = True) -> str:
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]], *, wide: bool = True
+) -> str:
     """Return an HTML table; each cell is (CSS class, text) and the header takes its column's class."""
     classes = [cls for cls, _ in rows[0]] if rows else [""] * len(headers)
     head = "".join(f'<th class="{cls}">{_e(h)}</th>' for cls, h in zip(classes, headers))
-    body = "".join("<tr>" + "".join(f'<td class="{cls}">{_e(v)}</td>' for cls, v in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{cls}">{_e(v)}</td>' for cls, v in row) + "</tr>"
+        for row in rows
+    )
     return f'<table class="{"wide" if wide else "narrow"}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -279,28 +327,57 @@ def _front_html(snapshot: RunSnapshot) -> str:
     if not snapshot.front:
         return '<p class="muted">No trained network yet.</p>'
     extras = measured_columns(snapshot.front)
-    headers = ["rank", "val acc", "test acc", "params", "FLOPs", *(head for _, head, _ in extras), "phenotype", "genome"]
+    headers = [
+        "rank",
+        "val acc",
+        "test acc",
+        "params",
+        "FLOPs",
+        *(head for _, head, _ in extras),
+        "phenotype",
+        "genome",
+    ]
     rows = [_front_cells(row, extras) for row in snapshot.front]
     starred = any(row.get("test_fidelity") != "final" for row in snapshot.front)
-    note = '<p class="muted">* test accuracy after the search\'s short training (not retrained).</p>' if starred else ""
+    note = (
+        '<p class="muted">* test accuracy after the search\'s short training (not retrained).</p>'
+        if starred
+        else ""
+    )
     return _table(headers, rows) + note
 
 
-def _front_cells(row: Mapping[str, str], extras: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
+def _front_cells(
+    row: Mapping[str, str], extras: Sequence[tuple[str, str, str]]
+) -> list[tuple[str, str]]:
     test = _float_or_none(row.get("test_accuracy"))
-    test_text = "-" if test is None else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*")
+    test_text = (
+        "-"
+        if test is None
+        else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*")
+    )
     return [
-        ("num", row["rank"]), ("num", f"{float(row['val_accuracy']):.4f}"), ("num", test_text),
-        ("num", f"{int(row['params']):,}"), ("num", f"{int(row['flops']):,}"),
-        *(("num", optional_cell(row, key, fmt)) for key, _, fmt in extras), ("code", row["phenotype"]),
+        ("num", row["rank"]),
+        ("num", f"{float(row['val_accuracy']):.4f}"),
+        ("num", test_text),
+        ("num", f"{int(row['params']):,}"),
+        ("num", f"{int(row['flops']):,}"),
+        *(("num", optional_cell(row, key, fmt)) for key, _, fmt in extras),
+        ("code", row["phenotype"]),
         ("genome", row.get("genome", "")),
     ]
 
 
 GENERATION_COLUMNS = (
-    ("generation", "gen", "{}"), ("evaluations", "trained", "{}"), ("cached", "cached", "{}"), ("invalid", "invalid", "{}"),
-    ("best_accuracy", "best val", "{:.4f}"), ("median_accuracy", "median val", "{:.4f}"), ("front_size", "front", "{}"),
-    ("hypervolume", "HV", "{:.4f}"), ("seconds", "seconds", "{:.1f}"),
+    ("generation", "gen", "{}"),
+    ("evaluations", "trained", "{}"),
+    ("cached", "cached", "{}"),
+    ("invalid", "invalid", "{}"),
+    ("best_accuracy", "best val", "{:.4f}"),
+    ("median_accuracy", "median val", "{:.4f}"),
+    ("front_size", "front", "{}"),
+    ("hypervolume", "HV", "{:.4f}"),
+    ("seconds", "seconds", "{:.1f}"),
 )
 
 
@@ -308,7 +385,10 @@ def _generations_html(generations: Sequence[Mapping[str, Any]]) -> str:
     if not generations:
         return '<p class="muted">No finished generation yet.</p>'
     headers = [label for _, label, _ in GENERATION_COLUMNS]
-    rows = [[("num", _format(fmt, g.get(key))) for key, _, fmt in GENERATION_COLUMNS] for g in generations]
+    rows = [
+        [("num", _format(fmt, g.get(key))) for key, _, fmt in GENERATION_COLUMNS]
+        for g in generations
+    ]
     return _table(headers, rows, wide=False)
 
 
@@ -320,7 +400,10 @@ def _format(fmt: str, value: Any) -> str:
 
 
 def _config_html(config: RunConfig) -> str:
-    rows = [[("code key", key), ("code", "(unset)" if value is None else _config_value(value))] for key, value in asdict(config).items()]
+    rows = [
+        [("code key", key), ("code", "(unset)" if value is None else _config_value(value))]
+        for key, value in asdict(config).items()
+    ]
     return _table(["option", "value"], rows, wide=False)
 
 

@@ -33,20 +33,48 @@ PARETO = "pareto.csv"
 LOCK = "run.lock"
 GRAMMAR = "grammar.bnf"  # a copy of the run's grammar, so the run stays readable when the original changes
 PARETO_COLUMNS = (
-    "rank", "val_accuracy", "epochs", "test_accuracy", "test_fidelity", "params", "flops", "latency_ms", "robustness",
-    "train_seconds", "status", "phenotype_hash", "phenotype", "genome",
+    "rank",
+    "val_accuracy",
+    "epochs",
+    "test_accuracy",
+    "test_fidelity",
+    "params",
+    "flops",
+    "latency_ms",
+    "robustness",
+    "train_seconds",
+    "status",
+    "phenotype_hash",
+    "phenotype",
+    "genome",
 )
 
 
-def pareto_row(rank: int, item: Scored, final: Metrics | None, epochs: int | None) -> dict[str, Any]:
+def pareto_row(
+    rank: int, item: Scored, final: Metrics | None, epochs: int | None
+) -> dict[str, Any]:
     """Return one front member as a pareto.csv row; the test accuracy is the final training's when it succeeded."""
     m = item.metrics
-    test, fidelity = (final.test_accuracy, "final") if final is not None and final.ok else (m.test_accuracy, "search")
+    test, fidelity = (
+        (final.test_accuracy, "final")
+        if final is not None and final.ok
+        else (m.test_accuracy, "search")
+    )
     return {
-        "rank": rank, "val_accuracy": round(m.val_accuracy, 6), "epochs": epochs, "test_accuracy": _rounded(test, 6),
-        "test_fidelity": fidelity, "params": m.params, "flops": m.flops,
-        "latency_ms": _rounded(m.latency_ms, 4), "robustness": _rounded(m.robustness, 6), "train_seconds": round(m.train_seconds, 3),
-        "status": m.status, "phenotype_hash": item.phenotype_hash, "phenotype": item.phenotype, "genome": " ".join(map(str, item.genome)),
+        "rank": rank,
+        "val_accuracy": round(m.val_accuracy, 6),
+        "epochs": epochs,
+        "test_accuracy": _rounded(test, 6),
+        "test_fidelity": fidelity,
+        "params": m.params,
+        "flops": m.flops,
+        "latency_ms": _rounded(m.latency_ms, 4),
+        "robustness": _rounded(m.robustness, 6),
+        "train_seconds": round(m.train_seconds, 3),
+        "status": m.status,
+        "phenotype_hash": item.phenotype_hash,
+        "phenotype": item.phenotype,
+        "genome": " ".join(map(str, item.genome)),
     }
 
 
@@ -76,7 +104,9 @@ def make_dir(path: Path) -> Path:
 def create_run_dir(path: Path, config: RunConfig) -> Path:
     """Create the run directory, write config.toml and copy the grammar; refuse one that holds a run."""
     if (path / CONFIG).exists():
-        raise ConfigError(f"{path}: already holds a run (config.toml exists); resume it with `ge_nas resume {path}`, or choose another --out")
+        raise ConfigError(
+            f"{path}: already holds a run (config.toml exists); resume it with `ge_nas resume {path}`, or choose another --out"
+        )
     make_dir(path)
     write_atomic(path / GRAMMAR, Path(config.grammar).read_text(encoding="utf-8"))
     write_atomic(path / CONFIG, config.to_toml())
@@ -104,7 +134,9 @@ def run_lock(path: Path) -> Iterator[None]:
     except BlockingIOError:
         owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise ConfigError(f"{path}: in use by {owner} (it holds {LOCK}); wait for it to finish or stop it, then resume") from None
+        raise ConfigError(
+            f"{path}: in use by {owner} (it holds {LOCK}); wait for it to finish or stop it, then resume"
+        ) from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
@@ -155,7 +187,9 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
     try:
         return _checked_checkpoint(json.loads((path / CHECKPOINT).read_text(encoding="utf-8")))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path / CHECKPOINT}: unreadable checkpoint ({type(exc).__name__}: {exc}); nothing was changed") from None
+        raise ConfigError(
+            f"{path / CHECKPOINT}: unreadable checkpoint ({type(exc).__name__}: {exc}); nothing was changed"
+        ) from None
 
 
 def _checked_checkpoint(doc: dict[str, Any]) -> Checkpoint:
@@ -178,8 +212,14 @@ def _checked_checkpoint(doc: dict[str, Any]) -> Checkpoint:
 
 
 def _codons(genome: Any) -> list[int]:
-    if not isinstance(genome, list) or not genome or not all(type(c) is int and c >= 0 for c in genome):
-        raise ValueError(f"a genome must be a non-empty list of integers >= 0, got {str(genome)[:60]}")
+    if (
+        not isinstance(genome, list)
+        or not genome
+        or not all(type(c) is int and c >= 0 for c in genome)
+    ):
+        raise ValueError(
+            f"a genome must be a non-empty list of integers >= 0, got {str(genome)[:60]}"
+        )
     return genome
 
 
@@ -232,7 +272,9 @@ def front_row(run_dir: Path, rank: int) -> dict[str, str]:
         if row.get("rank") == str(rank):
             return row
     ranks = [row.get("rank") or "?" for row in rows]
-    raise ConfigError(f"{run_dir}: no rank {rank} on the front; ranks are {', '.join(ranks) or 'none (the front is empty)'}")
+    raise ConfigError(
+        f"{run_dir}: no rank {rank} on the front; ranks are {', '.join(ranks) or 'none (the front is empty)'}"
+    )
 
 
 def archive_path(run_dir: Path, config: RunConfig) -> Path:
@@ -255,7 +297,9 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
 
 
 def _not_run_dir(path: Path, why: str) -> ConfigError:
-    return ConfigError(f"{path}: not a run directory ({why}); give a directory written by `ge_nas run`, e.g. runs/<grammar>-<dataset>-<time>")
+    return ConfigError(
+        f"{path}: not a run directory ({why}); give a directory written by `ge_nas run`, e.g. runs/<grammar>-<dataset>-<time>"
+    )
 
 
 def read_generations(path: Path, notes: list[str]) -> list[Mapping[str, Any]]:
@@ -268,10 +312,10 @@ def read_generations(path: Path, notes: list[str]) -> list[Mapping[str, Any]]:
     for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             doc = json.loads(line)
-            by_generation[int(doc["generation"])] = doc  # a resumed run may repeat a generation: the last wins
+            by_generation[int(doc["generation"])] = (
+                doc  # a resumed run may repeat a generation: the last wins
+            )
         except (ValueError, KeyError, TypeError):
             if line.strip():
                 notes.append(f"{GENERATIONS}: line {number} is unreadable (skipped)")
     return [by_generation[g] for g in sorted(by_generation)]
-
-

@@ -52,7 +52,9 @@ def _timed(model: nn.Module, x: torch.Tensor, clock: Callable[[], float]) -> flo
     return clock() - start
 
 
-def robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sigma: float, seed: int) -> float:
+def robustness(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sigma: float, seed: int
+) -> float:
     """Return model's accuracy on x plus Gaussian noise of standard deviation sigma, seeded."""
     if sigma == 0:
         return accuracy(model, x, y)

@@ -8,7 +8,6 @@ from typing import Any
 from rich.table import Table
 
 
-
 def generation_line(stats: Mapping[str, Any], total: int) -> str:
     """Return the one-line summary of a generation from its generations.jsonl record."""
     s = stats
@@ -39,7 +38,9 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
         table.add_row(
             str(row["rank"]),
             f"{float(row['val_accuracy']):.4f}",
-            "-" if test is None else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*"),
+            "-"
+            if test is None
+            else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*"),
             f"{int(row['params']):,}",
             _si(int(row["flops"])),
             *(optional_cell(row, key, fmt) for key, _, fmt in extras),
@@ -54,7 +55,11 @@ OPTIONAL_COLUMNS = (("latency_ms", "latency ms", "{:.3f}"), ("robustness", "robu
 
 def measured_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
     """Return the OPTIONAL_COLUMNS that some row has a value for."""
-    return [column for column in OPTIONAL_COLUMNS if any(_number(row.get(column[0])) is not None for row in rows)]
+    return [
+        column
+        for column in OPTIONAL_COLUMNS
+        if any(_number(row.get(column[0])) is not None for row in rows)
+    ]
 
 
 def optional_cell(row: Mapping[str, Any], key: str, fmt: str) -> str:

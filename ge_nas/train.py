@@ -31,7 +31,9 @@ def make_optimizer(model: nn.Module, hparams: Mapping[str, Value]) -> torch.opti
     params = model.parameters()
     name = hparams["opt"]
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd, nesterov=momentum > 0)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=wd, nesterov=momentum > 0
+        )
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=wd)
     if name == "adamw":
@@ -39,12 +41,16 @@ def make_optimizer(model: nn.Module, hparams: Mapping[str, Value]) -> torch.opti
     return torch.optim.Adam(params, lr=lr, weight_decay=wd)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, name: Value, lr: float, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_schedule(
+    optimizer: torch.optim.Optimizer, name: Value, lr: float, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Return a per-step learning-rate schedule over total_steps."""
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
     if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(2, total_steps))
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=max(2, total_steps)
+        )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
@@ -59,9 +65,13 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
+        raise ConfigError(
+            f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto"
+        )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+        raise ConfigError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0"
+        )
     return device
 
 
@@ -114,7 +124,11 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 @torch.no_grad()
 def accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """Return the fraction of x (each batch passed through transform, if given) that model classifies as y."""
     if len(y) == 0:
@@ -147,7 +161,9 @@ def train_model(
     batch = min(int(hparams["batch"]), len(y))
     steps_per_epoch = max(1, len(y) // batch)  # the last partial batch is dropped
     optimizer = make_optimizer(model, hparams)
-    schedule = make_schedule(optimizer, hparams["sched"], float(hparams["lr"]), epochs * steps_per_epoch)
+    schedule = make_schedule(
+        optimizer, hparams["sched"], float(hparams["lr"]), epochs * steps_per_epoch
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(hparams["ls"]))
     aug = hparams.get("aug", "none")
     start = clock()

@@ -57,11 +57,15 @@ class EvalTask:
     max_flops: int | None = None
     threads: int = 1
     final: bool = False  # train on train + validation data (finalists)
-    save_dir: str | None = None  # write model.pt (state dict) and spec.json here when training succeeds
+    save_dir: str | None = (
+        None  # write model.pt (state dict) and spec.json here when training succeeds
+    )
     device: str = _run_default("device")
     bf16: bool = False  # bfloat16 autocast while training
     measure_latency: bool = False  # CPU ms per batch of LATENCY_BATCH validation images
-    measure_robustness: bool = False  # validation accuracy under Gaussian input noise of noise_sigma
+    measure_robustness: bool = (
+        False  # validation accuracy under Gaussian input noise of noise_sigma
+    )
     noise_sigma: float = _run_default("noise_sigma")
     score_test: bool = True  # test accuracy too (reported only, never used for selection)
 
@@ -87,7 +91,10 @@ def splits_on(splits: Splits, device: torch.device) -> Splits:
     """Return the splits on device, moved there once per process (on the CPU: the splits themselves)."""
     if device.type == "cpu":
         return splits
-    moved = {name: getattr(splits, name).to(device) for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+    moved = {
+        name: getattr(splits, name).to(device)
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+    }
     return replace(splits, **moved)
 
 
@@ -103,7 +110,9 @@ def train_phenotype(task: EvalTask) -> Metrics:
     torch.set_num_threads(task.threads)
     try:
         spec = parse_arch(task.phenotype)
-        splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset)
+        splits = load_splits(
+            task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset
+        )
         size = measure(spec, splits.input_shape, splits.num_classes)
     except ArchError as exc:
         return Metrics(INVALID, error=str(exc))
@@ -136,14 +145,27 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
         x, y = torch.cat([x, splits.x_val]), torch.cat([y, splits.y_val])
     start = time.perf_counter()
     status, error, epochs = train_model(
-        model, spec.hparam_map(), x, y, epochs=task.epochs, seed=task.seed, timeout_s=task.timeout_s, bf16=task.bf16
+        model,
+        spec.hparam_map(),
+        x,
+        y,
+        epochs=task.epochs,
+        seed=task.seed,
+        timeout_s=task.timeout_s,
+        bf16=task.bf16,
     )
     trained = replace(base, train_seconds=time.perf_counter() - start, epochs=epochs)
     if status != OK:
         return trained.with_error(status, error)
     metrics = _score(task, model, splits, trained)
     if task.save_dir is not None:
-        save_model(Path(task.save_dir), model.cpu(), spec, metrics, Meta(splits.input_shape, splits.num_classes))
+        save_model(
+            Path(task.save_dir),
+            model.cpu(),
+            spec,
+            metrics,
+            Meta(splits.input_shape, splits.num_classes),
+        )
     return metrics
 
 
@@ -153,9 +175,13 @@ def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -
     test = accuracy(model, splits.x_test, splits.y_test) if task.score_test else None
     robust = None
     if task.measure_robustness:  # the same noise for every network of a run: seeded by the split
-        robust = robustness(model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed)
+        robust = robustness(
+            model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed
+        )
     latency = latency_ms(model, _latency_batch(splits)) if task.measure_latency else None
-    return replace(trained, val_accuracy=val, test_accuracy=test, robustness=robust, latency_ms=latency)
+    return replace(
+        trained, val_accuracy=val, test_accuracy=test, robustness=robust, latency_ms=latency
+    )
 
 
 def _latency_batch(splits: Splits) -> torch.Tensor:

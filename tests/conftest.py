@@ -9,8 +9,23 @@ from pathlib import Path
 import pytest
 
 TINY_RUN = [
-    "run", "--grammar", "grammars/cnn_small.bnf", "--population", "4", "--generations", "1", "--epochs", "1",
-    "--final-epochs", "1", "--finalists", "2", "--workers", "1", "--train-subset", "0.3",
+    "run",
+    "--grammar",
+    "grammars/cnn_small.bnf",
+    "--population",
+    "4",
+    "--generations",
+    "1",
+    "--epochs",
+    "1",
+    "--final-epochs",
+    "1",
+    "--finalists",
+    "2",
+    "--workers",
+    "1",
+    "--train-subset",
+    "0.3",
 ]
 
 

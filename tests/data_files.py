@@ -13,7 +13,12 @@ import torch
 
 from ge_nas.data import Dataset
 
-PLAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+PLAIN = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
@@ -34,7 +39,9 @@ def write_idx_set(
     return [write_idx(folder / f"{name}{suffix}", parts[key]) for name, key in zip(names, keys)]
 
 
-def make_parts(n_train: int = 40, n_test: int = 12, classes: int = 10, h: int = 6, w: int = 4) -> dict[str, np.ndarray]:
+def make_parts(
+    n_train: int = 40, n_test: int = 12, classes: int = 10, h: int = 6, w: int = 4
+) -> dict[str, np.ndarray]:
     """Return random uint8 images (N, H, W) and cycling labels: H != W catches transposition."""
     rng = np.random.default_rng(0)
     return {
@@ -45,12 +52,16 @@ def make_parts(n_train: int = 40, n_test: int = 12, classes: int = 10, h: int = 
     }
 
 
-def normalized(x_train: np.ndarray, x_test: np.ndarray, scale: float = 255.0) -> tuple[torch.Tensor, torch.Tensor]:
+def normalized(
+    x_train: np.ndarray, x_test: np.ndarray, scale: float = 255.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the expected (N, C, H, W) tensors: scaled, then normalized with train statistics."""
     train, test = x_train / scale, x_test / scale
     mean = train.mean(axis=(0, 2, 3), keepdims=True)
     std = train.std(axis=(0, 2, 3), keepdims=True)
-    return torch.from_numpy((train - mean) / std).float(), torch.from_numpy((test - mean) / std).float()
+    return torch.from_numpy((train - mean) / std).float(), torch.from_numpy(
+        (test - mean) / std
+    ).float()
 
 
 def assert_matches(ds: Dataset, parts: dict[str, np.ndarray], label_offset: int = 0) -> None:
@@ -70,7 +81,11 @@ class Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
 
     def save_py2_str(self, obj: str | bytes) -> None:
         raw = obj.encode("latin1") if isinstance(obj, str) else obj
-        head = pickle.SHORT_BINSTRING + bytes([len(raw)]) if len(raw) < 256 else pickle.BINSTRING + struct.pack("<i", len(raw))
+        head = (
+            pickle.SHORT_BINSTRING + bytes([len(raw)])
+            if len(raw) < 256
+            else pickle.BINSTRING + struct.pack("<i", len(raw))
+        )
         self.write(head + raw)
         self.memoize(obj)
 
@@ -89,7 +104,9 @@ def write_pickle(path: Path, obj: object, *, py2: bool) -> None:
         (Py2Pickler(f, protocol=2) if py2 else pickle.Pickler(f, protocol=2)).dump(obj)
 
 
-def cifar_batch(x: np.ndarray, labels: np.ndarray, label_key: bytes = b"labels") -> dict[bytes, object]:
+def cifar_batch(
+    x: np.ndarray, labels: np.ndarray, label_key: bytes = b"labels"
+) -> dict[bytes, object]:
     """Return a batch dict shaped like the real ones: bytes keys, (N, 3072) uint8, label list."""
     return {
         b"batch_label": b"testing batch 1 of 1",
@@ -106,6 +123,8 @@ def write_cifar10(folder: Path, *, py2: bool, per_batch: int = 4) -> dict[str, n
     for i in range(5):
         chunk = slice(i * per_batch, (i + 1) * per_batch)
         write_pickle(folder / f"data_batch_{i + 1}", cifar_batch(x[chunk], y[chunk]), py2=py2)
-    write_pickle(folder / "test_batch", cifar_batch(x[5 * per_batch:], y[5 * per_batch:]), py2=py2)
+    write_pickle(
+        folder / "test_batch", cifar_batch(x[5 * per_batch :], y[5 * per_batch :]), py2=py2
+    )
     cut = 5 * per_batch
     return {"x_train": x[:cut], "y_train": y[:cut], "x_test": x[cut:], "y_test": y[cut:]}

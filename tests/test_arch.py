@@ -13,7 +13,9 @@ from ge_nas.errors import ArchError
 from ge_nas.arch import LAYERS
 
 DEFAULT_HP = "opt=adam lr=0.001 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0 aug=none"
-EXAMPLE = "conv(32, 3) bn relu pool(max, 2) dropout(0.25) dense(64) relu | opt=adam lr=0.001 batch=64"
+EXAMPLE = (
+    "conv(32, 3) bn relu pool(max, 2) dropout(0.25) dense(64) relu | opt=adam lr=0.001 batch=64"
+)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +51,9 @@ def test_every_layer_kind_parses_with_defaults_filled(name: str) -> None:
     text = f"{name}({', '.join('4' for _ in required)})" if required else name
     (layer,) = parse_arch(text).layers
     assert [k for k, _ in layer.args] == [p.name for p in kind.params]
-    assert all(v == (4 if p.default is None else p.default) for p, (_, v) in zip(kind.params, layer.args))
+    assert all(
+        v == (4 if p.default is None else p.default) for p, (_, v) in zip(kind.params, layer.args)
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,7 +76,9 @@ def test_every_layer_kind_parses_with_defaults_filled(name: str) -> None:
 def test_parse_hparam(text: str, name: str, value: object) -> None:
     hp = parse_arch(f"relu | {text}").hparam_map()
     assert hp[name] == value and type(hp[name]) is type(value)
-    assert {k: v for k, v in hp.items() if k != name} == {k: p.default for k, p in HPARAMS.items() if k != name}
+    assert {k: v for k, v in hp.items() if k != name} == {
+        k: p.default for k, p in HPARAMS.items() if k != name
+    }
 
 
 def test_hparams_default_in_table_order() -> None:
@@ -83,7 +89,10 @@ def test_hparams_default_in_table_order() -> None:
 
 def test_canonical_text() -> None:
     spec = parse_arch(EXAMPLE)
-    assert spec.canonical() == f"conv(32,3,1) bn relu pool(max,2) dropout(0.25) dense(64) relu | {DEFAULT_HP}"
+    assert (
+        spec.canonical()
+        == f"conv(32,3,1) bn relu pool(max,2) dropout(0.25) dense(64) relu | {DEFAULT_HP}"
+    )
     assert parse_arch("dense(4) | lr=0.5 opt=sgd").canonical() == (
         "dense(4) | opt=sgd lr=0.5 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0 aug=none"
     )
@@ -121,8 +130,18 @@ def test_multiline_example_equals_one_line() -> None:
 
 @pytest.mark.parametrize(
     "other",
-    ["conv(33)", "conv(32, 5)", "conv(32, stride=2)", "sepconv(32)", "conv(32) relu", "relu conv(32)",
-     "conv(32) | lr=0.01", "conv(32) | opt=adamw", "conv(32) | batch=32", "conv(32) | sched=none"],
+    [
+        "conv(33)",
+        "conv(32, 5)",
+        "conv(32, stride=2)",
+        "sepconv(32)",
+        "conv(32) relu",
+        "relu conv(32)",
+        "conv(32) | lr=0.01",
+        "conv(32) | opt=adamw",
+        "conv(32) | batch=32",
+        "conv(32) | sched=none",
+    ],
 )
 def test_different_specs_have_different_hashes(other: str) -> None:
     assert parse_arch("conv(32)").hash() != parse_arch(other).hash()
@@ -138,13 +157,17 @@ def test_layer_order_matters() -> None:
     assert parse_arch("relu bn").hash() != parse_arch("bn relu").hash()
 
 
-@pytest.mark.parametrize("text", [EXAMPLE, "res(8, 5, 2) gap dense(3) | opt=sgd lr=1e-05 ls=0.5", "flatten"])
+@pytest.mark.parametrize(
+    "text", [EXAMPLE, "res(8, 5, 2) gap dense(3) | opt=sgd lr=1e-05 ls=0.5", "flatten"]
+)
 def test_canonical_text_parses_back_to_an_equal_spec(text: str) -> None:
     spec = parse_arch(text)
     assert parse_arch(spec.canonical()) == spec
 
 
-@pytest.mark.parametrize("text", [EXAMPLE, "res(8, 5, 2) gap dense(3) | opt=sgd lr=1e-05 momentum=0", "leaky"])
+@pytest.mark.parametrize(
+    "text", [EXAMPLE, "res(8, 5, 2) gap dense(3) | opt=sgd lr=1e-05 momentum=0", "leaky"]
+)
 def test_json_round_trip(text: str) -> None:
     spec = parse_arch(text)
     doc = json.loads(spec.to_json())
@@ -166,11 +189,26 @@ def test_json_with_missing_defaults_is_filled() -> None:
         ("[]", "spec JSON is malformed"),
         ('{"layers": 3, "hparams": {}}', "spec JSON is malformed"),
         ('{"hparams": {}}', "spec JSON is malformed"),
-        ('{"layers": [{"kind": "cnv", "args": {}}], "hparams": {}}', "spec JSON: unknown layer 'cnv' (did you mean 'conv'?)"),
-        ('{"layers": [{"kind": "conv", "args": {"filters": 0}}], "hparams": {}}', "spec JSON: conv: filters must be in [1, 4096], got 0"),
-        ('{"layers": [{"kind": "conv", "args": {"filterz": 2}}], "hparams": {}}', "spec JSON: conv has no argument 'filterz'"),
-        ('{"layers": [{"kind": "relu", "args": {}}], "hparams": {"lrr": 1}}', "spec JSON: unknown hyperparameter 'lrr' (did you mean 'lr'?)"),
-        ('{"layers": [{"kind": "relu", "args": {}}], "hparams": {"lr": "x"}}', "spec JSON: lr: lr must be a number"),
+        (
+            '{"layers": [{"kind": "cnv", "args": {}}], "hparams": {}}',
+            "spec JSON: unknown layer 'cnv' (did you mean 'conv'?)",
+        ),
+        (
+            '{"layers": [{"kind": "conv", "args": {"filters": 0}}], "hparams": {}}',
+            "spec JSON: conv: filters must be in [1, 4096], got 0",
+        ),
+        (
+            '{"layers": [{"kind": "conv", "args": {"filterz": 2}}], "hparams": {}}',
+            "spec JSON: conv has no argument 'filterz'",
+        ),
+        (
+            '{"layers": [{"kind": "relu", "args": {}}], "hparams": {"lrr": 1}}',
+            "spec JSON: unknown hyperparameter 'lrr' (did you mean 'lr'?)",
+        ),
+        (
+            '{"layers": [{"kind": "relu", "args": {}}], "hparams": {"lr": "x"}}',
+            "spec JSON: lr: lr must be a number",
+        ),
     ],
 )
 def test_json_errors(doc: str, message: str) -> None:
@@ -200,7 +238,10 @@ def test_spec_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("cnv(32)", "phenotype 1:1: unknown layer 'cnv' (did you mean 'conv'?); known: conv, sepconv"),
+        (
+            "cnv(32)",
+            "phenotype 1:1: unknown layer 'cnv' (did you mean 'conv'?); known: conv, sepconv",
+        ),
         ("conv(32)\n  denes(4)", "phenotype 2:3: unknown layer 'denes' (did you mean 'dense'?)"),
         ("conv(32) bogus", "phenotype 1:10: unknown layer 'bogus'; known: conv"),
         ("conv(a)", "phenotype 1:1: conv: filters must be a number, got 'a'"),
@@ -211,15 +252,27 @@ def test_spec_is_frozen() -> None:
         ("conv(-3)", "phenotype 1:1: conv: filters must be in [1, 4096], got -3"),
         ("relu conv(8, 16)", "phenotype 1:6: conv: kernel must be in [1, 15], got 16"),
         ("dropout(0.96)", "phenotype 1:1: dropout: p must be in [0, 0.95], got 0.96"),
-        ("conv(1, 2, 3, 4)", "phenotype 1:1: conv takes at most 3 argument(s) (conv(filters, kernel, stride)), got 4"),
+        (
+            "conv(1, 2, 3, 4)",
+            "phenotype 1:1: conv takes at most 3 argument(s) (conv(filters, kernel, stride)), got 4",
+        ),
         ("relu(3)", "phenotype 1:1: relu takes at most 0 argument(s) (relu()), got 1"),
-        ("conv(32, size=3)", "phenotype 1:1: conv has no argument 'size'; expected conv(filters, kernel, stride)"),
+        (
+            "conv(32, size=3)",
+            "phenotype 1:1: conv has no argument 'size'; expected conv(filters, kernel, stride)",
+        ),
         ("conv(32, filters=3)", "phenotype 1:1: conv: argument 'filters' is given twice"),
         ("conv", "phenotype 1:1: conv needs argument 'filters'"),
         ("relu dense()", "phenotype 1:6: dense needs argument 'units'"),
         ("conv(32) | lr=0.1 lr=0.2", "phenotype 1:19: hyperparameter 'lr' is given twice"),
-        ("conv(32) | lrr=0.1", "phenotype 1:12: unknown hyperparameter 'lrr' (did you mean 'lr'?); known: opt, lr"),
-        ("conv(32) | opt=sgdd", "phenotype 1:12: opt must be one of adam, adamw, sgd, rmsprop, got 'sgdd'"),
+        (
+            "conv(32) | lrr=0.1",
+            "phenotype 1:12: unknown hyperparameter 'lrr' (did you mean 'lr'?); known: opt, lr",
+        ),
+        (
+            "conv(32) | opt=sgdd",
+            "phenotype 1:12: opt must be one of adam, adamw, sgd, rmsprop, got 'sgdd'",
+        ),
         ("conv(32) | batch=64.5", "phenotype 1:12: batch must be an integer, got 64.5"),
         ("conv(32) | lr=adam", "phenotype 1:12: lr must be a number, got 'adam'"),
         ("relu |\n lr=100", "phenotype 2:2: lr must be in [1e-06, 10], got 100.0"),
@@ -235,11 +288,19 @@ def test_semantic_errors_name_the_position(text: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("text", "message", "caret_line"),
     [
-        ("conv(32,,3)", "phenotype 1:9: unexpected ',', expected a name or a number", "            ^"),
+        (
+            "conv(32,,3)",
+            "phenotype 1:9: unexpected ',', expected a name or a number",
+            "            ^",
+        ),
         ("conv(32) $", "phenotype 1:10: unexpected character '$'", "             ^"),
-        ("conv(32)\nrelu )", "phenotype 2:6: unexpected ')', expected '(' or '|' or a name", "         ^"),
+        (
+            "conv(32)\nrelu )",
+            "phenotype 2:6: unexpected ')', expected '(' or '|' or a name",
+            "         ^",
+        ),
         ("| lr=0.1", "phenotype 1:1: unexpected '|', expected a name", "    ^"),
-        ("__import__('os')", "phenotype 1:12: unexpected character \"'\"", "               ^"),
+        ("__import__('os')", 'phenotype 1:12: unexpected character "\'"', "               ^"),
         ("relu | lr 0.1", "phenotype 1:11: unexpected '0.1', expected '='", "              ^"),
     ],
 )
@@ -271,7 +332,9 @@ def test_early_end_is_an_error_with_caret(text: str, expected: str, caret_col: i
     assert lines[-1] == " " * (4 + caret_col - 1) + "^"
 
 
-@pytest.mark.parametrize(("text", "position"), [("conv(32)\n  dense(", "2:9"), ("dense(64", "1:9"), ("", "1:1")])
+@pytest.mark.parametrize(
+    ("text", "position"), [("conv(32)\n  dense(", "2:9"), ("dense(64", "1:9"), ("", "1:1")]
+)
 def test_early_end_message_has_line_and_column(text: str, position: str) -> None:
     with pytest.raises(ArchError, match=f"phenotype {position}"):
         parse_arch(text)

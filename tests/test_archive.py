@@ -15,8 +15,15 @@ GOOD = Metrics(OK, 0.9, 0.85, params=1234, flops=5678, train_seconds=1.5, epochs
 BAD = Metrics(FAILED, error="loss became nan at epoch 1 step 1")
 
 
-def rec(h: str = "h1", fidelity: str = "e8", metrics: Metrics = GOOD, genome: tuple[int, ...] = (1, 2, 3)) -> Record:
-    return Record(h, fidelity, f"conv({h})", genome, metrics, worker="host:1", started=10.0, ended=12.5)
+def rec(
+    h: str = "h1",
+    fidelity: str = "e8",
+    metrics: Metrics = GOOD,
+    genome: tuple[int, ...] = (1, 2, 3),
+) -> Record:
+    return Record(
+        h, fidelity, f"conv({h})", genome, metrics, worker="host:1", started=10.0, ended=12.5
+    )
 
 
 @pytest.fixture
@@ -106,5 +113,7 @@ def test_wal_mode(tmp_path: Path) -> None:
 def test_status_and_error_columns(archive: Archive, tmp_path: Path) -> None:
     archive.record(rec(metrics=BAD))
     with sqlite3.connect(tmp_path / "a.sqlite") as db:
-        status, error, genome = db.execute("SELECT status, error, genome FROM evaluations").fetchone()
+        status, error, genome = db.execute(
+            "SELECT status, error, genome FROM evaluations"
+        ).fetchone()
     assert (status, error, genome) == (FAILED, BAD.error, "[1, 2, 3]")

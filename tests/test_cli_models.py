@@ -55,7 +55,9 @@ def test_report_of_a_partial_run_says_what_is_missing(copy_run) -> None:  # type
     assert "pareto.csv is missing" in text and "generations.jsonl is missing" in text
 
 
-def test_report_of_a_non_run_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_of_a_non_run_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     err = error_of(capsys, "report", str(tmp_path))
     assert "not a run directory (no config.toml)" in err and "Traceback" not in err
 
@@ -68,38 +70,62 @@ def test_export_torch_loads_back_to_the_recorded_accuracy(copy_run) -> None:  # 
     recorded = Metrics.from_json((path / "front" / "1" / "metrics.json").read_text())
     splits = load_splits("digits", None, 0.2, 0, None)
     assert accuracy(model, splits.x_test, splits.y_test) == recorded.test_accuracy
-    assert float(rundir.read_pareto(path)[0]["test_accuracy"]) == pytest.approx(recorded.test_accuracy, abs=1e-6)
+    assert float(rundir.read_pareto(path)[0]["test_accuracy"]) == pytest.approx(
+        recorded.test_accuracy, abs=1e-6
+    )
 
 
 def test_export_onnx_reports_the_difference(copy_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("onnxruntime")
-    code, text = command("export", str(copy_run()), "--format", "onnx", "--out", str(tmp_path / "onnx"))
+    code, text = command(
+        "export", str(copy_run()), "--format", "onnx", "--out", str(tmp_path / "onnx")
+    )
     assert code == 0 and "onnxruntime matches torch on 64 test images: max abs diff" in text
     assert (tmp_path / "onnx" / "model.onnx").stat().st_size > 500
 
 
-def test_export_of_a_rank_without_weights_suggests_train(copy_run, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_export_of_a_rank_without_weights_suggests_train(
+    copy_run, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
     path = copy_run("front")
     err = error_of(capsys, "export", str(path), "--rank", "1", "--format", "torch")
     assert "no trained weights" in err and f"ge_nas train --from {path} --rank 1" in err
 
 
 def test_train_from_a_run_reproduces_the_finalist(run_dir: Path, tmp_path: Path) -> None:
-    code, text = command("train", "--from", str(run_dir), "--rank", "1", "--out", str(tmp_path / "t"))
+    code, text = command(
+        "train", "--from", str(run_dir), "--rank", "1", "--out", str(tmp_path / "t")
+    )
     recorded = Metrics.from_json((run_dir / "front" / "1" / "metrics.json").read_text())
     saved = Metrics.from_json((tmp_path / "t" / "metrics.json").read_text())
     assert code == 0 and f"test accuracy {recorded.test_accuracy:.4f}" in text
     assert saved.test_accuracy == recorded.test_accuracy and saved.params == recorded.params
-    ours, theirs = (torch.load(d / "model.pt", weights_only=True) for d in (tmp_path / "t", run_dir / "front" / "1"))
-    assert ours.keys() == theirs.keys() and all(torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-5) for k in ours)
+    ours, theirs = (
+        torch.load(d / "model.pt", weights_only=True)
+        for d in (tmp_path / "t", run_dir / "front" / "1")
+    )
+    assert ours.keys() == theirs.keys() and all(
+        torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-5) for k in ours
+    )
     assert str(tmp_path / "t") in text and load_model(tmp_path / "t") is not None
 
 
 def test_train_a_phenotype(tmp_path: Path) -> None:
-    code, text = command("train", "--phenotype", "conv(8,3) relu pool(max,2) | opt=adam lr=0.01 batch=32", "--epochs", "2", "--out", str(tmp_path))
+    code, text = command(
+        "train",
+        "--phenotype",
+        "conv(8,3) relu pool(max,2) | opt=adam lr=0.01 batch=32",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
     saved = Metrics.from_json((tmp_path / "metrics.json").read_text())
     assert code == 0 and f"test accuracy {saved.test_accuracy:.4f}" in text and "params 170" in text
-    assert json.loads((tmp_path / "meta.json").read_text()) == {"input_shape": [1, 8, 8], "num_classes": 10}
+    assert json.loads((tmp_path / "meta.json").read_text()) == {
+        "input_shape": [1, 8, 8],
+        "num_classes": 10,
+    }
     splits = load_splits("digits", None, 0.2, 0, None)
     assert accuracy(load_model(tmp_path), splits.x_test, splits.y_test) == saved.test_accuracy
 
@@ -107,7 +133,9 @@ def test_train_a_phenotype(tmp_path: Path) -> None:
 def test_train_a_genome_maps_it_with_the_grammar(run_dir: Path, tmp_path: Path) -> None:
     row = rundir.read_pareto(run_dir)[0]
     genome = row["genome"].replace(" ", ",")
-    code, text = command("train", "--genome", genome, "--grammar", GRAMMAR, "--epochs", "1", "--out", str(tmp_path))
+    code, text = command(
+        "train", "--genome", genome, "--grammar", GRAMMAR, "--epochs", "1", "--out", str(tmp_path)
+    )
     assert code == 0 and " ".join(f"training {row['phenotype']}:".split()) in " ".join(text.split())
 
 
@@ -122,16 +150,25 @@ def test_train_a_genome_maps_it_with_the_grammar(run_dir: Path, tmp_path: Path) 
         (["--from", "RUN", "--rank", "99"], "no rank 99 on the front"),
         (["--from", "RUN"], "--from needs --rank"),
         (["--phenotype", "conv(8,3) relu", "--device", "gpu"], "--device: unknown device 'gpu'"),
-        pytest.param(["--phenotype", "conv(8,3) relu", "--device", "cuda"], "CUDA is not available",
-                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")),
+        pytest.param(
+            ["--phenotype", "conv(8,3) relu", "--device", "cuda"],
+            "CUDA is not available",
+            marks=pytest.mark.skipif(
+                torch.cuda.is_available(), reason="needs a machine without a GPU"
+            ),
+        ),
     ],
 )
-def test_train_bad_input_is_one_clear_error(run_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:
+def test_train_bad_input_is_one_clear_error(
+    run_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
     err = error_of(capsys, "train", *[str(run_dir) if a == "RUN" else a for a in argv])
     assert err.startswith("error:") and expected in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize(("flags", "device", "bf16"), [([], "auto", False), (["--device", "cpu", "--bf16"], "cpu", True)])
+@pytest.mark.parametrize(
+    ("flags", "device", "bf16"), [([], "auto", False), (["--device", "cpu", "--bf16"], "cpu", True)]
+)
 def test_train_passes_device_and_bf16_on(flags: list[str], device: str, bf16: bool) -> None:
     args = build_parser().parse_args(["train", "--phenotype", "conv(8,3) relu", *flags])
     task = _train_task(args, parse_arch("conv(8,3) relu"), None)
@@ -147,14 +184,19 @@ def test_show_a_finished_run(copy_run) -> None:  # type: ignore[no-untyped-def]
     assert f"finalists retrained: {finalists}" in text and "best so far  0." in text
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     # read-only: SQLite's read-only WAL reader may leave an empty -wal and its -shm index, nothing else
-    assert {k: v for k, v in after.items() if k not in ("archive.sqlite-shm", "archive.sqlite-wal")} == before
+    assert {
+        k: v for k, v in after.items() if k not in ("archive.sqlite-shm", "archive.sqlite-wal")
+    } == before
     assert after.get("archive.sqlite-wal", b"") == b""
 
 
 def test_best_so_far_is_the_most_accurate_search_evaluation(copy_run) -> None:  # type: ignore[no-untyped-def]
     run = copy_run()
     with Archive(run / rundir.ARCHIVE) as archive:
-        best = max((r for r in archive.records(fidelity_key(load_run_config(run))) if r.metrics.ok), key=lambda r: r.metrics.val_accuracy)
+        best = max(
+            (r for r in archive.records(fidelity_key(load_run_config(run))) if r.metrics.ok),
+            key=lambda r: r.metrics.val_accuracy,
+        )
     code, text = command("show", str(run))
     assert f"{best.metrics.val_accuracy:.4f} with {best.metrics.params:,} params" in text
     assert " ".join(best.phenotype.split()) in " ".join(text.split())
@@ -163,8 +205,13 @@ def test_best_so_far_is_the_most_accurate_search_evaluation(copy_run) -> None:  
 def test_show_a_run_still_going(copy_run) -> None:  # type: ignore[no-untyped-def]
     code, text = command("show", str(copy_run(rundir.PARETO, rundir.GENERATIONS)))
     assert code == 0 and "running, or stopped before the end" in text
-    assert "the initial population is not finished yet" in text and "generations.jsonl is missing" in text
+    assert (
+        "the initial population is not finished yet" in text
+        and "generations.jsonl is missing" in text
+    )
 
 
 def test_show_of_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "not a run directory (no such directory)" in error_of(capsys, "show", str(tmp_path / "none"))
+    assert "not a run directory (no such directory)" in error_of(
+        capsys, "show", str(tmp_path / "none")
+    )

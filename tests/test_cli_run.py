@@ -15,13 +15,37 @@ from ge_nas.network.build import build_model
 from ge_nas.cli import main
 from ge_nas.config import load_toml, make_config
 
-FAST = ["--epochs", "1", "--train-subset", "0.3", "--final-epochs", "1", "--finalists", "1", "--workers", "1"]
+FAST = [
+    "--epochs",
+    "1",
+    "--train-subset",
+    "0.3",
+    "--final-epochs",
+    "1",
+    "--finalists",
+    "1",
+    "--workers",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("run") / "out"
-    argv = ["run", "--grammar", "grammars/cnn_small.bnf", "--population", "6", "--generations", "2", "--seed", "1", "--out", str(out), *FAST]
+    argv = [
+        "run",
+        "--grammar",
+        "grammars/cnn_small.bnf",
+        "--population",
+        "6",
+        "--generations",
+        "2",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        *FAST,
+    ]
     return out, str(main(argv))
 
 
@@ -31,14 +55,24 @@ def test_run_writes_a_front(tiny_run: tuple[Path, str]) -> None:
     rows = rundir.read_pareto(out)
     assert rows and rows[0]["rank"] == "1"
     assert set(rundir.PARETO_COLUMNS) <= set(rows[0])
-    assert [float(r["val_accuracy"]) for r in rows] == sorted((float(r["val_accuracy"]) for r in rows), reverse=True)
+    assert [float(r["val_accuracy"]) for r in rows] == sorted(
+        (float(r["val_accuracy"]) for r in rows), reverse=True
+    )
     assert rows[0]["test_fidelity"] == "final" and all(r["status"] == "ok" for r in rows)
 
 
 def test_run_writes_one_line_per_generation(tiny_run: tuple[Path, str]) -> None:
     lines = [json.loads(x) for x in (tiny_run[0] / rundir.GENERATIONS).read_text().splitlines()]
     assert [x["generation"] for x in lines] == [0, 1, 2]
-    assert {"evaluations", "invalid", "cached", "best_accuracy", "median_accuracy", "front_size", "seconds"} <= set(lines[0])
+    assert {
+        "evaluations",
+        "invalid",
+        "cached",
+        "best_accuracy",
+        "median_accuracy",
+        "front_size",
+        "seconds",
+    } <= set(lines[0])
 
 
 def test_config_toml_is_the_whole_configuration(tiny_run: tuple[Path, str]) -> None:
@@ -66,21 +100,43 @@ def test_archive_never_holds_a_phenotype_twice_per_fidelity(tiny_run: tuple[Path
     ("argv", "message"),
     [
         (["run", "--grammar", "missing.bnf"], "missing.bnf"),
-        (["run", "--grammar", "grammars/cnn_small.bnf", "--dataset", "nope"], "unknown data set 'nope'"),
-        (["run", "--grammar", "grammars/cnn_small.bnf", "--population", "0"], "--population must be a positive integer"),
-        (["run", "--grammar", "grammars/cnn_small.bnf", "--generations", "-2"], "--generations must be a positive integer"),
+        (
+            ["run", "--grammar", "grammars/cnn_small.bnf", "--dataset", "nope"],
+            "unknown data set 'nope'",
+        ),
+        (
+            ["run", "--grammar", "grammars/cnn_small.bnf", "--population", "0"],
+            "--population must be a positive integer",
+        ),
+        (
+            ["run", "--grammar", "grammars/cnn_small.bnf", "--generations", "-2"],
+            "--generations must be a positive integer",
+        ),
         (["run"], "--grammar is required"),
-        (["run", "--grammar", "tests/grammars/tiny_cnn.bnf", "--objectives", "val_accuracy,size"], "unknown value 'size'"),
+        (
+            [
+                "run",
+                "--grammar",
+                "tests/grammars/tiny_cnn.bnf",
+                "--objectives",
+                "val_accuracy,size",
+            ],
+            "unknown value 'size'",
+        ),
     ],
 )
-def test_bad_input_is_one_clear_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_bad_input_is_one_clear_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert main([*argv, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_grammar_syntax_error_names_file_line_and_column(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_grammar_syntax_error_names_file_line_and_column(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.bnf"
     bad.write_text('<net> ::= <layer> " | opt=adam"\n<layer> := conv(8)\n')
     assert main(["run", "--grammar", str(bad), "--out", str(tmp_path / "r")]) == 2
@@ -89,6 +145,8 @@ def test_grammar_syntax_error_names_file_line_and_column(capsys: pytest.CaptureF
     assert not (tmp_path / "r").exists(), "nothing is written for a run that cannot start"
 
 
-def test_existing_run_directory_is_refused(tiny_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_run_directory_is_refused(
+    tiny_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["run", "--grammar", "grammars/cnn_small.bnf", "--out", str(tiny_run[0])]) == 2
     assert "already holds a run" in capsys.readouterr().err

@@ -24,15 +24,40 @@ def test_defaults_are_valid() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "flag"),
     [
-        *[(n, v, f) for n, f in [("population", "--population"), ("generations", "--generations"), ("epochs", "--epochs"),
-                                 ("final_epochs", "--final-epochs"), ("max_depth", "--max-depth"),
-                                 ("codon_size", "--codon-size"), ("tournament_size", "--tournament-size")]
-          for v in (0, -1, 2.0, True)],
-        *[(n, v, f) for n, f in [("seed", "--seed"), ("split_seed", "--split-seed"), ("finalists", "--finalists"),
-                                 ("workers", "--workers"), ("max_wraps", "--max-wraps"), ("elites", "--elites")]
-          for v in (-1, 0.5, False)],
-        *[(n, v, f) for n, f in [("max_params", "--max-params"), ("max_flops", "--max-flops"),
-                                 ("init_max_depth", "--init-max-depth")] for v in (0, -5)],
+        *[
+            (n, v, f)
+            for n, f in [
+                ("population", "--population"),
+                ("generations", "--generations"),
+                ("epochs", "--epochs"),
+                ("final_epochs", "--final-epochs"),
+                ("max_depth", "--max-depth"),
+                ("codon_size", "--codon-size"),
+                ("tournament_size", "--tournament-size"),
+            ]
+            for v in (0, -1, 2.0, True)
+        ],
+        *[
+            (n, v, f)
+            for n, f in [
+                ("seed", "--seed"),
+                ("split_seed", "--split-seed"),
+                ("finalists", "--finalists"),
+                ("workers", "--workers"),
+                ("max_wraps", "--max-wraps"),
+                ("elites", "--elites"),
+            ]
+            for v in (-1, 0.5, False)
+        ],
+        *[
+            (n, v, f)
+            for n, f in [
+                ("max_params", "--max-params"),
+                ("max_flops", "--max-flops"),
+                ("init_max_depth", "--init-max-depth"),
+            ]
+            for v in (0, -5)
+        ],
         ("executor", "spark", "--executor"),
         ("init", "grow", "--init"),
         ("val_fraction", 0.0, "--val-fraction"),
@@ -69,7 +94,9 @@ def test_invalid_objectives(objectives: tuple[str, ...], message: str) -> None:
 
 
 def test_executor_did_you_mean() -> None:
-    with pytest.raises(ConfigError, match=r"--executor: unknown value 'serail' \(did you mean 'serial'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"--executor: unknown value 'serail' \(did you mean 'serial'\?\)"
+    ):
         RunConfig(grammar="g.bnf", executor="serail")
 
 
@@ -77,10 +104,29 @@ def test_executor_did_you_mean() -> None:
     "changes",
     [
         {},
-        {"max_params": 1000, "max_flops": 10**9, "train_subset": 0.5, "eval_timeout_s": 1e-05, "mutation_prob": 0.01,
-         "objectives": ("val_accuracy", "params", "flops"), "data_dir": "/data/x", "init_max_depth": 9},
-        {"grammar": 'we"ird\\path\n\tü.bnf', "out": "runs/α β", "command": "ge-nas run --grammar 'x'", "train_subset": 500},
-        {"objectives": ("val_accuracy",), "executor": "processes", "init": "pi_grow", "workers": 3, "seed": 2**40},
+        {
+            "max_params": 1000,
+            "max_flops": 10**9,
+            "train_subset": 0.5,
+            "eval_timeout_s": 1e-05,
+            "mutation_prob": 0.01,
+            "objectives": ("val_accuracy", "params", "flops"),
+            "data_dir": "/data/x",
+            "init_max_depth": 9,
+        },
+        {
+            "grammar": 'we"ird\\path\n\tü.bnf',
+            "out": "runs/α β",
+            "command": "ge-nas run --grammar 'x'",
+            "train_subset": 500,
+        },
+        {
+            "objectives": ("val_accuracy",),
+            "executor": "processes",
+            "init": "pi_grow",
+            "workers": 3,
+            "seed": 2**40,
+        },
     ],
 )
 def test_toml_round_trip(tmp_path: Path, changes: dict[str, Any]) -> None:
@@ -88,11 +134,15 @@ def test_toml_round_trip(tmp_path: Path, changes: dict[str, Any]) -> None:
     path = tmp_path / "config.toml"
     path.write_text(config.to_toml(), encoding="utf-8")
     doc = load_toml(path)
-    assert {k for k, v in doc.items()} == {f.name for f in fields(RunConfig) if getattr(config, f.name) is not None}
+    assert {k for k, v in doc.items()} == {
+        f.name for f in fields(RunConfig) if getattr(config, f.name) is not None
+    }
     back = make_config(doc, {})
     assert back == config
     assert back.command == config.command  # not part of equality, still kept
-    assert all(type(getattr(back, f.name)) is type(getattr(config, f.name)) for f in fields(RunConfig))
+    assert all(
+        type(getattr(back, f.name)) is type(getattr(config, f.name)) for f in fields(RunConfig)
+    )
 
 
 def test_to_toml_comments_unset_options() -> None:
@@ -119,7 +169,9 @@ def test_bad_type_from_toml_is_a_config_error(tmp_path: Path) -> None:
         make_config({"grammar": "g", "population": "12"}, {})
 
 
-@pytest.mark.parametrize(("name", "flag"), [("val_fraction", "--val-fraction"), ("eval_timeout_s", "--eval-timeout")])
+@pytest.mark.parametrize(
+    ("name", "flag"), [("val_fraction", "--val-fraction"), ("eval_timeout_s", "--eval-timeout")]
+)
 def test_string_for_float_option_names_the_flag(name: str, flag: str) -> None:
     with pytest.raises(ConfigError, match=flag):
         make_config({"grammar": "g", name: "0.5"}, {})
@@ -154,7 +206,9 @@ def test_resolved_workers() -> None:
 
 def test_default_out() -> None:
     config = RunConfig(grammar="grammars/cnn_small.bnf", dataset="npz:data/x.npz")
-    assert default_out(config, "20240101-120000") == Path("runs/cnn_small-npz-data-x.npz-20240101-120000")
+    assert default_out(config, "20240101-120000") == Path(
+        "runs/cnn_small-npz-data-x.npz-20240101-120000"
+    )
 
 
 def test_config_is_frozen() -> None:
@@ -164,9 +218,14 @@ def test_config_is_frozen() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "flag"),
-    [("device", "gpu", "--device"), ("device", "cuda:", "--device"), ("bf16", "yes", "--bf16"),
-     ("test_in_search", 1, "test_in_search"),
-     ("noise_sigma", -0.1, "--noise-sigma"), ("noise_sigma", "big", "--noise-sigma")],
+    [
+        ("device", "gpu", "--device"),
+        ("device", "cuda:", "--device"),
+        ("bf16", "yes", "--bf16"),
+        ("test_in_search", 1, "test_in_search"),
+        ("noise_sigma", -0.1, "--noise-sigma"),
+        ("noise_sigma", "big", "--noise-sigma"),
+    ],
 )
 def test_invalid_training_option_names_the_flag(name: str, value: Any, flag: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -177,11 +236,17 @@ def test_invalid_training_option_names_the_flag(name: str, value: Any, flag: str
 
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1"])
 def test_device_names_are_checked_without_a_gpu(device: str) -> None:
-    assert RunConfig(grammar="g.bnf", device=device).device == device  # availability is checked when a run starts
+    assert (
+        RunConfig(grammar="g.bnf", device=device).device == device
+    )  # availability is checked when a run starts
 
 
 def test_every_objective_is_accepted(tmp_path: Path) -> None:
-    config = RunConfig(grammar="g.bnf", objectives=("val_accuracy", "params", "flops", "latency", "robustness"), bf16=True)
+    config = RunConfig(
+        grammar="g.bnf",
+        objectives=("val_accuracy", "params", "flops", "latency", "robustness"),
+        bf16=True,
+    )
     (tmp_path / "c.toml").write_text(config.to_toml())
     assert make_config(load_toml(tmp_path / "c.toml"), {}) == config
 
@@ -198,6 +263,8 @@ def test_train_subset_count_from_the_command_line_is_a_count() -> None:
     args.command_line = "test"
     subset = config_from_args(args).train_subset
     assert subset == 300 and isinstance(subset, int)
-    assert RunConfig(grammar="g.bnf", train_subset=1.0).train_subset == 1.0  # 1 or below: a fraction
+    assert (
+        RunConfig(grammar="g.bnf", train_subset=1.0).train_subset == 1.0
+    )  # 1 or below: a fraction
     with pytest.raises(ConfigError, match="must be whole"):
         RunConfig(grammar="g.bnf", train_subset=300.5)

@@ -30,15 +30,33 @@ def test_digits_loads_as_one_channel_8x8_with_fixed_test_split() -> None:
     assert ds.name == "digits" and ds.num_classes == 10 and ds.input_shape == (1, 8, 8)
     assert ds.x_train.shape == (1438, 1, 8, 8) and ds.x_test.shape == (359, 1, 8, 8)
     assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
-    assert ds.y_test.bincount().tolist() == [36, 36, 35, 37, 36, 36, 36, 36, 35, 36]  # stratified, pinned
+    assert ds.y_test.bincount().tolist() == [
+        36,
+        36,
+        35,
+        37,
+        36,
+        36,
+        36,
+        36,
+        35,
+        36,
+    ]  # stratified, pinned
     data._load_cached.cache_clear()
     again = load_dataset("digits")
-    assert again is not ds and torch.equal(again.x_test, ds.x_test) and torch.equal(again.y_test, ds.y_test)
+    assert (
+        again is not ds
+        and torch.equal(again.x_test, ds.x_test)
+        and torch.equal(again.y_test, ds.y_test)
+    )
 
 
 def test_digits_is_normalized_with_train_statistics() -> None:
     ds = load_dataset("digits")
-    assert abs(float(ds.x_train.mean())) < 1e-5 and abs(float(ds.x_train.std(unbiased=False)) - 1) < 1e-4
+    assert (
+        abs(float(ds.x_train.mean())) < 1e-5
+        and abs(float(ds.x_train.std(unbiased=False)) - 1) < 1e-4
+    )
     assert abs(float(ds.x_test.mean())) > 1e-4  # test statistics were not used
 
 
@@ -76,7 +94,9 @@ def indices(x: torch.Tensor) -> list[int]:
 def test_split_is_stratified_disjoint_and_deterministic() -> None:
     ds = toy_dataset([0] * 50 + [1] * 30 + [2] * 20)
     splits = split_dataset(ds, val_fraction=0.2, seed=3)
-    assert isinstance(splits, Splits) and splits.num_classes == 3 and splits.input_shape == (1, 1, 1)
+    assert (
+        isinstance(splits, Splits) and splits.num_classes == 3 and splits.input_shape == (1, 1, 1)
+    )
     assert splits.y_val.bincount().tolist() == [10, 6, 4]
     assert splits.y_train.bincount().tolist() == [40, 24, 16]
     train, val = indices(splits.x_train), indices(splits.x_val)
@@ -112,10 +132,20 @@ def test_train_subset_count() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"val_fraction": 0.0}, {"val_fraction": 1.0}, {"val_fraction": -0.1}, {"val_fraction": float("nan")},
-        {"val_fraction": True}, {"val_fraction": "0.2"}, {"val_fraction": 0.001},
-        {"train_subset": 0}, {"train_subset": 0.0}, {"train_subset": 1.5}, {"train_subset": -3},
-        {"train_subset": 81}, {"train_subset": True}, {"train_subset": "half"},
+        {"val_fraction": 0.0},
+        {"val_fraction": 1.0},
+        {"val_fraction": -0.1},
+        {"val_fraction": float("nan")},
+        {"val_fraction": True},
+        {"val_fraction": "0.2"},
+        {"val_fraction": 0.001},
+        {"train_subset": 0},
+        {"train_subset": 0.0},
+        {"train_subset": 1.5},
+        {"train_subset": -3},
+        {"train_subset": 81},
+        {"train_subset": True},
+        {"train_subset": "half"},
     ],
 )
 def test_bad_fractions_raise_config_error(kwargs: dict[str, Any]) -> None:
@@ -146,12 +176,23 @@ def test_split_properties(labels: list[int], fraction: float, seed: int) -> None
 
 def test_dataset_names_cover_every_loader() -> None:
     assert DATASET_NAMES == (
-        "digits", "fashion-mnist", "mnist", "kmnist", "emnist-balanced", "emnist-byclass", "emnist-bymerge",
-        "emnist-digits", "emnist-letters", "cifar10", "cifar100",
+        "digits",
+        "fashion-mnist",
+        "mnist",
+        "kmnist",
+        "emnist-balanced",
+        "emnist-byclass",
+        "emnist-bymerge",
+        "emnist-digits",
+        "emnist-letters",
+        "cifar10",
+        "cifar100",
     )
 
 
-@pytest.mark.parametrize("name,suggestion", [("cifar1", "cifar10"), ("fashion-minst", "fashion-mnist")])
+@pytest.mark.parametrize(
+    "name,suggestion", [("cifar1", "cifar10"), ("fashion-minst", "fashion-mnist")]
+)
 def test_unknown_name_suggests_and_lists(name: str, suggestion: str) -> None:
     with pytest.raises(DatasetError, match=f"did you mean '{suggestion}'") as err:
         load_dataset(name)
@@ -172,7 +213,9 @@ def test_loads_are_cached_per_name_and_directory(tmp_path: Path) -> None:
 
 def test_repr_is_short() -> None:
     ds = load_dataset("digits")
-    assert repr(ds) == "Dataset('digits', train=1438, test=359, input_shape=(1, 8, 8), num_classes=10)"
+    assert (
+        repr(ds) == "Dataset('digits', train=1438, test=359, input_shape=(1, 8, 8), num_classes=10)"
+    )
     assert repr(split_dataset(ds)).startswith("Splits(train=1150, val=288, test=359")
 
 

@@ -29,8 +29,13 @@ def test_cifar10_batches(tmp_path: Path, py2: bool, point_at_batches: bool) -> N
     ds = load_dataset("cifar10", data_dir=folder if point_at_batches else tmp_path)
     assert ds.input_shape == (3, 32, 32) and ds.num_classes == 10 and len(ds.y_train) == 20
     x_train, x_test = cifar_expected(parts)
-    assert torch.allclose(ds.x_train, x_train, atol=1e-5) and torch.allclose(ds.x_test, x_test, atol=1e-5)
-    assert ds.y_train.tolist() == parts["y_train"].tolist() and ds.y_test.tolist() == parts["y_test"].tolist()
+    assert torch.allclose(ds.x_train, x_train, atol=1e-5) and torch.allclose(
+        ds.x_test, x_test, atol=1e-5
+    )
+    assert (
+        ds.y_train.tolist() == parts["y_train"].tolist()
+        and ds.y_test.tolist() == parts["y_test"].tolist()
+    )
 
 
 def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:
@@ -38,10 +43,16 @@ def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:
     x = rng.integers(0, 256, (30, 3, 32, 32), dtype=np.uint8)
     fine, coarse = np.arange(30) * 3 % 100, np.arange(30) % 20
     for part, rows in (("train", slice(0, 20)), ("test", slice(20, 30))):
-        batch = cifar_batch(x[rows], fine[rows], b"fine_labels") | {b"coarse_labels": coarse[rows].tolist()}
+        batch = cifar_batch(x[rows], fine[rows], b"fine_labels") | {
+            b"coarse_labels": coarse[rows].tolist()
+        }
         write_pickle(tmp_path / "cifar-100-python" / part, batch, py2=True)
     ds = load_dataset("cifar100", data_dir=tmp_path)
-    assert ds.num_classes == 100 and ds.y_train.tolist() == fine[:20].tolist() and ds.y_test.tolist() == fine[20:].tolist()
+    assert (
+        ds.num_classes == 100
+        and ds.y_train.tolist() == fine[:20].tolist()
+        and ds.y_test.tolist() == fine[20:].tolist()
+    )
 
 
 class Exploit:
@@ -60,16 +71,21 @@ def test_cifar_malicious_pickle_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-10-batches-py"
     write_cifar10(folder, py2=False)
     marker = tmp_path / "pwned"
-    batch = cifar_batch(np.zeros((4, 3, 32, 32), np.uint8), np.zeros(4, int)) | {b"x": Exploit(marker)}
+    batch = cifar_batch(np.zeros((4, 3, 32, 32), np.uint8), np.zeros(4, int)) | {
+        b"x": Exploit(marker)
+    }
     write_pickle(folder / "data_batch_3", batch, py2=False)
-    with pytest.raises(DatasetError, match=r"refusing to unpickle global (posix|os|nt)\.system") as err:
+    with pytest.raises(
+        DatasetError, match=r"refusing to unpickle global (posix|os|nt)\.system"
+    ) as err:
         load_dataset("cifar10", data_dir=folder)
     assert str(folder / "data_batch_3") in str(err.value)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize(
-    "module,name", [("builtins", "eval"), ("numpy", "load"), ("numpy.lib.npyio", "load"), ("subprocess", "Popen")]
+    "module,name",
+    [("builtins", "eval"), ("numpy", "load"), ("numpy.lib.npyio", "load"), ("subprocess", "Popen")],
 )
 def test_unpickler_refuses_every_other_global(tmp_path: Path, module: str, name: str) -> None:
     path = tmp_path / "test_batch"
@@ -99,7 +115,9 @@ def test_unpickler_refuses_codecs_beyond_latin1(tmp_path: Path) -> None:
         ({b"data": np.zeros((2, 3072), np.uint8), b"labels": ["a", "b"]}, "integer labels"),
     ],
 )
-def test_malformed_cifar_batch_names_the_file(tmp_path: Path, payload: object, message: str) -> None:
+def test_malformed_cifar_batch_names_the_file(
+    tmp_path: Path, payload: object, message: str
+) -> None:
     folder = tmp_path / "cifar-10-batches-py"
     write_cifar10(folder, py2=True)
     write_pickle(folder / "data_batch_2", payload, py2=True)

@@ -39,7 +39,9 @@ def test_idx_accepts_dotted_names(tmp_path: Path) -> None:
     assert_matches(load_dataset("mnist", data_dir=tmp_path), parts)
 
 
-def test_fashion_mnist_defaults_to_the_system_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fashion_mnist_defaults_to_the_system_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(data, "SYSTEM_DATA_DIR", tmp_path)
     parts = make_parts()
     write_idx_set(tmp_path / "fashion-mnist", parts)
@@ -50,7 +52,11 @@ def test_emnist_letters_are_transposed_back_and_relabelled(tmp_path: Path) -> No
     parts = make_parts(classes=26)
     parts["y_train"] += 1  # letters count from 1
     parts["y_test"] += 1
-    stored = dict(parts, x_train=parts["x_train"].transpose(0, 2, 1), x_test=parts["x_test"].transpose(0, 2, 1))
+    stored = dict(
+        parts,
+        x_train=parts["x_train"].transpose(0, 2, 1),
+        x_test=parts["x_test"].transpose(0, 2, 1),
+    )
     names = tuple(f"emnist-letters-{n.replace('t10k', 'test')}" for n in PLAIN)
     write_idx_set(tmp_path, stored, names=names)
     ds = load_dataset("emnist-letters", data_dir=tmp_path)
@@ -60,7 +66,11 @@ def test_emnist_letters_are_transposed_back_and_relabelled(tmp_path: Path) -> No
 
 def test_emnist_accepts_plain_names_in_its_gzip_folder(tmp_path: Path) -> None:
     parts = make_parts(n_train=94, classes=47)
-    stored = dict(parts, x_train=parts["x_train"].transpose(0, 2, 1), x_test=parts["x_test"].transpose(0, 2, 1))
+    stored = dict(
+        parts,
+        x_train=parts["x_train"].transpose(0, 2, 1),
+        x_test=parts["x_test"].transpose(0, 2, 1),
+    )
     write_idx_set(tmp_path / "gzip", stored)
     ds = load_dataset("emnist-balanced", data_dir=tmp_path)
     assert ds.num_classes == 47
@@ -93,7 +103,9 @@ def test_idx_truncated_file_names_the_file(tmp_path: Path) -> None:
 
 def test_idx_header_with_huge_dims_is_refused(tmp_path: Path) -> None:
     paths = write_idx_set(tmp_path, make_parts(), gz=False)
-    paths[0].write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(64))
+    paths[0].write_bytes(
+        bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(64)
+    )
     with pytest.raises(DatasetError, match="promises shape") as err:
         load_dataset("mnist", data_dir=tmp_path)
     assert str(paths[0]) in str(err.value)
@@ -137,7 +149,11 @@ def test_missing_fashion_mnist_names_every_path_and_how_to_get_it(tmp_path: Path
     with pytest.raises(DatasetError) as err:
         load_dataset("fashion-mnist", data_dir=tmp_path / "nowhere")
     message = str(err.value)
-    for folder in (tmp_path / "nowhere", tmp_path / "nowhere" / "fashion-mnist", tmp_path / "nowhere/FashionMNIST/raw"):
+    for folder in (
+        tmp_path / "nowhere",
+        tmp_path / "nowhere" / "fashion-mnist",
+        tmp_path / "nowhere/FashionMNIST/raw",
+    ):
         assert str(folder) in message
     assert "apt-get install dataset-fashion-mnist" in message and "--data-dir" in message
     assert "train-images-idx3-ubyte[.gz]" in message and "no such directory" in message

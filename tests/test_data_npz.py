@@ -34,22 +34,46 @@ def write_npz(path: Path, **arrays: np.ndarray) -> str:
 )
 def test_npz_layouts(tmp_path: Path, shape: tuple[int, ...], to_nchw: Any) -> None:
     rng = np.random.default_rng(3)
-    x_train, x_test = rng.integers(0, 256, (20, *shape), dtype=np.uint8), rng.integers(0, 256, (8, *shape), dtype=np.uint8)
-    name = write_npz(tmp_path / "d.npz", x_train=x_train, y_train=np.arange(20) % 4, x_test=x_test, y_test=np.arange(8) % 3)
+    x_train, x_test = (
+        rng.integers(0, 256, (20, *shape), dtype=np.uint8),
+        rng.integers(0, 256, (8, *shape), dtype=np.uint8),
+    )
+    name = write_npz(
+        tmp_path / "d.npz",
+        x_train=x_train,
+        y_train=np.arange(20) % 4,
+        x_test=x_test,
+        y_test=np.arange(8) % 3,
+    )
     ds = load_dataset(name)
     expected_train, expected_test = normalized(to_nchw(x_train), to_nchw(x_test))
-    assert ds.name == name and ds.num_classes == 4 and ds.input_shape == tuple(expected_train.shape[1:])
-    assert torch.allclose(ds.x_train, expected_train, atol=1e-5) and torch.allclose(ds.x_test, expected_test, atol=1e-5)
+    assert (
+        ds.name == name
+        and ds.num_classes == 4
+        and ds.input_shape == tuple(expected_train.shape[1:])
+    )
+    assert torch.allclose(ds.x_train, expected_train, atol=1e-5) and torch.allclose(
+        ds.x_test, expected_test, atol=1e-5
+    )
 
 
 def test_npz_float_images_and_keras_labels(tmp_path: Path) -> None:
     x = np.random.default_rng(4).random((10, 5, 5)).astype(np.float32)
-    name = write_npz(tmp_path / "d.npz", x_train=x, y_train=(np.arange(10) % 2)[:, None].astype(np.float64),
-                     x_test=x[:4], y_test=np.array([0, 1, 2, 1]))
+    name = write_npz(
+        tmp_path / "d.npz",
+        x_train=x,
+        y_train=(np.arange(10) % 2)[:, None].astype(np.float64),
+        x_test=x[:4],
+        y_test=np.array([0, 1, 2, 1]),
+    )
     ds = load_dataset(name)
     expected_train, _ = normalized(x[:, None], x[:4, None], scale=1.0)
     assert torch.allclose(ds.x_train, expected_train, atol=1e-5)
-    assert ds.num_classes == 3 and ds.y_train.dtype == torch.int64 and ds.y_train.tolist()[:3] == [0, 1, 0]
+    assert (
+        ds.num_classes == 3
+        and ds.y_train.dtype == torch.int64
+        and ds.y_train.tolist()[:3] == [0, 1, 0]
+    )
 
 
 def test_npz_relative_path_is_found_in_data_dir(tmp_path: Path) -> None:

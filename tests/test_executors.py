@@ -15,9 +15,17 @@ from ge_nas.executors import ProcessExecutor, SerialExecutor, make_executor, on_
 from test_worker import scores, task
 
 
-@pytest.mark.parametrize("make", [lambda: SerialExecutor(threads=1), lambda: ProcessExecutor(2, threads=1)], ids=["serial", "processes"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: SerialExecutor(threads=1), lambda: ProcessExecutor(2, threads=1)],
+    ids=["serial", "processes"],
+)
 def test_executors_agree(make) -> None:
-    tasks = [task(), task("sepconv(8,3) relu | opt=adam lr=0.005 batch=64"), task("dense(16) conv(8,3)")]
+    tasks = [
+        task(),
+        task("sepconv(8,3) relu | opt=adam lr=0.005 batch=64"),
+        task("dense(16) conv(8,3)"),
+    ]
     executor = make()
     try:
         results = dict(executor.run(tasks))
@@ -37,16 +45,23 @@ def test_make_executor() -> None:
 
 def test_workers_are_spread_over_gpus_round_robin() -> None:
     assert [worker_gpu(slot, 2) for slot in range(5)] == [0, 1, 0, 1, 0]
-    assert [worker_gpu(slot, gpus) for slot in range(3) for gpus in (0, 1)] == [None] * 6  # one GPU or none: device as asked
+    assert [worker_gpu(slot, gpus) for slot in range(3) for gpus in (0, 1)] == [
+        None
+    ] * 6  # one GPU or none: device as asked
 
 
-@pytest.mark.parametrize(("asked", "expected"), [("auto", "cuda:1"), ("cuda", "cuda:1"), ("cuda:0", "cuda:0"), ("cpu", "cpu")])
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [("auto", "cuda:1"), ("cuda", "cuda:1"), ("cuda:0", "cuda:0"), ("cpu", "cpu")],
+)
 def test_a_worker_gpu_replaces_only_an_open_device_choice(asked: str, expected: str) -> None:
     assert on_gpu(task(device=asked), 1).device == expected
     assert on_gpu(task(device=asked), None).device == asked
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the assignment through CUDA's absence")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the assignment through CUDA's absence"
+)
 def test_each_process_worker_trains_on_its_own_gpu() -> None:
     executor = ProcessExecutor(2, threads=1, gpus=2)
     try:
@@ -54,7 +69,9 @@ def test_each_process_worker_trains_on_its_own_gpu() -> None:
     finally:
         executor.close()
     errors = sorted(results[i].metrics.error for i in (0, 1))
-    assert "--device cuda:0" in errors[0] and "--device cuda:1" in errors[1]  # each worker asked for its own GPU
+    assert (
+        "--device cuda:0" in errors[0] and "--device cuda:1" in errors[1]
+    )  # each worker asked for its own GPU
     assert results[2].metrics.status == "ok"
 
 
@@ -101,7 +118,11 @@ def test_dask_local_cluster_agrees_with_serial() -> None:
     pytest.importorskip("distributed")
     from ge_nas.executors import DaskExecutor
 
-    tasks = [task(), task("sepconv(8,3) relu | opt=adam lr=0.005 batch=64"), task("dense(16) conv(8,3)")]
+    tasks = [
+        task(),
+        task("sepconv(8,3) relu | opt=adam lr=0.005 batch=64"),
+        task("dense(16) conv(8,3)"),
+    ]
     executor = DaskExecutor(2, threads=1)
     try:
         results = dict(executor.run(tasks))

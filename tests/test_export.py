@@ -29,7 +29,9 @@ META = Meta((1, 8, 8), 10)
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a directory with model.pt, spec.json and metrics.json from a final (train+val) training."""
     directory = tmp_path_factory.mktemp("trained")
-    outcome = evaluate(EvalTask(PHENOTYPE, seed=5, epochs=2, threads=1, final=True, save_dir=str(directory)))
+    outcome = evaluate(
+        EvalTask(PHENOTYPE, seed=5, epochs=2, threads=1, final=True, save_dir=str(directory))
+    )
     assert outcome.metrics.ok
     return directory
 
@@ -42,7 +44,9 @@ def test_torch_export_reloads_to_the_recorded_test_accuracy(trained: Path, tmp_p
     splits = load_splits("digits", None, 0.2, 0, None)
     recorded = Metrics.from_json((trained / "metrics.json").read_text())
     assert accuracy(model, splits.x_test, splits.y_test) == recorded.test_accuracy
-    assert load_model(tmp_path / "out" / "model.pt").state_dict().keys() == model.state_dict().keys()
+    assert (
+        load_model(tmp_path / "out" / "model.pt").state_dict().keys() == model.state_dict().keys()
+    )
 
 
 def test_meta_round_trip_and_checks() -> None:
@@ -89,7 +93,9 @@ def test_onnx_export_matches_torch(trained: Path, tmp_path: Path) -> None:
     sample = load_splits("digits", None, 0.2, 0, None).x_test[:40]
     exported = export_onnx(trained, tmp_path, META, sample)
     assert exported.max_abs_diff is not None and exported.max_abs_diff <= 1e-4
-    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     model = export.load_weights(trained, META)
     batch = sample[:7]  # another batch size than the export's example: the batch axis is dynamic
     (logits,) = session.run(None, {"input": batch.numpy()})
@@ -98,7 +104,9 @@ def test_onnx_export_matches_torch(trained: Path, tmp_path: Path) -> None:
         assert (torch.from_numpy(logits).argmax(1) == model(batch).argmax(1)).all()
 
 
-def test_onnx_mismatch_fails_loudly_and_writes_nothing(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_mismatch_fails_loudly_and_writes_nothing(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("onnxruntime")
     monkeypatch.setattr(export, "ONNX_TOLERANCE", -1.0)
     with pytest.raises(export.ExportError, match="differs from torch"):
@@ -106,7 +114,9 @@ def test_onnx_mismatch_fails_loudly_and_writes_nothing(trained: Path, tmp_path: 
     assert not list(tmp_path.glob("model.onnx*"))
 
 
-def test_missing_onnx_names_the_extra(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_onnx_names_the_extra(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ConfigError, match=r"pip install 'ge_nas\[export\]'"):
         export_onnx(trained, tmp_path, META, torch.zeros(1, 1, 8, 8))
@@ -120,7 +130,9 @@ def test_finalist_dir_of_a_finished_run(run_dir: Path) -> None:
 
 def test_rank_without_weights_suggests_training_it(copy_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = copy_run("front/1/model.pt")
-    with pytest.raises(ConfigError, match=rf"no trained weights.*ge_nas train --from {run} --rank 1"):
+    with pytest.raises(
+        ConfigError, match=rf"no trained weights.*ge_nas train --from {run} --rank 1"
+    ):
         finalist_dir(run, 1)
 
 

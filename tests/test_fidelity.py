@@ -16,7 +16,9 @@ from test_search_evolution import GRAMMAR, SyntheticExecutor
 
 
 def config(**kw: object) -> RunConfig:
-    base = RunConfig(GRAMMAR, population=9, generations=3, seed=2, epochs=1, fidelity="sh", sh_eta=3, sh_rungs=3)
+    base = RunConfig(
+        GRAMMAR, population=9, generations=3, seed=2, epochs=1, fidelity="sh", sh_eta=3, sh_rungs=3
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -38,7 +40,9 @@ def test_each_rung_trains_about_a_third_of_the_one_below(tmp_path: Path) -> None
     per_rung = Counter(task.epochs for task in executor.tasks)
     assert set(per_rung) == {1, 3, 9}
     assert per_rung[1] > per_rung[3] > per_rung[9] > 0
-    assert per_rung[3] <= per_rung[1] // 3 + 4  # ceil per generation: at most one extra per generation
+    assert (
+        per_rung[3] <= per_rung[1] // 3 + 4
+    )  # ceil per generation: at most one extra per generation
 
 
 def test_no_phenotype_is_trained_twice_at_one_rung(tmp_path: Path) -> None:
@@ -81,10 +85,17 @@ def test_resume_restores_rungs_and_continues_identically(tmp_path: Path) -> None
     cfg = config(generations=4)
     states = []
     with Archive(tmp_path / "a.sqlite") as archive:
-        whole = run_search(grammar, cfg, Evaluator(grammar, cfg, archive, SyntheticExecutor()), on_generation=states.append)
+        whole = run_search(
+            grammar,
+            cfg,
+            Evaluator(grammar, cfg, archive, SyntheticExecutor()),
+            on_generation=states.append,
+        )
         checkpoint = checkpoint_of(states[2])
         executor = SyntheticExecutor()
-        resumed = run_search(grammar, cfg, Evaluator(grammar, cfg, archive, executor), resume=checkpoint)
+        resumed = run_search(
+            grammar, cfg, Evaluator(grammar, cfg, archive, executor), resume=checkpoint
+        )
     assert [list(i) for i in resumed] == [list(i) for i in whole]
     assert [i.evaluation.rung for i in resumed] == [i.evaluation.rung for i in whole]
     assert executor.tasks == [], "every evaluation after the checkpoint comes from the archive"

@@ -40,7 +40,11 @@ def test_min_depth_and_recursion_facts() -> None:
 
 def test_mutual_recursion_is_recursive() -> None:
     grammar = parse_grammar("<a> ::= <b> | x\n<b> ::= <a> y\n<c> ::= <a>")
-    assert (grammar.is_recursive("a"), grammar.is_recursive("b"), grammar.is_recursive("c")) == (True, True, False)
+    assert (grammar.is_recursive("a"), grammar.is_recursive("b"), grammar.is_recursive("c")) == (
+        True,
+        True,
+        False,
+    )
 
 
 def test_grammar_pickles_and_compares_equal() -> None:
@@ -67,8 +71,10 @@ def test_grammar_can_be_built_directly() -> None:
 
 def big_grammar(n: int) -> str:
     """Return a grammar of n rules, three alternatives each, with comments."""
-    return "".join(f"<r{i}> ::= <r{(i + 1) % n}> x{i} | 'y' <r{(i + 7) % n}> | z{i}  # comment {i}\n"
-                   for i in range(n))
+    return "".join(
+        f"<r{i}> ::= <r{(i + 1) % n}> x{i} | 'y' <r{(i + 7) % n}> | z{i}  # comment {i}\n"
+        for i in range(n)
+    )
 
 
 def test_5000_rule_grammar_loads_well_under_a_second() -> None:
@@ -105,7 +111,9 @@ def _seconds(work: Callable[[], object]) -> float:
 
 # --- property: any text loads or raises a grammar error ------------------------------------------
 
-_BNF_CHARS = st.sampled_from(list("<>|:=#'\"\\ \n\t\rxyz01_-.") + ["::=", "<a>", "<b>", " ::= ", "GE_RANGE:", "''", "é"])
+_BNF_CHARS = st.sampled_from(
+    list("<>|:=#'\"\\ \n\t\rxyz01_-.") + ["::=", "<a>", "<b>", " ::= ", "GE_RANGE:", "''", "é"]
+)
 
 
 @settings(max_examples=250, deadline=None)

@@ -44,7 +44,9 @@ def test_every_tree_maps_back_to_its_phenotype(grammar: Grammar, mode: Mode) -> 
             assert derivation.phenotype == phenotype
             assert derivation.depth <= depth
             assert all(0 <= c < CODON_SIZE for c in genome)
-            assert len(genome) == derivation.codons_used + -(-derivation.codons_used // 2)  # used + ceil(used / 2)
+            assert len(genome) == derivation.codons_used + -(
+                -derivation.codons_used // 2
+            )  # used + ceil(used / 2)
 
 
 @pytest.mark.parametrize("mode", ["full", "pi"])
@@ -70,7 +72,9 @@ def test_codon_encodes_choice_modulo_alternatives() -> None:
 
 
 def test_sensible_population_ramps_depths_with_distinct_phenotypes() -> None:
-    population = sensible_population(EXPR, random.Random(5), 60, min_depth=3, max_depth=7, codon_size=CODON_SIZE)
+    population = sensible_population(
+        EXPR, random.Random(5), 60, min_depth=3, max_depth=7, codon_size=CODON_SIZE
+    )
     derivations = [map_genome(EXPR, g) for g in population]
     assert len(population) == 60 and all(d.valid for d in derivations)
     assert len({d.phenotype for d in derivations}) == 60
@@ -78,15 +82,18 @@ def test_sensible_population_ramps_depths_with_distinct_phenotypes() -> None:
 
 
 def test_pi_grow_population_is_valid_and_distinct() -> None:
-    population = pi_grow_population(NESTED, random.Random(6), 40, max_depth=8, codon_size=CODON_SIZE)
+    population = pi_grow_population(
+        NESTED, random.Random(6), 40, max_depth=8, codon_size=CODON_SIZE
+    )
     derivations = [map_genome(NESTED, g) for g in population]
     assert all(d.valid and d.depth <= 8 for d in derivations)
     assert len({d.phenotype for d in derivations}) == 40
 
 
 def test_random_population_is_valid_and_distinct_and_sized() -> None:
-    population = random_population(EXPR, random.Random(7), 30, min_length=5, max_length=9, codon_size=CODON_SIZE,
-                                   max_depth=6)
+    population = random_population(
+        EXPR, random.Random(7), 30, min_length=5, max_length=9, codon_size=CODON_SIZE, max_depth=6
+    )
     derivations = [map_genome(EXPR, g, max_depth=6) for g in population]
     assert all(d.valid for d in derivations) and len({d.phenotype for d in derivations}) == 30
     assert all(5 <= len(g) <= 9 for g in population)
@@ -99,7 +106,9 @@ def test_tiny_space_repeats_instead_of_looping_forever(init: str) -> None:
     if init == "random":
         population = random_population(tiny, rng, 50, codon_size=10, max_tries=5)
     elif init == "sensible":
-        population = sensible_population(tiny, rng, 50, min_depth=1, max_depth=4, codon_size=10, max_tries=5)
+        population = sensible_population(
+            tiny, rng, 50, min_depth=1, max_depth=4, codon_size=10, max_tries=5
+        )
     else:
         population = pi_grow_population(tiny, rng, 50, max_depth=4, codon_size=10, max_tries=5)
     phenotypes = {map_genome(tiny, g).phenotype for g in population}
@@ -108,7 +117,9 @@ def test_tiny_space_repeats_instead_of_looping_forever(init: str) -> None:
 
 def test_same_seed_same_population() -> None:
     def make(seed: int) -> list[list[int]]:
-        return sensible_population(NESTED, random.Random(seed), 20, min_depth=3, max_depth=7, codon_size=CODON_SIZE)
+        return sensible_population(
+            NESTED, random.Random(seed), 20, min_depth=3, max_depth=7, codon_size=CODON_SIZE
+        )
 
     assert make(9) == make(9)
     assert make(9) != make(10)
@@ -116,11 +127,15 @@ def test_same_seed_same_population() -> None:
 
 def test_bad_settings_raise_config_error() -> None:
     with pytest.raises(ConfigError, match="max_depth 2 is below the least tree depth 3"):
-        sensible_population(EXPR, random.Random(0), 5, min_depth=1, max_depth=2, codon_size=CODON_SIZE)
+        sensible_population(
+            EXPR, random.Random(0), 5, min_depth=1, max_depth=2, codon_size=CODON_SIZE
+        )
     with pytest.raises(ConfigError, match="codon_size 2 is smaller than the 3 alternatives"):
         pi_grow_population(EXPR, random.Random(0), 5, max_depth=5, codon_size=2)
     with pytest.raises(ConfigError, match="min_length"):
-        random_population(EXPR, random.Random(0), 5, min_length=9, max_length=3, codon_size=CODON_SIZE)
+        random_population(
+            EXPR, random.Random(0), 5, min_length=9, max_length=3, codon_size=CODON_SIZE
+        )
 
 
 def test_random_genome() -> None:

@@ -17,10 +17,14 @@ def test_text_before_a_nonterminal_rides_on_its_item() -> None:
     table = table_of("<a> ::= x <b> y <b> z\n<b> ::= q")
     k, [(first, rest)], text = table.entry(0)
     assert (k, text) == (1, None)  # the root has no text before it
-    assert rest is not None and len(rest) == 2  # 'z', then <b> with ' y ' before it (reversed for a stack)
+    assert (
+        rest is not None and len(rest) == 2
+    )  # 'z', then <b> with ' y ' before it (reversed for a stack)
     assert table.terms[rest[0]] == " z"
     assert [table.entry(item)[2] for item in (first, rest[1])] == ["x ", " y "]
-    assert all(table.per_level <= item < 2 * table.per_level for item in (first, rest[1]))  # depth 1
+    assert all(
+        table.per_level <= item < 2 * table.per_level for item in (first, rest[1])
+    )  # depth 1
 
 
 def test_terminals_are_negative_codes_and_leaves_have_no_rest() -> None:

@@ -28,7 +28,9 @@ def test_duplicate_rule_names_both_lines() -> None:
 
 def test_undefined_nonterminal_has_position_and_suggestion() -> None:
     [message] = errors_of("lint_undefined.bnf")
-    assert message.startswith(f"{GRAMMARS / 'lint_undefined.bnf'}:2:31: undefined nonterminal <lyer>")
+    assert message.startswith(
+        f"{GRAMMARS / 'lint_undefined.bnf'}:2:31: undefined nonterminal <lyer>"
+    )
     assert "did you mean 'layer'?" in message
 
 
@@ -64,9 +66,15 @@ def test_non_terminating_rules_are_named_with_their_cycles() -> None:
 def test_unreachable_rule_is_a_warning() -> None:
     grammar = load_grammar(GRAMMARS / "lint_unreachable.bnf")
     assert grammar.warnings == (
-        f"{GRAMMARS / 'lint_unreachable.bnf'}:4:1: rule <unused> is unreachable from the start rule <net>",)
+        f"{GRAMMARS / 'lint_unreachable.bnf'}:4:1: rule <unused> is unreachable from the start rule <net>",
+    )
 
 
 def test_every_error_is_reported_not_just_the_first() -> None:
     report = check_grammar("<a> ::= <b> | <c>\n<a> ::= x\n<d> ::= <d>", "m.bnf")
-    assert [e.split(": ")[0] for e in report.errors] == ["m.bnf:2:1", "m.bnf:1:9", "m.bnf:1:15", "m.bnf:3:1"]
+    assert [e.split(": ")[0] for e in report.errors] == [
+        "m.bnf:2:1",
+        "m.bnf:1:9",
+        "m.bnf:1:15",
+        "m.bnf:3:1",
+    ]

@@ -57,7 +57,9 @@ def test_depth_counts_root_and_terminals() -> None:
     assert map_genome(EXPR, [1, 2, 0]).depth == 4  # expr -> ( expr ) -> var -> x
 
 
-@pytest.mark.parametrize(("max_depth", "valid"), [(None, True), (5, True), (4, True), (3, False), (1, False)])
+@pytest.mark.parametrize(
+    ("max_depth", "valid"), [(None, True), (5, True), (4, True), (3, False), (1, False)]
+)
 def test_max_depth_is_exact(max_depth: int | None, valid: bool) -> None:
     d = map_genome(EXPR, [1, 2, 0], max_depth=max_depth)  # a tree of depth exactly 4
     assert d.valid is valid
@@ -68,7 +70,9 @@ def test_max_depth_is_exact(max_depth: int | None, valid: bool) -> None:
 def test_max_depth_applies_without_consuming_single() -> None:
     grammar = parse_grammar("<a> ::= <b>\n<b> ::= <c>\n<c> ::= x")
     assert map_genome(grammar, [], consume_single=False, max_depth=4) == Derivation("x", 0, 0, 4, 4)
-    assert map_genome(grammar, [], consume_single=False, max_depth=3).reason == "exceeded max depth 3"
+    assert (
+        map_genome(grammar, [], consume_single=False, max_depth=3).reason == "exceeded max depth 3"
+    )
 
 
 def test_wrapping_reads_genome_again_and_counts_wraps() -> None:
@@ -100,7 +104,9 @@ def test_any_sequence_of_ints_is_a_genome() -> None:
     expected = map_genome(EXPR, [0, 2, 1, 5, 5, 4])
     for genome in ((0, 2, 1, 5, 5, 4), array.array("q", [0, 2, 1, 5, 5, 4])):
         assert map_genome(EXPR, genome) == expected
-    assert map_genome(EXPR, range(0, 6)).valid is False  # a range is a genome too (this one runs out)
+    assert (
+        map_genome(EXPR, range(0, 6)).valid is False
+    )  # a range is a genome too (this one runs out)
     assert map_genome(EXPR, array.array("q", [0, 2, 1, 5, 5, 4]), max_wraps=2) == expected
 
 
@@ -117,9 +123,13 @@ def test_derivation_is_a_frozen_picklable_dataclass() -> None:
 
 
 @given(CODONS, st.integers(0, 3), st.one_of(st.none(), st.integers(0, 12)), st.booleans())
-def test_never_raises_and_is_deterministic(genome: list[int], wraps: int, depth: int | None, single: bool) -> None:
+def test_never_raises_and_is_deterministic(
+    genome: list[int], wraps: int, depth: int | None, single: bool
+) -> None:
     first = map_genome(EXPR, genome, max_wraps=wraps, max_depth=depth, consume_single=single)
-    assert first == map_genome(EXPR, list(genome), max_wraps=wraps, max_depth=depth, consume_single=single)
+    assert first == map_genome(
+        EXPR, list(genome), max_wraps=wraps, max_depth=depth, consume_single=single
+    )
     assert first.valid == (first.reason == "")
     assert first.codons_used <= len(genome) * (wraps + 1)
 
@@ -130,14 +140,17 @@ def grammars(draw: st.DrawFn) -> Grammar:
     names = [f"r{i}" for i in range(draw(st.integers(1, 4)))]
     terminal = st.sampled_from(["a", "b", "", " ", "\n"]).map(lambda t: Symbol(t, False))
     symbol = st.one_of(terminal, st.sampled_from(names).map(lambda n: Symbol(n, True)))
-    rules = {name: (draw(st.lists(terminal, min_size=1, max_size=2).map(tuple)),)
-             + tuple(draw(st.lists(st.lists(symbol, min_size=1, max_size=3).map(tuple), max_size=3)))
-             for name in names}
+    rules = {
+        name: (draw(st.lists(terminal, min_size=1, max_size=2).map(tuple)),)
+        + tuple(draw(st.lists(st.lists(symbol, min_size=1, max_size=3).map(tuple), max_size=3)))
+        for name in names
+    }
     return Grammar("r0", rules)
 
 
-def reference_map(grammar: Grammar, genome: list[int], max_wraps: int, max_depth: int | None,
-                  consume_single: bool) -> tuple[str | None, int, int, int]:
+def reference_map(
+    grammar: Grammar, genome: list[int], max_wraps: int, max_depth: int | None, consume_single: bool
+) -> tuple[str | None, int, int, int]:
     """Map by rewriting the sentential form's leftmost nonterminal, as the textbook says."""
     form: list[tuple[Symbol, int]] = [(Symbol(grammar.start, True), 1)]
     used, deepest, nodes = 0, 1, 1
@@ -154,14 +167,17 @@ def reference_map(grammar: Grammar, genome: list[int], max_wraps: int, max_depth
         if max_depth is not None and depth + 1 > max_depth:
             return None, used, deepest, nodes
         children = alternatives[choice]
-        form[at:at + 1] = [(child, depth + 1) for child in children]
+        form[at : at + 1] = [(child, depth + 1) for child in children]
         deepest, nodes = max(deepest, depth + 1), nodes + len(children)
 
 
 @settings(max_examples=300, deadline=None)
-@given(grammars(), CODONS, st.integers(0, 2), st.one_of(st.none(), st.integers(1, 8)), st.booleans())
-def test_matches_the_reference_map(grammar: Grammar, genome: list[int], wraps: int, depth: int | None,
-                                   single: bool) -> None:
+@given(
+    grammars(), CODONS, st.integers(0, 2), st.one_of(st.none(), st.integers(1, 8)), st.booleans()
+)
+def test_matches_the_reference_map(
+    grammar: Grammar, genome: list[int], wraps: int, depth: int | None, single: bool
+) -> None:
     got = map_genome(grammar, genome, max_wraps=wraps, max_depth=depth, consume_single=single)
     text, used, deepest, nodes = reference_map(grammar, genome, wraps, depth, single)
     assert got.phenotype == text
@@ -171,9 +187,14 @@ def test_matches_the_reference_map(grammar: Grammar, genome: list[int], wraps: i
 
 
 @settings(max_examples=300, deadline=None)
-@given(grammars(), CODONS, st.integers(0, 2), st.one_of(st.none(), st.integers(1, 8)), st.booleans())
-def test_running_out_reports_the_partial_tree(grammar: Grammar, genome: list[int], wraps: int, depth: int | None,
-                                             single: bool) -> None:
+@given(
+    grammars(), CODONS, st.integers(0, 2), st.one_of(st.none(), st.integers(1, 8)), st.booleans()
+)
+def test_running_out_reports_the_partial_tree(
+    grammar: Grammar, genome: list[int], wraps: int, depth: int | None, single: bool
+) -> None:
     got = map_genome(grammar, genome, max_wraps=wraps, max_depth=depth, consume_single=single)
     if got.reason == "ran out of codons":
-        assert (None, got.codons_used, got.depth, got.nodes) == reference_map(grammar, genome, wraps, depth, single)
+        assert (None, got.codons_used, got.depth, got.nodes) == reference_map(
+            grammar, genome, wraps, depth, single
+        )

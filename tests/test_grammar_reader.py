@@ -114,7 +114,9 @@ def test_quoted_or_inner_ge_range_is_literal() -> None:
 
 def test_crlf_bom_and_non_ascii_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "windows.bnf"
-    path.write_bytes("\ufeff<a> ::= héllo | 'wörld'\r\n     | x\r\n       y\r\n<b> ::= z\r\n".encode())
+    path.write_bytes(
+        "\ufeff<a> ::= héllo | 'wörld'\r\n     | x\r\n       y\r\n<b> ::= z\r\n".encode()
+    )
     grammar = load_grammar(path)
     assert grammar.start == "a"
     assert [map_genome(grammar, [c]).phenotype for c in range(3)] == ["héllo", "wörld", "x\ny"]
@@ -132,7 +134,9 @@ def test_empty_alternatives_are_dropped_with_a_warning() -> None:
     grammar = parse_grammar("<a> ::= x | | y |", "e.bnf")
     assert texts("<a> ::= x | | y |", "a") == ["x", "y"]
     assert map_genome(grammar, [1]).phenotype == "y"
-    assert grammar.warnings and all(w.startswith("e.bnf:1:") and "''" in w for w in grammar.warnings)
+    assert grammar.warnings and all(
+        w.startswith("e.bnf:1:") and "''" in w for w in grammar.warnings
+    )
 
 
 def test_comment_ends_the_alternative_it_is_on() -> None:
@@ -151,12 +155,17 @@ def test_symbols_merge_adjacent_terminals() -> None:
 
 @pytest.mark.parametrize("arg", ["0", "x", "", "3.5", "dataset_n_vars"])
 def test_ge_range_needs_a_positive_integer(arg: str) -> None:
-    with pytest.raises(GrammarSyntaxError, match=f"^r.bnf:1:9: GE_RANGE needs a positive integer, got 'GE_RANGE:{arg}'"):
+    with pytest.raises(
+        GrammarSyntaxError,
+        match=f"^r.bnf:1:9: GE_RANGE needs a positive integer, got 'GE_RANGE:{arg}'",
+    ):
         parse_grammar(f"<a> ::= GE_RANGE:{arg}", "r.bnf")
 
 
 def test_ge_range_fixture_and_trailing_text() -> None:
-    with pytest.raises(GrammarSyntaxError, match=r"lint_ge_range.bnf:3:11: GE_RANGE needs a positive integer"):
+    with pytest.raises(
+        GrammarSyntaxError, match=r"lint_ge_range.bnf:3:11: GE_RANGE needs a positive integer"
+    ):
         load_grammar(GRAMMARS / "lint_ge_range.bnf")
     with pytest.raises(GrammarSyntaxError, match="must be a whole alternative"):
         parse_grammar("<a> ::= GE_RANGE:3 x")
@@ -171,16 +180,24 @@ _WORDS = st.text(st.sampled_from("abcxyz019(),.=+-_ "), min_size=1, max_size=6)
 def rule_sets(draw: st.DrawFn) -> dict[str, list[list[tuple[str, bool]]]]:
     """Draw rules r0..rk; each has a terminal-only alternative so every rule finishes."""
     names = [f"r{i}" for i in range(draw(st.integers(1, 5)))]
-    symbol = st.one_of(_WORDS.map(lambda w: (w, False)), st.sampled_from(names).map(lambda n: (n, True)))
-    return {name: [[(draw(_WORDS), False)]] + draw(st.lists(st.lists(symbol, min_size=1, max_size=4), max_size=3))
-            for name in names}
+    symbol = st.one_of(
+        _WORDS.map(lambda w: (w, False)), st.sampled_from(names).map(lambda n: (n, True))
+    )
+    return {
+        name: [[(draw(_WORDS), False)]]
+        + draw(st.lists(st.lists(symbol, min_size=1, max_size=4), max_size=3))
+        for name in names
+    }
 
 
 def _bnf(rules: dict[str, list[list[tuple[str, bool]]]]) -> str:
     def alt(symbols: list[tuple[str, bool]]) -> str:
         return " ".join(f"<{t}>" if nt else f"'{t}'" for t, nt in symbols)
 
-    return "".join(f"<{name}> ::= {' | '.join(alt(a) for a in alts)}  # {name}\n" for name, alts in rules.items())
+    return "".join(
+        f"<{name}> ::= {' | '.join(alt(a) for a in alts)}  # {name}\n"
+        for name, alts in rules.items()
+    )
 
 
 def _merged(symbols: list[tuple[str, bool]]) -> tuple[Symbol, ...]:
@@ -202,4 +219,6 @@ def _merged(symbols: list[tuple[str, bool]]) -> tuple[Symbol, ...]:
 def test_written_bnf_reads_back(rules: dict[str, list[list[tuple[str, bool]]]]) -> None:
     grammar = parse_grammar(_bnf(rules))
     assert grammar.start == "r0"
-    assert {n: list(a) for n, a in grammar.rules.items()} == {n: [_merged(s) for s in a] for n, a in rules.items()}
+    assert {n: list(a) for n, a in grammar.rules.items()} == {
+        n: [_merged(s) for s in a] for n, a in rules.items()
+    }

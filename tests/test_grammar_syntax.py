@@ -23,7 +23,10 @@ def test_head_typo_in_a_later_rule() -> None:
     path = GRAMMARS / "syntax_head_typo.bnf"
     with pytest.raises(GrammarSyntaxError) as info:
         load_grammar(path)
-    assert str(info.value) == f"{path}:4:9: expected '::=' after <layer>\n    <layer> := conv\n            ^"
+    assert (
+        str(info.value)
+        == f"{path}:4:9: expected '::=' after <layer>\n    <layer> := conv\n            ^"
+    )
 
 
 @pytest.mark.parametrize("text", ["<layer> := conv", "# c\n<layer> = conv", "<layer> : conv"])
@@ -45,16 +48,22 @@ def test_unclosed_angle_in_a_rule_head() -> None:
     path = GRAMMARS / "syntax_unclosed_angle.bnf"
     with pytest.raises(GrammarSyntaxError) as info:
         load_grammar(path)
-    assert str(info.value).splitlines()[0] == f"{path}:3:1: unclosed '<' in a rule head: expected '>' after <layer"
+    assert (
+        str(info.value).splitlines()[0]
+        == f"{path}:3:1: unclosed '<' in a rule head: expected '>' after <layer"
+    )
 
 
-@pytest.mark.parametrize(("text", "where", "words"), [
-    ("conv\n<a> ::= x", (1, 1), "expected a rule '<name> ::= ...' before 'conv'"),
-    ("<a> ::= x ::= y", (1, 11), "'::=' without a rule name"),
-    ("<a> ::= x\\\n  | y", (1, 10), "a backslash ends the line"),
-    ("<z> ::= z\n<a> ::='x", (2, 8), "unclosed quote"),
-    ("<a> ::= \\x4g", (1, 9), "bad escape"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        ("conv\n<a> ::= x", (1, 1), "expected a rule '<name> ::= ...' before 'conv'"),
+        ("<a> ::= x ::= y", (1, 11), "'::=' without a rule name"),
+        ("<a> ::= x\\\n  | y", (1, 10), "a backslash ends the line"),
+        ("<z> ::= z\n<a> ::='x", (2, 8), "unclosed quote"),
+        ("<a> ::= \\x4g", (1, 9), "bad escape"),
+    ],
+)
 def test_syntax_errors_are_classified(text: str, where: tuple[int, int], words: str) -> None:
     error = syntax_error(text)
     assert (error.line, error.column) == where

@@ -38,7 +38,11 @@ def imports() -> list[tuple[str, str]]:
     for path in PACKAGE.rglob("*.py"):
         importer = "ge_nas." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ge_nas"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("ge_nas")
+            ):
                 found += [(importer, _imported(node.module, a.name)) for a in node.names]
     return found
 
@@ -50,7 +54,10 @@ def _imported(module: str, name: str) -> str:
 
 
 def test_every_room_has_a_layer() -> None:
-    rooms = {room("ge_nas." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)) for p in PACKAGE.rglob("*.py")}
+    rooms = {
+        room("ge_nas." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts))
+        for p in PACKAGE.rglob("*.py")
+    }
     assert rooms <= set().union(*LAYERS)
 
 
@@ -60,14 +67,23 @@ def test_imports_point_down_the_layers() -> None:
 
 
 def test_no_module_outside_cli_imports_a_command() -> None:
-    assert [(a, b) for a, b in imports() if room(b) == "cli" and room(a) not in ("cli", "__main__")] == []
+    assert [
+        (a, b) for a, b in imports() if room(b) == "cli" and room(a) not in ("cli", "__main__")
+    ] == []
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["--version"], ["grammar", "check", "grammars/cnn_small.bnf"], ["grammar", "sample", "grammars/cnn_small.bnf", "-n", "2"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["grammar", "check", "grammars/cnn_small.bnf"],
+        ["grammar", "sample", "grammars/cnn_small.bnf", "-n", "2"],
+    ],
 )
 def test_help_and_grammar_commands_do_not_import_torch(argv: list[str]) -> None:
     code = f"import sys\nfrom ge_nas.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, check=True
+    )
     assert result.stdout.strip().splitlines()[-1] == "False"

@@ -8,10 +8,22 @@ import pytest
 
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, STATUSES, TIMEOUT, Metrics
 
-FULL = Metrics(OK, 0.91, 0.88, params=1234, flops=99999, latency_ms=1.25, robustness=0.5, train_seconds=3.5, epochs=8)
+FULL = Metrics(
+    OK,
+    0.91,
+    0.88,
+    params=1234,
+    flops=99999,
+    latency_ms=1.25,
+    robustness=0.5,
+    train_seconds=3.5,
+    epochs=8,
+)
 
 
-@pytest.mark.parametrize("metrics", [FULL, Metrics(INVALID, error="phenotype 1:1: unknown layer 'x'"), Metrics(TIMEOUT)])
+@pytest.mark.parametrize(
+    "metrics", [FULL, Metrics(INVALID, error="phenotype 1:1: unknown layer 'x'"), Metrics(TIMEOUT)]
+)
 def test_json_round_trip(metrics: Metrics) -> None:
     assert Metrics.from_json(metrics.to_json()) == metrics
 

@@ -17,7 +17,9 @@ def modules_of(model: nn.Module, kind: type) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, kind)]
 
 
-def run(text: str, shape: tuple[int, int, int], classes: int = 10) -> tuple[nn.Sequential, torch.Tensor]:
+def run(
+    text: str, shape: tuple[int, int, int], classes: int = 10
+) -> tuple[nn.Sequential, torch.Tensor]:
     model = build_model(parse_arch(text), shape, classes).eval()
     return model, model(torch.randn(2, *shape))
 
@@ -109,7 +111,9 @@ def test_flops_are_twice_the_macs() -> None:
 def test_flops_with_stride_and_dense() -> None:
     conv_macs = (4 * 4 * 4) * 9  # stride 2: 8x8 -> 4x4
     dense_macs, head_macs = 4 * 5, 5 * 3
-    assert measure(parse_arch("conv(4, 3, 2) dense(5)"), (1, 8, 8), 3).flops == 2 * (conv_macs + dense_macs + head_macs)
+    assert measure(parse_arch("conv(4, 3, 2) dense(5)"), (1, 8, 8), 3).flops == 2 * (
+        conv_macs + dense_macs + head_macs
+    )
 
 
 def test_flops_grow_with_input_size() -> None:
@@ -137,7 +141,9 @@ def test_measure_allocates_no_real_weights(monkeypatch: pytest.MonkeyPatch) -> N
 def test_measure_of_a_huge_network_is_free() -> None:
     # ~8.6e9 weights (34 GB as float32): only possible if nothing is allocated
     units = 65536
-    size = measure(parse_arch(f"flatten dense({units}) dense({units}) dense({units})"), (1, 2, 2), 10)
+    size = measure(
+        parse_arch(f"flatten dense({units}) dense({units}) dense({units})"), (1, 2, 2), 10
+    )
     expected = (4 * units + units) + 2 * (units * units + units) + (units * 10 + 10)
     assert size.params == expected
     assert size.flops == 2 * (4 * units + 2 * units * units + units * 10)
@@ -156,7 +162,9 @@ def test_measure_of_a_huge_network_is_free() -> None:
 )
 def test_map_layer_after_flat_vector_is_an_error(text: str, index: int) -> None:
     spec = parse_arch(text)
-    with pytest.raises(ArchError, match=rf"layer {index} .* needs a feature map \(C,H,W\) but gets a flat vector"):
+    with pytest.raises(
+        ArchError, match=rf"layer {index} .* needs a feature map \(C,H,W\) but gets a flat vector"
+    ):
         build_model(spec, (1, 8, 8), 10)
     with pytest.raises(ArchError, match=f"layer {index}"):
         measure(spec, (1, 8, 8), 10)

@@ -64,7 +64,18 @@ def test_param_describe() -> None:
 
 
 def test_registry_names_and_params_are_consistent() -> None:
-    assert {"conv", "sepconv", "res", "pool", "gap", "flatten", "dense", "bn", "dropout", "relu"} <= set(LAYERS)
+    assert {
+        "conv",
+        "sepconv",
+        "res",
+        "pool",
+        "gap",
+        "flatten",
+        "dense",
+        "bn",
+        "dropout",
+        "relu",
+    } <= set(LAYERS)
     for name, kind in LAYERS.items():
         assert kind.name == name
         assert kind.doc
@@ -79,7 +90,9 @@ def test_registry_is_read_only() -> None:
         LAYERS["x"] = LAYERS["relu"]  # type: ignore[index]
 
 
-def _run(kind: str, args: dict[str, object], shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _run(
+    kind: str, args: dict[str, object], shape: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Return (shape the builder predicts, shape the module really produces) for a batch of 2."""
     module, predicted = BUILDERS[kind](args, shape)  # type: ignore[arg-type]
     x = torch.randn(2, *shape)
@@ -91,14 +104,21 @@ def _run(kind: str, args: dict[str, object], shape: tuple[int, ...]) -> tuple[tu
 @pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize(("h", "w"), [(7, 7), (8, 8), (8, 5)])
-def test_conv_shape_prediction_matches_module(kind: str, kernel: int, stride: int, h: int, w: int) -> None:
+def test_conv_shape_prediction_matches_module(
+    kind: str, kernel: int, stride: int, h: int, w: int
+) -> None:
     predicted, actual = _run(kind, {"filters": 5, "kernel": kernel, "stride": stride}, (3, h, w))
     assert predicted == actual
     assert predicted == (5, -(-h // stride), -(-w // stride))  # ceil(size / stride): "same" padding
 
 
-@pytest.mark.parametrize(("kernel", "stride", "padded"), [(3, 1, False), (5, 1, False), (4, 2, False), (2, 1, True), (5, 2, True)])
-def test_same_conv_pads_asymmetrically_only_when_needed(kernel: int, stride: int, padded: bool) -> None:
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padded"),
+    [(3, 1, False), (5, 1, False), (4, 2, False), (2, 1, True), (5, 2, True)],
+)
+def test_same_conv_pads_asymmetrically_only_when_needed(
+    kernel: int, stride: int, padded: bool
+) -> None:
     # total padding (out - 1) * stride + kernel - 8: an odd total needs a ZeroPad2d in front
     module = same_conv((3, 8, 8), 4, kernel, stride)
     assert isinstance(module, torch.nn.Sequential) is padded
@@ -116,7 +136,9 @@ def test_same_conv_pads_asymmetrically_only_when_needed(kernel: int, stride: int
         ("max", 2, (3, 8, 1), (3, 8, 1)),
     ],
 )
-def test_pool_shape(pool: str, size: int, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
+def test_pool_shape(
+    pool: str, size: int, shape: tuple[int, ...], expected: tuple[int, ...]
+) -> None:
     predicted, actual = _run("pool", {"kind": pool, "size": size}, shape)
     assert predicted == actual == expected
 
@@ -124,8 +146,12 @@ def test_pool_shape(pool: str, size: int, shape: tuple[int, ...], expected: tupl
 def test_pool_is_skipped_below_window() -> None:
     module, shape = BUILDERS["pool"]({"kind": "max", "size": 4}, (3, 3, 3))
     assert module is None and shape == (3, 3, 3)
-    assert isinstance(BUILDERS["pool"]({"kind": "avg", "size": 2}, (3, 4, 4))[0], torch.nn.AvgPool2d)
-    assert isinstance(BUILDERS["pool"]({"kind": "max", "size": 2}, (3, 4, 4))[0], torch.nn.MaxPool2d)
+    assert isinstance(
+        BUILDERS["pool"]({"kind": "avg", "size": 2}, (3, 4, 4))[0], torch.nn.AvgPool2d
+    )
+    assert isinstance(
+        BUILDERS["pool"]({"kind": "max", "size": 2}, (3, 4, 4))[0], torch.nn.MaxPool2d
+    )
 
 
 @pytest.mark.parametrize(
@@ -141,7 +167,9 @@ def test_pool_is_skipped_below_window() -> None:
         ("relu", {}, (6, 5, 5), (6, 5, 5)),
     ],
 )
-def test_other_builders_shape(kind: str, args: dict[str, object], shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
+def test_other_builders_shape(
+    kind: str, args: dict[str, object], shape: tuple[int, ...], expected: tuple[int, ...]
+) -> None:
     predicted, actual = _run(kind, args, shape)
     assert predicted == actual == expected
 

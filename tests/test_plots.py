@@ -19,7 +19,15 @@ from ge_nas.plots import Point, history_png, pareto_png  # noqa: E402
 
 CLOUD = [Point(200 * (i + 1), 0.5 + 0.01 * i, 0.45 + 0.01 * i) for i in range(30)]
 FRONT = [Point(150, 0.7, 0.72, rank=2, final=True), Point(5000, 0.9, 0.88, rank=1, final=False)]
-GENERATIONS = [{"generation": g, "hypervolume": 0.3 + 0.1 * g, "best_accuracy": 0.8 + 0.05 * g, "median_accuracy": 0.6} for g in range(3)]
+GENERATIONS = [
+    {
+        "generation": g,
+        "hypervolume": 0.3 + 0.1 * g,
+        "best_accuracy": 0.8 + 0.05 * g,
+        "median_accuracy": 0.6,
+    }
+    for g in range(3)
+]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -68,8 +76,12 @@ def test_agg_canvas_without_pyplot_or_display() -> None:
         "print(len(data) > 1000, 'matplotlib.pyplot' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["MPLBACKEND"] = "TkAgg"  # an interactive backend would need a display; the Agg canvas does not
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    env["MPLBACKEND"] = (
+        "TkAgg"  # an interactive backend would need a display; the Agg canvas does not
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False"]
 

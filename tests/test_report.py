@@ -19,7 +19,14 @@ from ge_nas import rundir  # noqa: E402
 from ge_nas.archive import Record  # noqa: E402
 from ge_nas.errors import ConfigError  # noqa: E402
 from ge_nas.report import (  # noqa: E402
-    _front_html, archive_front, progress_text, read_run, render_html, status_counts, status_text, write_report,
+    _front_html,
+    archive_front,
+    progress_text,
+    read_run,
+    render_html,
+    status_counts,
+    status_text,
+    write_report,
 )
 from ge_nas.metrics import OK, Metrics  # noqa: E402
 
@@ -58,31 +65,49 @@ def test_page_shows_front_generations_config_and_grammar(report_html: tuple[Path
     assert html.escape(config.command) in page
     assert html.escape(Path(config.grammar).read_text(encoding="utf-8")) in page
     generations = (path / rundir.GENERATIONS).read_text().splitlines()
-    assert page.count("<tr>") >= len(front) + len(generations) + 20  # front, generations, configuration rows
+    assert (
+        page.count("<tr>") >= len(front) + len(generations) + 20
+    )  # front, generations, configuration rows
 
 
 def test_every_value_is_escaped(run_dir: Path) -> None:
     snapshot = read_run(run_dir)
     row = {**snapshot.front[0], "phenotype": "<script>alert(1)</script> & co"}
-    page = render_html(replace(snapshot, front=(row,), grammar_text="<x> ::= a | b"), pareto_png=b"p", history_png=b"h")
+    page = render_html(
+        replace(snapshot, front=(row,), grammar_text="<x> ::= a | b"),
+        pareto_png=b"p",
+        history_png=b"h",
+    )
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
     assert "&lt;x&gt; ::= a | b" in page
 
 
 def test_partial_run_names_what_is_missing(copy_run) -> None:  # type: ignore[no-untyped-def]
     path = copy_run(rundir.PARETO, rundir.GENERATIONS, "front", "checkpoint.json", rundir.GRAMMAR)
-    (path / rundir.CONFIG).write_text((path / rundir.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf"))
+    (path / rundir.CONFIG).write_text(
+        (path / rundir.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf")
+    )
     report = write_report(path)
     notes = " ".join(report.snapshot.notes)
-    assert "pareto.csv is missing" in notes and "generations.jsonl is missing" in notes and "gone/away.bnf" in notes
+    assert (
+        "pareto.csv is missing" in notes
+        and "generations.jsonl is missing" in notes
+        and "gone/away.bnf" in notes
+    )
     page = (path / "report.html").read_text()
-    assert "Partial report" in page and "pareto.csv is missing" in page and len(IMG.findall(page)) == 2
-    assert not report.snapshot.front_final and report.snapshot.front  # the archive's non-dominated networks
+    assert (
+        "Partial report" in page and "pareto.csv is missing" in page and len(IMG.findall(page)) == 2
+    )
+    assert (
+        not report.snapshot.front_final and report.snapshot.front
+    )  # the archive's non-dominated networks
 
 
 def test_grammar_copy_survives_the_original(copy_run) -> None:  # type: ignore[no-untyped-def]
     path = copy_run()
-    (path / rundir.CONFIG).write_text((path / rundir.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf"))
+    (path / rundir.CONFIG).write_text(
+        (path / rundir.CONFIG).read_text().replace("grammars/cnn_small.bnf", "gone/away.bnf")
+    )
     report = write_report(path)
     assert report.snapshot.grammar_text == Path("grammars/cnn_small.bnf").read_text()
 
@@ -90,7 +115,9 @@ def test_grammar_copy_survives_the_original(copy_run) -> None:  # type: ignore[n
 def test_only_a_config_still_reports(copy_run) -> None:  # type: ignore[no-untyped-def]
     path = copy_run(rundir.ARCHIVE, rundir.PARETO, rundir.GENERATIONS)
     report = write_report(path)
-    assert report.snapshot.evaluations == () and "archive.sqlite is missing" in " ".join(report.snapshot.notes)
+    assert report.snapshot.evaluations == () and "archive.sqlite is missing" in " ".join(
+        report.snapshot.notes
+    )
     assert "No trained network yet" in (path / "report.html").read_text()
 
 
@@ -103,33 +130,57 @@ def test_half_written_generation_line_is_skipped(copy_run) -> None:  # type: ign
     assert any("line 3 is unreadable" in note for note in snapshot.notes)
 
 
-@pytest.mark.parametrize(("make", "why"), [(lambda p: p / "nope", "no such directory"), (lambda p: p, "no config.toml")])
+@pytest.mark.parametrize(
+    ("make", "why"), [(lambda p: p / "nope", "no such directory"), (lambda p: p, "no config.toml")]
+)
 def test_not_a_run_directory(tmp_path: Path, make, why: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=f"not a run directory \\({why}\\)"):
         write_report(make(tmp_path))
 
 
 def record(val: float, params: int, phenotype: str, status: str = OK) -> Record:
-    return Record(phenotype, "f", phenotype, (1,), Metrics(status, val, val - 0.01, params, params * 10))
+    return Record(
+        phenotype, "f", phenotype, (1,), Metrics(status, val, val - 0.01, params, params * 10)
+    )
 
 
 def test_archive_front_is_the_non_dominated_trained_set() -> None:
-    records = [record(0.9, 1000, "a"), record(0.8, 100, "b"), record(0.85, 2000, "c"), record(0.95, 10, "d", "failed"), record(0.7, 100, "e")]
+    records = [
+        record(0.9, 1000, "a"),
+        record(0.8, 100, "b"),
+        record(0.85, 2000, "c"),
+        record(0.95, 10, "d", "failed"),
+        record(0.7, 100, "e"),
+    ]
     front = archive_front(records)
     assert [(r["rank"], r["phenotype"]) for r in front] == [("1", "a"), ("2", "b")]
-    assert front[0]["test_fidelity"] == "search" and float(front[0]["test_accuracy"]) == pytest.approx(0.89)
+    assert front[0]["test_fidelity"] == "search" and float(
+        front[0]["test_accuracy"]
+    ) == pytest.approx(0.89)
 
 
 def test_front_shows_latency_and_robustness_when_measured() -> None:
     plain = archive_front([record(0.9, 1000, "a")])
-    measured = archive_front([replace(record(0.9, 1000, "a"), metrics=replace(record(0.9, 1000, "a").metrics, latency_ms=2.5, robustness=0.75))])
+    measured = archive_front(
+        [
+            replace(
+                record(0.9, 1000, "a"),
+                metrics=replace(record(0.9, 1000, "a").metrics, latency_ms=2.5, robustness=0.75),
+            )
+        ]
+    )
     assert "latency" not in _front_html(SimpleNamespace(front=plain))
     page = _front_html(SimpleNamespace(front=measured))
-    assert "<th class=\"num\">latency ms</th>" in page and "2.500" in page and "0.7500" in page
+    assert '<th class="num">latency ms</th>' in page and "2.500" in page and "0.7500" in page
 
 
 def test_summary_texts() -> None:
-    assert status_text(status_counts([record(0.9, 1, "a"), record(0, 1, "b", "invalid"), record(0.8, 1, "c")])) == "3 (2 ok, 1 invalid)"
+    assert (
+        status_text(
+            status_counts([record(0.9, 1, "a"), record(0, 1, "b", "invalid"), record(0.8, 1, "c")])
+        )
+        == "3 (2 ok, 1 invalid)"
+    )
     assert progress_text([], 6).startswith("the initial population is not finished")
     assert progress_text([{"generation": 6}], 6) == "generation 6/6 done (finished)"
 
@@ -142,9 +193,18 @@ def test_report_renders_in_headless_chromium(report_html: tuple[Path, str], tmp_
         pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
     shot = tmp_path / "report.png"
     command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-        "--window-size=1200,2000", (report_html[0] / "report.html").resolve().as_uri(),
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={shot}",
+        "--window-size=1200,2000",
+        (report_html[0] / "report.html").resolve().as_uri(),
     ]
     subprocess.run(command, capture_output=True, timeout=120, check=True)
     from matplotlib.image import imread

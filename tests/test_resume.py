@@ -17,14 +17,35 @@ from ge_nas.archive import Archive
 from ge_nas.cli import main
 
 RUN = [
-    "run", "--grammar", "grammars/cnn_small.bnf", "--population", "5", "--generations", "2", "--seed", "4",
-    "--epochs", "1", "--train-subset", "0.25", "--final-epochs", "1", "--finalists", "1", "--workers", "1",
-    "--max-params", "30000",
+    "run",
+    "--grammar",
+    "grammars/cnn_small.bnf",
+    "--population",
+    "5",
+    "--generations",
+    "2",
+    "--seed",
+    "4",
+    "--epochs",
+    "1",
+    "--train-subset",
+    "0.25",
+    "--final-epochs",
+    "1",
+    "--finalists",
+    "1",
+    "--workers",
+    "1",
+    "--max-params",
+    "30000",
 ]
 
 
 def front(path: Path) -> list[tuple[str, str, str]]:
-    return [(r["phenotype_hash"], r["val_accuracy"], r["test_accuracy"]) for r in rundir.read_pareto(path)]
+    return [
+        (r["phenotype_hash"], r["val_accuracy"], r["test_accuracy"])
+        for r in rundir.read_pareto(path)
+    ]
 
 
 def archive_keys(path: Path) -> list[tuple[str, str]]:
@@ -41,7 +62,11 @@ def rows(path: Path) -> int:
 
 def start_and_kill(out: Path, after_rows: int) -> None:
     """Start a run in a subprocess and SIGKILL it once its archive holds after_rows evaluations."""
-    proc = subprocess.Popen([sys.executable, "-m", "ge_nas", "-q", *RUN, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ge_nas", "-q", *RUN, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while rows(out) < after_rows and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -57,7 +82,9 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("after_rows", [2, 7])
-def test_killed_run_resumes_to_the_same_front(uninterrupted: Path, tmp_path: Path, after_rows: int) -> None:
+def test_killed_run_resumes_to_the_same_front(
+    uninterrupted: Path, tmp_path: Path, after_rows: int
+) -> None:
     out = tmp_path / "run"
     start_and_kill(out, after_rows)
     killed_with = archive_keys(out)
@@ -66,8 +93,12 @@ def test_killed_run_resumes_to_the_same_front(uninterrupted: Path, tmp_path: Pat
     assert front(out) == front(uninterrupted)
     keys = archive_keys(out)
     assert keys[: len(killed_with)] == killed_with, "no finished evaluation is lost"
-    assert len(keys) == len(set(keys)) and sorted(keys) == sorted(archive_keys(uninterrupted)), "none is trained twice"
-    lines = [json.loads(x)["generation"] for x in (out / rundir.GENERATIONS).read_text().splitlines()]
+    assert len(keys) == len(set(keys)) and sorted(keys) == sorted(archive_keys(uninterrupted)), (
+        "none is trained twice"
+    )
+    lines = [
+        json.loads(x)["generation"] for x in (out / rundir.GENERATIONS).read_text().splitlines()
+    ]
     assert lines == [0, 1, 2]
 
 
@@ -78,7 +109,9 @@ def test_resume_extends_a_finished_run(uninterrupted: Path, tmp_path: Path) -> N
     shutil.copytree(uninterrupted, out)
     before = len(archive_keys(out))
     assert main(["-q", "resume", str(out), "--generations", "3"]) == 0
-    assert [json.loads(x)["generation"] for x in (out / rundir.GENERATIONS).read_text().splitlines()] == [0, 1, 2, 3]
+    assert [
+        json.loads(x)["generation"] for x in (out / rundir.GENERATIONS).read_text().splitlines()
+    ] == [0, 1, 2, 3]
     assert len(archive_keys(out)) > before
 
 
@@ -95,7 +128,9 @@ def hold_lock(path: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def test_lock_refuses_a_second_process_and_is_taken_over_after_its_death(uninterrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lock_refuses_a_second_process_and_is_taken_over_after_its_death(
+    uninterrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     out = tmp_path / "run"
@@ -111,6 +146,8 @@ def test_lock_refuses_a_second_process_and_is_taken_over_after_its_death(uninter
     assert main(["-q", "resume", str(out)]) == 0, "a lock left by a dead process is taken over"
 
 
-def test_resume_of_something_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_of_something_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["resume", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err

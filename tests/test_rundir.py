@@ -16,8 +16,20 @@ from ge_nas import rundir
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.errors import ConfigError
 from ge_nas.rundir import (
-    CHECKPOINT, CONFIG, GRAMMAR, PARETO, Checkpoint, read_checkpoint, PARETO_COLUMNS, append_line, create_run_dir, jsonable, read_pareto,
-    write_atomic, write_checkpoint, write_pareto,
+    CHECKPOINT,
+    CONFIG,
+    GRAMMAR,
+    PARETO,
+    Checkpoint,
+    read_checkpoint,
+    PARETO_COLUMNS,
+    append_line,
+    create_run_dir,
+    jsonable,
+    read_pareto,
+    write_atomic,
+    write_checkpoint,
+    write_pareto,
 )
 
 CONFIG_VALUE = RunConfig(grammar="grammars/cnn_small.bnf", population=4, max_params=5000)
@@ -31,7 +43,9 @@ def test_write_atomic_creates_and_replaces(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
 
 
-def test_write_atomic_failure_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_atomic_failure_keeps_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "f.txt"
     write_atomic(path, "old")
 
@@ -76,7 +90,10 @@ def test_append_line(tmp_path: Path) -> None:
     append_line(path, {"generation": 0, "hv": 1.5})
     append_line(path, {"generation": 1, "text": "a\nb"})
     lines = path.read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [{"generation": 0, "hv": 1.5}, {"generation": 1, "text": "a\nb"}]
+    assert [json.loads(line) for line in lines] == [
+        {"generation": 0, "hv": 1.5},
+        {"generation": 1, "text": "a\nb"},
+    ]
 
 
 def test_checkpoint_round_trip_restores_the_search_rng(tmp_path: Path) -> None:
@@ -90,7 +107,10 @@ def test_checkpoint_round_trip_restores_the_search_rng(tmp_path: Path) -> None:
     restored.setstate(back.rng_state)
     assert restored.random() == rng.random()
     assert not list(tmp_path.glob("*.tmp"))
-    json.loads((tmp_path / CHECKPOINT).read_text(), parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    json.loads(
+        (tmp_path / CHECKPOINT).read_text(),
+        parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"),
+    )
 
 
 def test_missing_checkpoint_is_none_and_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
@@ -102,17 +122,46 @@ def test_missing_checkpoint_is_none_and_a_bad_one_is_a_clear_error(tmp_path: Pat
 
 def test_pareto_csv_round_trip(tmp_path: Path) -> None:
     rows = [
-        {"rank": 1, "val_accuracy": 0.95, "epochs": 8, "test_accuracy": 0.93, "test_fidelity": "final", "params": 1200, "flops": 3400,
-         "latency_ms": 2.5, "robustness": 0.8, "train_seconds": 1.5, "status": "ok", "phenotype_hash": "abc", "phenotype": "conv(8,3,1) | opt=adam lr=0.001",
-         "genome": "[1, 2, 3]", "extra": "ignored"},
-        {"rank": 2, "val_accuracy": 0.9, "epochs": 24, "test_accuracy": None, "test_fidelity": "", "params": 300, "flops": 700,
-         "latency_ms": None, "robustness": None, "train_seconds": 0.5, "status": "ok", "phenotype_hash": "def", "phenotype": 'dense(4) "quoted", comma',
-         "genome": "[]"},
+        {
+            "rank": 1,
+            "val_accuracy": 0.95,
+            "epochs": 8,
+            "test_accuracy": 0.93,
+            "test_fidelity": "final",
+            "params": 1200,
+            "flops": 3400,
+            "latency_ms": 2.5,
+            "robustness": 0.8,
+            "train_seconds": 1.5,
+            "status": "ok",
+            "phenotype_hash": "abc",
+            "phenotype": "conv(8,3,1) | opt=adam lr=0.001",
+            "genome": "[1, 2, 3]",
+            "extra": "ignored",
+        },
+        {
+            "rank": 2,
+            "val_accuracy": 0.9,
+            "epochs": 24,
+            "test_accuracy": None,
+            "test_fidelity": "",
+            "params": 300,
+            "flops": 700,
+            "latency_ms": None,
+            "robustness": None,
+            "train_seconds": 0.5,
+            "status": "ok",
+            "phenotype_hash": "def",
+            "phenotype": 'dense(4) "quoted", comma',
+            "genome": "[]",
+        },
     ]
     write_pareto(tmp_path, rows)
     back = read_pareto(tmp_path)
     assert list(back[0]) == list(PARETO_COLUMNS)
-    assert back == [{k: "" if row[k] is None else str(row[k]) for k in PARETO_COLUMNS} for row in rows]
+    assert back == [
+        {k: "" if row[k] is None else str(row[k]) for k in PARETO_COLUMNS} for row in rows
+    ]
     assert (tmp_path / PARETO).read_text().splitlines()[0] == ",".join(PARETO_COLUMNS)
 
 
@@ -130,4 +179,7 @@ class _Point:
 def test_jsonable() -> None:
     assert jsonable(_Point("a", (1, (2, 3)))) == {"name": "a", "xs": [1, [2, 3]]}
     assert jsonable([(1, 2), "s", None]) == [[1, 2], "s", None]
-    assert json.loads(json.dumps(jsonable(CONFIG_VALUE)))["objectives"] == ["val_accuracy", "params"]
+    assert json.loads(json.dumps(jsonable(CONFIG_VALUE)))["objectives"] == [
+        "val_accuracy",
+        "params",
+    ]

@@ -52,13 +52,17 @@ def margin_points(n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_latency_is_positive_and_finite() -> None:
-    ms = latency_ms(nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten()), torch.randn(64, 1, 28, 28))
+    ms = latency_ms(
+        nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten()), torch.randn(64, 1, 28, 28)
+    )
     assert 0 < ms < 10_000 and math.isfinite(ms)
 
 
 def test_latency_is_the_median_of_timed_runs() -> None:
     ticks = iter([0.0, 0.001, 1.0, 1.005, 2.0, 2.003])  # runs of 1, 5 and 3 ms
-    ms = latency_ms(nn.Identity(), torch.zeros(4, 2), warmup=1, repeats=3, clock=lambda: next(ticks))
+    ms = latency_ms(
+        nn.Identity(), torch.zeros(4, 2), warmup=1, repeats=3, clock=lambda: next(ticks)
+    )
     assert ms == pytest.approx(3.0)
 
 
@@ -126,22 +130,31 @@ def test_fidelity_key_names_what_was_measured() -> None:
     both = replace(base, objectives=OBJECTIVES, noise_sigma=0.2)
     assert fidelity_key(base) == fidelity_key(replace(base, objectives=("val_accuracy", "flops")))
     assert fidelity_key(both).endswith("|measured=latency,robustness@0.2")
-    assert fidelity_key(both, final=True) == fidelity_key(base, final=True)  # finalists measure neither
+    assert fidelity_key(both, final=True) == fidelity_key(
+        base, final=True
+    )  # finalists measure neither
     assert fidelity_key(replace(base, bf16=True)).endswith("|bf16")
 
 
 @pytest.mark.parametrize(
     ("objectives", "latency", "robust"),
-    [(("val_accuracy", "params"), False, False), (OBJECTIVES, True, True), (("val_accuracy", "latency"), True, False)],
+    [
+        (("val_accuracy", "params"), False, False),
+        (OBJECTIVES, True, True),
+        (("val_accuracy", "latency"), True, False),
+    ],
 )
-def test_tasks_ask_for_what_the_objectives_need(tmp_path: Path, objectives: tuple[str, ...], latency: bool, robust: bool) -> None:
+def test_tasks_ask_for_what_the_objectives_need(
+    tmp_path: Path, objectives: tuple[str, ...], latency: bool, robust: bool
+) -> None:
     cfg = RunConfig(GRAMMAR, objectives=objectives, noise_sigma=0.3, device="cpu", bf16=True)
     grammar = load_grammar(GRAMMAR)
     executor = SyntheticExecutor()
     with Archive(tmp_path / "a.sqlite") as archive:
-        Evaluator(grammar, cfg, archive, executor).evaluate([[i, i + 1, i + 2, 7, 9, 11] * 4 for i in range(4)])
+        Evaluator(grammar, cfg, archive, executor).evaluate(
+            [[i, i + 1, i + 2, 7, 9, 11] * 4 for i in range(4)]
+        )
     assert executor.tasks
     for task in executor.tasks:
         assert (task.measure_latency, task.measure_robustness) == (latency, robust)
         assert (task.noise_sigma, task.device, task.bf16) == (0.3, "cpu", True)
-

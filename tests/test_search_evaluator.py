@@ -15,14 +15,18 @@ from ge_nas.grammar.initialise import random_population
 from test_search_evolution import GRAMMAR, SyntheticExecutor
 
 
-def dispatch(tmp_path: Path, workers: int, config: RunConfig | None = None) -> tuple[list[str], list[str]]:
+def dispatch(
+    tmp_path: Path, workers: int, config: RunConfig | None = None
+) -> tuple[list[str], list[str]]:
     """Return the phenotypes in the order the executor got them, and in the population's order."""
     grammar = load_grammar(GRAMMAR)
     executor = SyntheticExecutor()
     executor.workers = workers
     genomes = random_population(grammar, random.Random(4), 12, codon_size=1000)
     with Archive(tmp_path / "a.sqlite") as archive:
-        evaluations = Evaluator(grammar, config or RunConfig(GRAMMAR), archive, executor).evaluate(genomes)
+        evaluations = Evaluator(grammar, config or RunConfig(GRAMMAR), archive, executor).evaluate(
+            genomes
+        )
     population = list(dict.fromkeys(e.phenotype for e in evaluations if e.phenotype))
     return [t.phenotype for t in executor.tasks], population
 
@@ -34,17 +38,23 @@ def flops(phenotype: str) -> int:
 def test_several_workers_get_the_largest_flops_first(tmp_path: Path) -> None:
     sent, population = dispatch(tmp_path, workers=2)
     costs = [flops(p) for p in sent]
-    assert sorted(sent) == sorted(population) and len(set(costs)) > 3  # the costs differ, so the order means something
+    assert (
+        sorted(sent) == sorted(population) and len(set(costs)) > 3
+    )  # the costs differ, so the order means something
     assert costs == sorted(costs, reverse=True)
 
 
 def test_one_worker_takes_tasks_in_population_order(tmp_path: Path) -> None:
     sent, population = dispatch(tmp_path, workers=1)
     assert sent == population
-    assert [flops(p) for p in sent] != sorted(map(flops, sent), reverse=True)  # so the test above sees a real reordering
+    assert [flops(p) for p in sent] != sorted(
+        map(flops, sent), reverse=True
+    )  # so the test above sees a real reordering
 
 
 def test_no_cost_estimate_leaves_the_order_and_sends_every_task(tmp_path: Path) -> None:
     # the data is not on this machine (it may live on Dask workers only): the hint is skipped, nothing fails here
-    sent, population = dispatch(tmp_path, workers=2, config=RunConfig(GRAMMAR, dataset=f"npz:{tmp_path / 'absent.npz'}"))
+    sent, population = dispatch(
+        tmp_path, workers=2, config=RunConfig(GRAMMAR, dataset=f"npz:{tmp_path / 'absent.npz'}")
+    )
     assert sent == population

@@ -86,7 +86,11 @@ def random_search_hv(evaluations: int, seed: int) -> float:
     genomes = random_population(grammar, random.Random(seed), evaluations, codon_size=100_000)
     from ge_nas.grammar.mapper import map_genome
 
-    metrics = [synthetic_metrics(map_genome(grammar, g).phenotype or "") for g in genomes if map_genome(grammar, g).valid]
+    metrics = [
+        synthetic_metrics(map_genome(grammar, g).phenotype or "")
+        for g in genomes
+        if map_genome(grammar, g).valid
+    ]
     return front_hv(metrics)
 
 
@@ -94,7 +98,9 @@ def test_nsga2_reaches_hypervolume_threshold(tmp_path) -> None:
     # Measured: search HV 3.52 on average over these seeds, random search 3.0 with as many evaluations.
     hvs, baselines = [], []
     for seed in range(5):
-        population, executor, states = search(config(seed=seed, population=20, generations=12), tmp_path / str(seed))
+        population, executor, states = search(
+            config(seed=seed, population=20, generations=12), tmp_path / str(seed)
+        )
         hvs.append(front_hv([e.metrics for e in pareto_front(population)]))
         baselines.append(random_search_hv(len(executor.tasks), seed))
         assert [s.generation for s in states] == list(range(13))

@@ -22,8 +22,9 @@ CROSSOVERS: list[Crossover] = [one_point_crossover, two_point_crossover]
 
 @pytest.mark.parametrize("crossover", CROSSOVERS)
 @given(seed=st.integers(0, 2**32), a=GENOMES, b=GENOMES, used_a=USED, used_b=USED)
-def test_crossover_children_are_valid_and_conserve_codons(crossover: Crossover, seed: int, a: list[int], b: list[int],
-                                                          used_a: int, used_b: int) -> None:
+def test_crossover_children_are_valid_and_conserve_codons(
+    crossover: Crossover, seed: int, a: list[int], b: list[int], used_a: int, used_b: int
+) -> None:
     a_before, b_before = list(a), list(b)
     child_a, child_b = crossover(random.Random(seed), a, b, used_a=used_a, used_b=used_b)
     assert (a, b) == (a_before, b_before)
@@ -52,7 +53,9 @@ def test_length_one_genomes() -> None:
 def test_two_point_swaps_segments_and_keeps_tails() -> None:
     a, b = list(range(10)), list(range(100, 110))
     child_a, child_b = two_point_crossover(random.Random(3), a, b, used_a=4, used_b=4)
-    assert child_a[-6:] == a[4:] and child_b[-6:] == b[4:]  # cut points never go past the used codons
+    assert (
+        child_a[-6:] == a[4:] and child_b[-6:] == b[4:]
+    )  # cut points never go past the used codons
 
 
 def test_empty_parents_come_back_unchanged() -> None:
@@ -61,12 +64,19 @@ def test_empty_parents_come_back_unchanged() -> None:
     assert int_flip_mutation(random.Random(0), [], used=0, codon_size=5) == []
 
 
-@given(seed=st.integers(0, 2**32), genome=GENOMES, used=USED,
-       probability=st.one_of(st.none(), st.floats(0.0, 1.0)))
-def test_mutation_stays_in_range_and_in_the_used_codons(seed: int, genome: list[int], used: int,
-                                                       probability: float | None) -> None:
+@given(
+    seed=st.integers(0, 2**32),
+    genome=GENOMES,
+    used=USED,
+    probability=st.one_of(st.none(), st.floats(0.0, 1.0)),
+)
+def test_mutation_stays_in_range_and_in_the_used_codons(
+    seed: int, genome: list[int], used: int, probability: float | None
+) -> None:
     before = list(genome)
-    child = int_flip_mutation(random.Random(seed), genome, used=used, codon_size=CODON_SIZE, probability=probability)
+    child = int_flip_mutation(
+        random.Random(seed), genome, used=used, codon_size=CODON_SIZE, probability=probability
+    )
     assert genome == before and len(child) == len(genome)
     assert all(0 <= c < CODON_SIZE for c in child)
     span = min(max(used, 1), len(genome))
@@ -75,11 +85,18 @@ def test_mutation_stays_in_range_and_in_the_used_codons(seed: int, genome: list[
 
 def test_mutation_probability_extremes_and_default() -> None:
     genome = [0] * 100
-    assert int_flip_mutation(random.Random(1), genome, used=100, codon_size=10**9, probability=0.0) == genome
-    flipped = int_flip_mutation(random.Random(1), genome, used=50, codon_size=10**9, probability=1.0)
+    assert (
+        int_flip_mutation(random.Random(1), genome, used=100, codon_size=10**9, probability=0.0)
+        == genome
+    )
+    flipped = int_flip_mutation(
+        random.Random(1), genome, used=50, codon_size=10**9, probability=1.0
+    )
     assert all(c != 0 for c in flipped[:50]) and flipped[50:] == genome[50:]
-    changes = [sum(c != 0 for c in int_flip_mutation(random.Random(s), genome, used=20, codon_size=10**9))
-               for s in range(400)]
+    changes = [
+        sum(c != 0 for c in int_flip_mutation(random.Random(s), genome, used=20, codon_size=10**9))
+        for s in range(400)
+    ]
     assert 0.8 < sum(changes) / len(changes) < 1.2  # default: one codon in expectation
 
 

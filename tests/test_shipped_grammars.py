@@ -18,7 +18,9 @@ def test_there_are_shipped_grammars() -> None:
 
 @pytest.mark.parametrize("shape", ["1,8,8", "1,28,28"])
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_shipped_grammar_checks_and_builds(path: Path, shape: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_shipped_grammar_checks_and_builds(
+    path: Path, shape: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["grammar", "check", str(path), "--arch", "--input-shape", shape, "-n", "100"]) == 0
     out = capsys.readouterr().out
     assert "0 warning(s)" in out

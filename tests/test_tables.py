@@ -15,12 +15,33 @@ from ge_nas.tables import front_table, generation_line
 from ge_nas.search import GenerationStats
 
 ROWS: list[dict[str, Any]] = [
-    {"rank": 1, "val_accuracy": 0.95123, "test_accuracy": 0.93, "test_fidelity": "final", "params": 1234567,
-     "flops": 2_500_000, "phenotype": "conv(32,3,1) bn relu | opt=adam lr=0.001"},
+    {
+        "rank": 1,
+        "val_accuracy": 0.95123,
+        "test_accuracy": 0.93,
+        "test_fidelity": "final",
+        "params": 1234567,
+        "flops": 2_500_000,
+        "phenotype": "conv(32,3,1) bn relu | opt=adam lr=0.001",
+    },
     # as read back from pareto.csv: every value a string
-    {"rank": "2", "val_accuracy": "0.9", "test_accuracy": "0.88", "test_fidelity": "e8", "params": "980",
-     "flops": "512", "phenotype": "dense(4) | opt=sgd"},
-    {"rank": 3, "val_accuracy": 0.5, "test_accuracy": None, "params": 12, "flops": 3_000_000_000, "phenotype": "relu"},
+    {
+        "rank": "2",
+        "val_accuracy": "0.9",
+        "test_accuracy": "0.88",
+        "test_fidelity": "e8",
+        "params": "980",
+        "flops": "512",
+        "phenotype": "dense(4) | opt=sgd",
+    },
+    {
+        "rank": 3,
+        "val_accuracy": 0.5,
+        "test_accuracy": None,
+        "params": 12,
+        "flops": 3_000_000_000,
+        "phenotype": "relu",
+    },
 ]
 
 EXPECTED = """\
@@ -73,15 +94,28 @@ def test_long_phenotype_is_folded_not_cut() -> None:
     phenotype = " ".join(f"conv({n},3,1)" for n in range(1, 30))
     text = render(front_table([{**ROWS[0], "phenotype": phenotype}]), width=80)
     assert "…" not in text
-    cells = [line.rstrip("│ ").rsplit("│", 1)[1].strip() for line in text.splitlines() if line.startswith("│")]
+    cells = [
+        line.rstrip("│ ").rsplit("│", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith("│")
+    ]
     assert "".join(cells).replace(" ", "") == phenotype.replace(" ", "")
 
 
-@pytest.mark.parametrize(("flops", "shown"), [(0, "0"), (940, "940"), (1000, "1.0k"), (25_400, "25.4k"),
-                                                (999_999, "1.0M"), (1_000_000, "1.0M"), (7_250_000_000, "7.2G")])
+@pytest.mark.parametrize(
+    ("flops", "shown"),
+    [
+        (0, "0"),
+        (940, "940"),
+        (1000, "1.0k"),
+        (25_400, "25.4k"),
+        (999_999, "1.0M"),
+        (1_000_000, "1.0M"),
+        (7_250_000_000, "7.2G"),
+    ],
+)
 def test_flops_si_units(flops: int, shown: str) -> None:
     assert table_rows([{**ROWS[0], "flops": flops}])[0][4] == shown
-
 
 
 @pytest.mark.parametrize("flops", [960, 999])
@@ -90,8 +124,17 @@ def test_flops_below_a_thousand_are_exact(flops: int) -> None:
 
 
 def test_generation_line() -> None:
-    stats = GenerationStats(generation=3, evaluations=10, invalid=2, cached=4, best_accuracy=0.91234,
-                            median_accuracy=0.5, front_size=5, hypervolume=2.71828, seconds=12.345)
+    stats = GenerationStats(
+        generation=3,
+        evaluations=10,
+        invalid=2,
+        cached=4,
+        best_accuracy=0.91234,
+        median_accuracy=0.5,
+        front_size=5,
+        hypervolume=2.71828,
+        seconds=12.345,
+    )
     assert generation_line(asdict(stats), 6) == (
         "gen 3/6: 10 trained, 4 cached, 2 invalid; best val 0.9123, median 0.5000, front 5, HV 2.718, 12.3 s"
     )
@@ -100,13 +143,19 @@ def test_generation_line() -> None:
 def test_generation_line_renders_on_one_line() -> None:
     stats = GenerationStats(0, 12, 0, 0, 1.0, 0.75, 1, 0.0, 0.04)
     line = generation_line(asdict(stats), 6)
-    assert line == "gen 0/6: 12 trained, 0 cached, 0 invalid; best val 1.0000, median 0.7500, front 1, HV 0.000, 0.0 s"
+    assert (
+        line
+        == "gen 0/6: 12 trained, 0 cached, 0 invalid; best val 1.0000, median 0.7500, front 1, HV 0.000, 0.0 s"
+    )
     assert render(line) == line + "\n"
 
 
 def test_latency_and_robustness_columns_only_when_measured() -> None:
     assert "latency" not in render(front_table(ROWS)) and "robust" not in render(front_table(ROWS))
-    rows = [{**ROWS[0], "latency_ms": 1.23456, "robustness": ""}, {**ROWS[1], "latency_ms": "0.5", "robustness": ""}]
+    rows = [
+        {**ROWS[0], "latency_ms": 1.23456, "robustness": ""},
+        {**ROWS[1], "latency_ms": "0.5", "robustness": ""},
+    ]
     text = render(front_table(rows))
     assert "latency ms" in text and "robust acc" not in text
     assert [row[5] for row in table_rows(rows)] == ["1.235", "0.500"]

@@ -12,7 +12,15 @@ from ge_nas.arch import parse_arch
 from ge_nas.errors import ConfigError
 from ge_nas.metrics import FAILED, OK, TIMEOUT
 from ge_nas.train import (
-    accuracy, augment, crop_padding, make_optimizer, make_schedule, place_model, random_crop, resolve_device, train_model,
+    accuracy,
+    augment,
+    crop_padding,
+    make_optimizer,
+    make_schedule,
+    place_model,
+    random_crop,
+    resolve_device,
+    train_model,
 )
 
 
@@ -80,7 +88,9 @@ def test_nan_inputs_fail() -> None:
 def test_diverging_loss_fails() -> None:
     x, y = separable(64)
     x *= 1e30
-    status, error, _ = train_model(fresh_model(), hparams("lr=10 opt=sgd sched=none batch=8"), x, y, epochs=20, seed=0)
+    status, error, _ = train_model(
+        fresh_model(), hparams("lr=10 opt=sgd sched=none batch=8"), x, y, epochs=20, seed=0
+    )
     assert status == FAILED
     assert "loss became" in error
 
@@ -89,7 +99,14 @@ def test_timeout_with_injected_clock() -> None:
     x, y = separable(64)
     ticks = itertools.count()  # every call is one second later
     status, error, epochs = train_model(
-        fresh_model(), hparams("batch=16"), x, y, epochs=5, seed=0, timeout_s=2.5, clock=lambda: float(next(ticks))
+        fresh_model(),
+        hparams("batch=16"),
+        x,
+        y,
+        epochs=5,
+        seed=0,
+        timeout_s=2.5,
+        clock=lambda: float(next(ticks)),
     )
     assert status == TIMEOUT
     assert error == "training exceeded 2.5 s in epoch 1"
@@ -100,7 +117,14 @@ def test_generous_timeout_is_not_hit() -> None:
     x, y = separable(64)
     ticks = itertools.count()
     status, _, epochs = train_model(
-        fresh_model(), hparams("batch=16"), x, y, epochs=2, seed=0, timeout_s=100.0, clock=lambda: float(next(ticks))
+        fresh_model(),
+        hparams("batch=16"),
+        x,
+        y,
+        epochs=2,
+        seed=0,
+        timeout_s=100.0,
+        clock=lambda: float(next(ticks)),
     )
     assert (status, epochs) == (OK, 2)
 
@@ -111,14 +135,21 @@ def test_every_optimizer_and_schedule_trains(opt: str, sched: str) -> None:
     x, y = separable(128)
     lr = 0.01 if opt == "rmsprop" else 0.05
     model = fresh_model()
-    status, _, _ = train_model(model, hparams(f"opt={opt} sched={sched} lr={lr} batch=16"), x, y, epochs=8, seed=0)
+    status, _, _ = train_model(
+        model, hparams(f"opt={opt} sched={sched} lr={lr} batch=16"), x, y, epochs=8, seed=0
+    )
     assert status == OK
     assert accuracy(model, x, y) >= 0.9
 
 
 @pytest.mark.parametrize(
     ("opt", "cls"),
-    [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD), ("rmsprop", torch.optim.RMSprop)],
+    [
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("sgd", torch.optim.SGD),
+        ("rmsprop", torch.optim.RMSprop),
+    ],
 )
 def test_make_optimizer_type_and_settings(opt: str, cls: type) -> None:
     optimizer = make_optimizer(nn.Linear(2, 2), hparams(f"opt={opt} lr=0.02 wd=0.001"))
@@ -249,7 +280,12 @@ def test_crop_shifts_each_image_by_at_most_the_padding() -> None:
     x = images(n=64) + 1.0  # no zeros inside, so zeros mark the padding
     out = random_crop(x, 2, torch.Generator().manual_seed(0))
     for o, i in zip(out, x):
-        shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(o, shifted(i, dy, dx))]
+        shifts = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(o, shifted(i, dy, dx))
+        ]
         assert len(shifts) == 1
     assert not torch.equal(out, x)
 
@@ -282,14 +318,20 @@ def test_training_with_augmentation_is_deterministic() -> None:
 def test_bf16_autocast_trains_on_cpu() -> None:
     x, y = separable()
     model = fresh_model()
-    status, _, epochs = train_model(model, hparams("lr=0.05 batch=32"), x, y, epochs=5, seed=1, bf16=True)
+    status, _, epochs = train_model(
+        model, hparams("lr=0.05 batch=32"), x, y, epochs=5, seed=1, bf16=True
+    )
     assert (status, epochs) == (OK, 5)
     assert accuracy(model, x, y) >= 0.9
-    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 weights
+    assert all(
+        p.dtype == torch.float32 for p in model.parameters()
+    )  # autocast keeps float32 weights
 
 
 def test_bf16_autocast_runs_a_conv_net() -> None:
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2)
+    )
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 2, (32,))
     assert train_model(model, hparams("batch=16"), x, y, epochs=1, seed=0, bf16=True)[0] == OK
 
@@ -327,6 +369,8 @@ def test_unknown_device_is_a_config_error(name: str) -> None:
 
 
 def test_place_model_makes_conv_weights_channels_last() -> None:
-    model = place_model(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2)), torch.device("cpu"))
+    model = place_model(
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2)), torch.device("cpu")
+    )
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert not model[0].weight.is_contiguous()

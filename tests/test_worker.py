@@ -20,7 +20,9 @@ def task(phenotype: str = SMALL, **kw: object) -> EvalTask:
 
 
 def test_ok_evaluation_reports_accuracies_and_size() -> None:
-    m = evaluate(task("conv(8,3) relu pool(max,2) flatten | opt=adam lr=0.01 batch=32", epochs=3)).metrics
+    m = evaluate(
+        task("conv(8,3) relu pool(max,2) flatten | opt=adam lr=0.01 batch=32", epochs=3)
+    ).metrics
     assert m.status == st.OK
     assert 0.6 < m.val_accuracy <= 1.0 and m.test_accuracy is not None
     assert m.params == (8 * 9 + 8) + (8 * 4 * 4 * 10 + 10)
@@ -59,7 +61,12 @@ def test_over_budget_is_rejected_before_training(option: str, value: int) -> Non
 
 
 def test_nan_loss_fails() -> None:
-    m = evaluate(task("flatten dense(256) dense(256) | opt=sgd lr=10 momentum=0.99 sched=none batch=2", epochs=3)).metrics
+    m = evaluate(
+        task(
+            "flatten dense(256) dense(256) | opt=sgd lr=10 momentum=0.99 sched=none batch=2",
+            epochs=3,
+        )
+    ).metrics
     assert m.status == st.FAILED and "loss" in m.error
 
 
@@ -71,7 +78,12 @@ def test_timeout_status() -> None:
 def test_final_task_saves_model(tmp_path) -> None:
     out = evaluate(task(final=True, save_dir=str(tmp_path / "m")))
     assert out.metrics.ok
-    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.pt", "spec.json", "meta.json", "metrics.json"}
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {
+        "model.pt",
+        "spec.json",
+        "meta.json",
+        "metrics.json",
+    }
 
 
 def test_seed_depends_on_run_seed_and_phenotype_only() -> None:
@@ -82,14 +94,20 @@ def test_seed_depends_on_run_seed_and_phenotype_only() -> None:
 
 
 @pytest.mark.parametrize(("option", "value"), [("max_params", 169), ("max_flops", 1000)])
-def test_over_budget_never_reaches_the_trainer(monkeypatch: pytest.MonkeyPatch, option: str, value: int) -> None:
+def test_over_budget_never_reaches_the_trainer(
+    monkeypatch: pytest.MonkeyPatch, option: str, value: int
+) -> None:
     from ge_nas import worker as module
 
     def no_training(*args: object, **kw: object) -> None:
         pytest.fail("an over-budget network reached train_model")
 
     monkeypatch.setattr(module, "train_model", no_training)
-    monkeypatch.setattr(module, "build_model", lambda *a, **k: pytest.fail("an over-budget network was built with weights"))
+    monkeypatch.setattr(
+        module,
+        "build_model",
+        lambda *a, **k: pytest.fail("an over-budget network was built with weights"),
+    )
     m = evaluate(task(**{option: value})).metrics
     assert m.status == st.OVER_BUDGET and m.epochs == 0 and m.train_seconds == 0.0
     assert f"--{option.replace('_', '-')} {value}" in m.error

@@ -4,4 +4,14 @@ from ge_nas.arch.parse import parse_arch
 from ge_nas.arch.signatures import HPARAMS, LAYERS, LayerKind, Param, Value
 from ge_nas.arch.spec import LANGUAGE_VERSION, ArchSpec, Layer
 
-__all__ = ["HPARAMS", "LANGUAGE_VERSION", "LAYERS", "ArchSpec", "Layer", "LayerKind", "Param", "Value", "parse_arch"]
+__all__ = [
+    "HPARAMS",
+    "LANGUAGE_VERSION",
+    "LAYERS",
+    "ArchSpec",
+    "Layer",
+    "LayerKind",
+    "Param",
+    "Value",
+    "parse_arch",
+]

@@ -45,7 +45,11 @@ def parse_arch(text: str) -> ArchSpec:
 def _syntax_message(text: str, exc: lark.UnexpectedInput) -> str:
     line, column = exc.line, exc.column
     token = getattr(exc, "token", None)
-    if isinstance(exc, lark.UnexpectedEOF) or line < 0 or (token is not None and token.type == "$END"):
+    if (
+        isinstance(exc, lark.UnexpectedEOF)
+        or line < 0
+        or (token is not None and token.type == "$END")
+    ):
         line, column = _end_position(text)
         return f"phenotype {line}:{column}: ended early, expected {_expected(exc)}\n{caret_context(text + ' ', line, column)}"
     if isinstance(exc, lark.UnexpectedCharacters):
@@ -55,8 +59,16 @@ def _syntax_message(text: str, exc: lark.UnexpectedInput) -> str:
     return f"phenotype {line}:{column}: {what}\n{caret_context(text, line, column)}"
 
 
-_TOKEN_WORDS = {"NAME": "a name", "SIGNED_NUMBER": "a number", "LPAR": "'('", "RPAR": "')'", "COMMA": "','",
-                "EQUAL": "'='", "VBAR": "'|'", "$END": "the end"}
+_TOKEN_WORDS = {
+    "NAME": "a name",
+    "SIGNED_NUMBER": "a number",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "VBAR": "'|'",
+    "$END": "the end",
+}
 
 
 def _expected(exc: lark.UnexpectedInput) -> str:
@@ -71,7 +83,9 @@ def _end_position(text: str) -> tuple[int, int]:
 
 
 def _where(text: str, meta: Any) -> str:
-    return f"phenotype {meta.line}:{meta.column}" if not getattr(meta, "empty", True) else "phenotype"
+    return (
+        f"phenotype {meta.line}:{meta.column}" if not getattr(meta, "empty", True) else "phenotype"
+    )
 
 
 class _ToSpec(lark.Transformer[lark.Token, ArchSpec]):
@@ -122,12 +136,12 @@ class _ToSpec(lark.Transformer[lark.Token, ArchSpec]):
             if name in seen:
                 raise ArchError(f"{where}: hyperparameter {name!r} is given twice")
             if name not in HPARAMS:
-                raise ArchError(f"{where}: unknown hyperparameter {name!r}{did_you_mean(name, HPARAMS)}; known: {', '.join(HPARAMS)}")
+                raise ArchError(
+                    f"{where}: unknown hyperparameter {name!r}{did_you_mean(name, HPARAMS)}; known: {', '.join(HPARAMS)}"
+                )
             seen[name] = HPARAMS[name].check(value, where)
         return check_hparams(seen, "phenotype")
 
     def start(self, children: list[Any]) -> ArchSpec:
         hparams = children[1] if len(children) > 1 else check_hparams({}, "phenotype")
         return ArchSpec(children[0], hparams)
-
-

@@ -34,7 +34,9 @@ class Param:
         """Return value converted to this parameter's type, or raise ArchError."""
         if self.kind is str:
             if not isinstance(value, str) or value not in self.choices:
-                raise ArchError(f"{where}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+                raise ArchError(
+                    f"{where}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}"
+                )
             return value
         if isinstance(value, str):
             raise ArchError(f"{where}: {self.name} must be a number, got {value!r}")
@@ -46,8 +48,12 @@ class Param:
             value = int(value)
         else:
             value = float(value)
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-            raise ArchError(f"{where}: {self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}")
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            raise ArchError(
+                f"{where}: {self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}"
+            )
         return value
 
     def describe(self) -> str:
@@ -58,7 +64,6 @@ class Param:
             kind = f"{self.kind.__name__} {self.low:g}..{self.high:g}"
         default = "required" if self.default is None else f"default {self.default}"
         return f"{self.name}: {kind}, {default}"
-
 
 
 @dataclass(frozen=True)
@@ -78,17 +83,37 @@ ACTIVATIONS = ("relu", "relu6", "leaky", "elu", "gelu", "silu", "hardswish", "ta
 
 
 def _layer_kinds() -> dict[str, LayerKind]:
-    pool_args = (Param("kind", str, "max", choices=("max", "avg")), Param("size", int, 2, 2, 8, doc="window and stride"))
+    pool_args = (
+        Param("kind", str, "max", choices=("max", "avg")),
+        Param("size", int, 2, 2, 8, doc="window and stride"),
+    )
     kinds = [
         LayerKind("conv", (_FILTERS, _KERNEL, _STRIDE), "2-D convolution", needs_map=True),
-        LayerKind("sepconv", (_FILTERS, _KERNEL, _STRIDE), "depthwise-separable convolution", needs_map=True),
-        LayerKind("res", (_FILTERS, _KERNEL, _STRIDE), "residual block (two convolutions with batch norm)", needs_map=True),
-        LayerKind("pool", pool_args, "max or average pooling; skipped where the map is smaller than the window", needs_map=True),
+        LayerKind(
+            "sepconv",
+            (_FILTERS, _KERNEL, _STRIDE),
+            "depthwise-separable convolution",
+            needs_map=True,
+        ),
+        LayerKind(
+            "res",
+            (_FILTERS, _KERNEL, _STRIDE),
+            "residual block (two convolutions with batch norm)",
+            needs_map=True,
+        ),
+        LayerKind(
+            "pool",
+            pool_args,
+            "max or average pooling; skipped where the map is smaller than the window",
+            needs_map=True,
+        ),
         LayerKind("gap", (), "global average pooling to a flat vector", needs_map=True),
         LayerKind("flatten", (), "flatten a feature map to a vector"),
         LayerKind("dense", (Param("units", int, None, 1, 65536),), "fully connected layer"),
         LayerKind("bn", (), "batch normalisation"),
-        LayerKind("dropout", (Param("p", float, 0.5, 0.0, 0.95, doc="drop probability"),), "dropout"),
+        LayerKind(
+            "dropout", (Param("p", float, 0.5, 0.0, 0.95, doc="drop probability"),), "dropout"
+        ),
     ]
     kinds += [LayerKind(name, (), f"{name} activation") for name in ACTIVATIONS]
     return {kind.name: kind for kind in kinds}
@@ -105,22 +130,36 @@ HPARAMS: Mapping[str, Param] = MappingProxyType(
             Param("batch", int, 64, 2, 4096, doc="batch size"),
             Param("wd", float, 0.0, 0.0, 1.0, doc="weight decay"),
             Param("momentum", float, 0.9, 0.0, 0.999, doc="momentum (sgd, rmsprop)"),
-            Param("sched", str, "cosine", choices=("none", "cosine", "onecycle"), doc="learning-rate schedule"),
+            Param(
+                "sched",
+                str,
+                "cosine",
+                choices=("none", "cosine", "onecycle"),
+                doc="learning-rate schedule",
+            ),
             Param("ls", float, 0.0, 0.0, 0.5, doc="label smoothing"),
-            Param("aug", str, "none", choices=("none", "crop", "flip", "cropflip"), doc="augmentation"),
+            Param(
+                "aug", str, "none", choices=("none", "crop", "flip", "cropflip"), doc="augmentation"
+            ),
         )
     }
 )
 
 
-def check_layer(name: str, positional: list[Value], keywords: dict[str, Value], where: str) -> tuple[tuple[str, Value], ...]:
+def check_layer(
+    name: str, positional: list[Value], keywords: dict[str, Value], where: str
+) -> tuple[tuple[str, Value], ...]:
     """Return a layer's arguments by name with defaults filled in, or raise ArchError naming what is wrong."""
     kind = LAYERS.get(name)
     if kind is None:
-        raise ArchError(f"{where}: unknown layer {name!r}{did_you_mean(name, LAYERS)}; known: {', '.join(LAYERS)}")
+        raise ArchError(
+            f"{where}: unknown layer {name!r}{did_you_mean(name, LAYERS)}; known: {', '.join(LAYERS)}"
+        )
     where = f"{where}: {name}"
     if len(positional) > len(kind.params):
-        raise ArchError(f"{where} takes at most {len(kind.params)} argument(s) ({_signature(kind)}), got {len(positional)}")
+        raise ArchError(
+            f"{where} takes at most {len(kind.params)} argument(s) ({_signature(kind)}), got {len(positional)}"
+        )
     values = dict(zip((p.name for p in kind.params), positional))
     for key, value in keywords.items():
         if key not in {p.name for p in kind.params}:

@@ -70,8 +70,13 @@ class ArchSpec:
         try:
             doc = json.loads(text)
             if doc.get("version", LANGUAGE_VERSION) != LANGUAGE_VERSION:
-                raise ArchError(f"spec JSON is version {doc['version']!r}; this ge_nas reads version {LANGUAGE_VERSION}")
-            layers = [Layer(d["kind"], check_layer(d["kind"], [], dict(d["args"]), "spec JSON")) for d in doc["layers"]]
+                raise ArchError(
+                    f"spec JSON is version {doc['version']!r}; this ge_nas reads version {LANGUAGE_VERSION}"
+                )
+            layers = [
+                Layer(d["kind"], check_layer(d["kind"], [], dict(d["args"]), "spec JSON"))
+                for d in doc["layers"]
+            ]
             if not layers:
                 raise ArchError("spec JSON: a network needs at least one layer")
             hparams = check_hparams(dict(doc["hparams"]), "spec JSON")

@@ -1,8 +1,8 @@
 """The `grammar check | sample | map` commands: look at a search space before searching it.
 
-    python -m ge_nas grammar check grammars/cnn_small.bnf --arch --input-shape 1,28,28
-    python -m ge_nas grammar sample grammars/cnn_small.bnf -n 5 --seed 1
-    echo '[[3, 1, 4, 1, 5]]' | python -m ge_nas grammar map grammars/cnn_small.bnf
+python -m ge_nas grammar check grammars/cnn_small.bnf --arch --input-shape 1,28,28
+python -m ge_nas grammar sample grammars/cnn_small.bnf -n 5 --seed 1
+echo '[[3, 1, 4, 1, 5]]' | python -m ge_nas grammar map grammars/cnn_small.bnf
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ from rich.console import Console
 
 from ge_nas.errors import ArchError, ConfigError, GeNasError
 from ge_nas.cli.options import add_search_space_options
-from ge_nas.grammar import Derivation, Grammar, check_grammar, initial_genomes, load_grammar, map_genome, read_grammar_text
+from ge_nas.grammar import (
+    Derivation,
+    Grammar,
+    check_grammar,
+    initial_genomes,
+    load_grammar,
+    map_genome,
+    read_grammar_text,
+)
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -38,26 +46,50 @@ PARSERS = {"grammar": add_grammar_arguments}
 
 
 def _add_check(commands: Any) -> None:
-    p = commands.add_parser("check", help="report errors and warnings; with --arch, how many samples build")
+    p = commands.add_parser(
+        "check", help="report errors and warnings; with --arch, how many samples build"
+    )
     p.add_argument("path", metavar="PATH", help="a .bnf grammar file")
-    p.add_argument("--arch", action="store_true", help="also sample phenotypes and parse and build them as networks")
-    p.add_argument("--input-shape", type=_shape, default=(1, 8, 8), metavar="C,H,W", help="default: 1,8,8")
-    p.add_argument("--classes", type=int, default=10, metavar="N", help="number of classes (default: 10)")
-    p.add_argument("-n", "--samples", type=int, default=300, metavar="N", help="samples for --arch (default: 300)")
+    p.add_argument(
+        "--arch",
+        action="store_true",
+        help="also sample phenotypes and parse and build them as networks",
+    )
+    p.add_argument(
+        "--input-shape", type=_shape, default=(1, 8, 8), metavar="C,H,W", help="default: 1,8,8"
+    )
+    p.add_argument(
+        "--classes", type=int, default=10, metavar="N", help="number of classes (default: 10)"
+    )
+    p.add_argument(
+        "-n",
+        "--samples",
+        type=int,
+        default=300,
+        metavar="N",
+        help="samples for --arch (default: 300)",
+    )
     add_search_space_options(p)
     p.set_defaults(func=_guarded(command_check))
 
 
 def _add_sample(commands: Any) -> None:
-    p = commands.add_parser("sample", help="print random valid phenotypes, one per line, as a run's initialiser makes them")
+    p = commands.add_parser(
+        "sample",
+        help="print random valid phenotypes, one per line, as a run's initialiser makes them",
+    )
     p.add_argument("path", metavar="PATH", help="a .bnf grammar file")
-    p.add_argument("-n", "--samples", type=int, default=5, metavar="N", help="how many (default: 5)")
+    p.add_argument(
+        "-n", "--samples", type=int, default=5, metavar="N", help="how many (default: 5)"
+    )
     add_search_space_options(p)
     p.set_defaults(func=_guarded(command_sample), stdout_is_data=True)
 
 
 def _add_map(commands: Any) -> None:
-    p = commands.add_parser("map", help="map a JSON list of genomes on stdin to a JSON list of phenotypes on stdout")
+    p = commands.add_parser(
+        "map", help="map a JSON list of genomes on stdin to a JSON list of phenotypes on stdout"
+    )
     p.add_argument("path", metavar="PATH", help="a .bnf grammar file")
     add_search_space_options(p)
     p.set_defaults(func=_guarded(command_map), stdout_is_data=True)
@@ -112,8 +144,10 @@ def command_check(args: argparse.Namespace, console: Console) -> int:
 
 def _summary(grammar: Grammar) -> str:
     recursive = sum(grammar.codes.recursive)
-    return (f"{grammar.source}: ok: {len(grammar.rules)} rules, start <{grammar.start}>, least tree depth "
-            f"{grammar.min_depth(grammar.start)}, {recursive} recursive rule(s), {len(grammar.warnings)} warning(s)")
+    return (
+        f"{grammar.source}: ok: {len(grammar.rules)} rules, start <{grammar.start}>, least tree depth "
+        f"{grammar.min_depth(grammar.start)}, {recursive} recursive rule(s), {len(grammar.warnings)} warning(s)"
+    )
 
 
 @dataclass
@@ -162,7 +196,9 @@ def _arch_check(grammar: Grammar, args: argparse.Namespace) -> _ArchCounts:
     return counts
 
 
-def _build_on_meta(build_model: Callable[..., Any], spec: Any, shape: tuple[int, int, int], classes: int) -> None:
+def _build_on_meta(
+    build_model: Callable[..., Any], spec: Any, shape: tuple[int, int, int], classes: int
+) -> None:
     """Build without allocating weights: shapes are checked, nothing is trained."""
     import torch
 
@@ -171,7 +207,12 @@ def _build_on_meta(build_model: Callable[..., Any], spec: Any, shape: tuple[int,
 
 
 def _sample_genomes(grammar: Grammar, args: argparse.Namespace) -> list[list[int]]:
-    options = {"init": args.init, "codon_size": args.codon_size, "max_depth": args.max_depth, "init_max_depth": args.init_max_depth}
+    options = {
+        "init": args.init,
+        "codon_size": args.codon_size,
+        "max_depth": args.max_depth,
+        "init_max_depth": args.init_max_depth,
+    }
     return initial_genomes(grammar, random.Random(args.seed), args.samples, **options)
 
 
@@ -181,10 +222,15 @@ def _map(grammar: Grammar, genome: list[int], args: argparse.Namespace) -> Deriv
 
 def _print_arch_check(counts: _ArchCounts, args: argparse.Namespace, console: Console) -> None:
     shape = "x".join(map(str, args.input_shape))
-    _say(console, f"{args.path}: sampled {counts.sampled} genomes with --init {args.init} (seed {args.seed}):")
-    rows = [("mapped to a phenotype", counts.mapped, counts.sampled),
-            ("parsed as an architecture", counts.parsed, counts.sampled),
-            (f"built for input {shape}, {args.classes} classes", counts.built, counts.sampled)]
+    _say(
+        console,
+        f"{args.path}: sampled {counts.sampled} genomes with --init {args.init} (seed {args.seed}):",
+    )
+    rows = [
+        ("mapped to a phenotype", counts.mapped, counts.sampled),
+        ("parsed as an architecture", counts.parsed, counts.sampled),
+        (f"built for input {shape}, {args.classes} classes", counts.built, counts.sampled),
+    ]
     for label, count, total in rows:
         _say(console, f"  {label:<40} {_percent(count, total):>7}  ({count}/{total})")
     if counts.failures:
@@ -204,7 +250,11 @@ def _percent(count: int, total: int) -> str:
 def command_sample(args: argparse.Namespace, console: Console) -> int:
     """Print random valid phenotypes to stdout, one per line."""
     grammar = load_grammar(args.path)
-    phenotypes = [d.phenotype for d in (_map(grammar, g, args) for g in _sample_genomes(grammar, args)) if d.phenotype is not None]
+    phenotypes = [
+        d.phenotype
+        for d in (_map(grammar, g, args) for g in _sample_genomes(grammar, args))
+        if d.phenotype is not None
+    ]
     separator = "\n\n" if any("\n" in p for p in phenotypes) else "\n"
     if phenotypes:
         sys.stdout.write(separator.join(phenotypes) + "\n")
@@ -230,13 +280,19 @@ def _read_genomes(text: str) -> list[list[int]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"stdin is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; "
-                         "expected a list of genomes such as [[3, 1, 4], [1, 5]]") from None
+        raise ConfigError(
+            f"stdin is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; "
+            "expected a list of genomes such as [[3, 1, 4], [1, 5]]"
+        ) from None
     if not isinstance(data, list):
-        raise ConfigError(f"stdin: expected a JSON list of genomes such as [[3, 1, 4]], got {type(data).__name__}")
+        raise ConfigError(
+            f"stdin: expected a JSON list of genomes such as [[3, 1, 4]], got {type(data).__name__}"
+        )
     for i, genome in enumerate(data):
         if not isinstance(genome, list) or not all(_is_codon(c) for c in genome):
-            raise ConfigError(f"stdin: genome {i} must be a list of non-negative integers, got {_clip(genome)}")
+            raise ConfigError(
+                f"stdin: genome {i} must be a list of non-negative integers, got {_clip(genome)}"
+            )
     return data
 
 

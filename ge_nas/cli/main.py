@@ -27,9 +27,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("ge_nas.cli.run", "search a grammar's space for accurate, small networks"),
     "resume": ("ge_nas.cli.run", "continue a stopped or killed run where it left off"),
     "show": ("ge_nas.cli.report", "summarise a run, finished or still going (read-only)"),
-    "report": ("ge_nas.cli.report", "write pareto.png, history.png and report.html into a run directory"),
+    "report": (
+        "ge_nas.cli.report",
+        "write pareto.png, history.png and report.html into a run directory",
+    ),
     "export": ("ge_nas.cli.models", "export a trained network as ONNX or a torch state dict"),
-    "train": ("ge_nas.cli.models", "fully train one network on train+validation and score it on the test set"),
+    "train": (
+        "ge_nas.cli.models",
+        "fully train one network on train+validation and score it on the test set",
+    ),
     "grammar": ("ge_nas.cli.grammar", "check a BNF search space, sample it, map genomes with it"),
 }
 
@@ -48,7 +54,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         if chosen is None or chosen == name:
             importlib.import_module(module).PARSERS[name](sub)
-        _add_noise_flags(sub, default=argparse.SUPPRESS)  # so `ge_nas run -q` works as well as `ge_nas -q run`
+        _add_noise_flags(
+            sub, default=argparse.SUPPRESS
+        )  # so `ge_nas run -q` works as well as `ge_nas -q run`
     return parser
 
 
@@ -60,8 +68,16 @@ def _version() -> str:
 
 def _add_noise_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
     noise = parser.add_mutually_exclusive_group()
-    noise.add_argument("-v", "--verbose", action="store_true", default=default, help="log more detail")
-    noise.add_argument("-q", "--quiet", action="store_true", default=default, help="print only errors and the final result")
+    noise.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="log more detail"
+    )
+    noise.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="print only errors and the final result",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,8 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args, console))
     except GeNasError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False
+        )
         return 2
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted: every finished evaluation is in the run's archive.sqlite")
+        Console(stderr=True).print(
+            "interrupted: every finished evaluation is in the run's archive.sqlite"
+        )
         return 130

@@ -1,7 +1,7 @@
 """The commands that make and move trained networks: train (one network, fully) and export (ONNX or torch).
 
-    python -m ge_nas train --from runs/RUN --rank 4
-    python -m ge_nas export runs/RUN --rank 1 --format onnx
+python -m ge_nas train --from runs/RUN --rank 4
+python -m ge_nas export runs/RUN --rank 1 --format onnx
 """
 
 from __future__ import annotations
@@ -33,18 +33,48 @@ ONNX_SAMPLES = 64
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add the arguments of `train`."""
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--phenotype", metavar="TEXT", help='a network in the architecture language, e.g. "conv(16,3) relu pool | opt=adam"')
-    source.add_argument("--genome", metavar="CODONS", help="comma-separated codons, mapped with --grammar")
-    source.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="a run directory; with --rank: that front member")
+    source.add_argument(
+        "--phenotype",
+        metavar="TEXT",
+        help='a network in the architecture language, e.g. "conv(16,3) relu pool | opt=adam"',
+    )
+    source.add_argument(
+        "--genome", metavar="CODONS", help="comma-separated codons, mapped with --grammar"
+    )
+    source.add_argument(
+        "--from",
+        dest="from_run",
+        metavar="RUN_DIR",
+        help="a run directory; with --rank: that front member",
+    )
     p.add_argument("--grammar", help="BNF file for --genome")
     p.add_argument("--rank", type=int, help="rank on the run's front (pareto.csv), with --from")
-    p.add_argument("--dataset", help=f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default digits, or the run's)")
+    p.add_argument(
+        "--dataset",
+        help=f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default digits, or the run's)",
+    )
     p.add_argument("--data-dir", help="directory holding the data set's files")
-    p.add_argument("--epochs", type=int, help=f"training epochs (default {config_default('final_epochs')}, or the run's --final-epochs with --from)")
-    p.add_argument("--seed", type=int, help="training seed (default 0, or the seed the run used for this network)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=f"training epochs (default {config_default('final_epochs')}, or the run's --final-epochs with --from)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="training seed (default 0, or the seed the run used for this network)",
+    )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto, or the run's)")
-    p.add_argument("--bf16", action="store_true", default=None, help="train under bfloat16 autocast (default off, or the run's)")
-    p.add_argument("--out", help="directory for model.pt, spec.json, metrics.json, meta.json (default runs/train-<time>)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        default=None,
+        help="train under bfloat16 autocast (default off, or the run's)",
+    )
+    p.add_argument(
+        "--out",
+        help="directory for model.pt, spec.json, metrics.json, meta.json (default runs/train-<time>)",
+    )
     p.set_defaults(func=command_train)
 
 
@@ -53,13 +83,22 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
     phenotype, run = _phenotype(args)
     spec = parse_arch(phenotype)
     task = _train_task(args, spec, run)
-    resolve_device(task.device)  # an unknown device or a missing GPU stops here, before the data loads
+    resolve_device(
+        task.device
+    )  # an unknown device or a missing GPU stops here, before the data loads
     splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, None)
-    size = measure(spec, splits.input_shape, splits.num_classes)  # a shape that cannot work fails here, before training
-    console.print(f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {len(splits.y_train) + len(splits.y_val)} samples", highlight=False)
+    size = measure(
+        spec, splits.input_shape, splits.num_classes
+    )  # a shape that cannot work fails here, before training
+    console.print(
+        f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {len(splits.y_train) + len(splits.y_val)} samples",
+        highlight=False,
+    )
     metrics = evaluate(task).metrics
     if not metrics.ok:
-        console.print(f"[red]training {metrics.status}:[/] {escape(metrics.error)}", highlight=False)
+        console.print(
+            f"[red]training {metrics.status}:[/] {escape(metrics.error)}", highlight=False
+        )
         return 1
     _print_trained(console, metrics, task)
     return 0
@@ -82,9 +121,16 @@ def _phenotype_of_genome(text: str, grammar_path: str | None) -> str:
         raise ConfigError("--genome needs --grammar PATH (the BNF file that maps it)")
     genome = parse_genome(text)
     defaults = config_defaults()
-    derivation = map_genome(load_grammar(grammar_path), genome, max_wraps=defaults.max_wraps, max_depth=defaults.max_depth)
+    derivation = map_genome(
+        load_grammar(grammar_path),
+        genome,
+        max_wraps=defaults.max_wraps,
+        max_depth=defaults.max_depth,
+    )
     if derivation.phenotype is None:
-        raise ConfigError(f"genome does not map to a network with {grammar_path}: {derivation.reason}")
+        raise ConfigError(
+            f"genome does not map to a network with {grammar_path}: {derivation.reason}"
+        )
     return derivation.phenotype
 
 
@@ -92,7 +138,9 @@ def parse_genome(text: str) -> list[int]:
     """Return the codons of '1,2,3' (commas and/or spaces)."""
     parts = text.replace(",", " ").split()
     if not parts or not all(p.isdigit() for p in parts):
-        raise ConfigError(f"--genome {text!r}: expected non-negative integers separated by commas, e.g. 12,7,301")
+        raise ConfigError(
+            f"--genome {text!r}: expected non-negative integers separated by commas, e.g. 12,7,301"
+        )
     return [int(p) for p in parts]
 
 
@@ -105,21 +153,49 @@ def _phenotype_of_rank(run_dir: Path, rank: int | None) -> tuple[str, RunConfig]
 
 def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None) -> EvalTask:
     base = run or config_defaults()
-    dataset, data_dir = (args.dataset, args.data_dir) if args.dataset else (base.dataset, args.data_dir or base.data_dir)
-    seed = args.seed if args.seed is not None else (derive_seed(run.seed, spec.hash()) if run else 0)
-    epochs = args.epochs if args.epochs is not None else (run.final_epochs if run else base.final_epochs)
-    out = Path(args.out) if args.out else Path("runs") / f"train-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    dataset, data_dir = (
+        (args.dataset, args.data_dir)
+        if args.dataset
+        else (base.dataset, args.data_dir or base.data_dir)
+    )
+    seed = (
+        args.seed if args.seed is not None else (derive_seed(run.seed, spec.hash()) if run else 0)
+    )
+    epochs = (
+        args.epochs if args.epochs is not None else (run.final_epochs if run else base.final_epochs)
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"train-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    )
     return EvalTask(
-        spec.canonical(), seed, dataset=dataset, data_dir=data_dir, val_fraction=base.val_fraction, split_seed=base.split_seed, train_subset=None, epochs=epochs,
-        threads=os.cpu_count() or 1, final=True, save_dir=str(out), device=args.device or base.device,
+        spec.canonical(),
+        seed,
+        dataset=dataset,
+        data_dir=data_dir,
+        val_fraction=base.val_fraction,
+        split_seed=base.split_seed,
+        train_subset=None,
+        epochs=epochs,
+        threads=os.cpu_count() or 1,
+        final=True,
+        save_dir=str(out),
+        device=args.device or base.device,
         bf16=base.bf16 if args.bf16 is None else args.bf16,
     )
 
 
 def _print_trained(console: Console, m: Metrics, task: EvalTask) -> None:
     console.print(f"test accuracy {m.test_accuracy:.4f}", highlight=False)
-    console.print(f"params {m.params:,}  FLOPs {m.flops:,}  trained in {m.train_seconds:.1f} s ({m.epochs} epochs, seed {task.seed})", highlight=False)
-    console.print(f"saved to {escape(str(task.save_dir))}: model.pt, spec.json, metrics.json, meta.json", highlight=False)
+    console.print(
+        f"params {m.params:,}  FLOPs {m.flops:,}  trained in {m.train_seconds:.1f} s ({m.epochs} epochs, seed {task.seed})",
+        highlight=False,
+    )
+    console.print(
+        f"saved to {escape(str(task.save_dir))}: model.pt, spec.json, metrics.json, meta.json",
+        highlight=False,
+    )
     console.print(f"load it with: ge_nas.load_model({str(task.save_dir)!r})", highlight=False)
 
 
@@ -127,7 +203,12 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """Add the arguments of `export`."""
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     p.add_argument("--rank", type=int, default=1, help="rank on the front (pareto.csv; default 1)")
-    p.add_argument("--format", required=True, choices=FORMATS, help="torch: model.pt + spec.json + meta.json; onnx: model.onnx checked by onnxruntime")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="torch: model.pt + spec.json + meta.json; onnx: model.onnx checked by onnxruntime",
+    )
     p.add_argument("--out", help="directory for the files (default RUN_DIR/export/rank<N>)")
     p.set_defaults(func=command_export)
 
@@ -142,11 +223,15 @@ def command_export(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out) if args.out else run_dir / "export" / f"rank{args.rank}"
     if args.format == "onnx":
         exported = export_onnx(source, out, meta, data.x_test[:ONNX_SAMPLES])
-        console.print(f"onnxruntime matches torch on {min(ONNX_SAMPLES, len(data.x_test))} test images: max abs diff {exported.max_abs_diff:.2e}")
+        console.print(
+            f"onnxruntime matches torch on {min(ONNX_SAMPLES, len(data.x_test))} test images: max abs diff {exported.max_abs_diff:.2e}"
+        )
     else:
         exported = export_torch(source, out, meta)
     names = ", ".join(p.name for p in exported.files)
-    console.print(f"exported rank {args.rank} ({args.format}) to {escape(str(out))}: {names}", highlight=False)
+    console.print(
+        f"exported rank {args.rank} ({args.format}) to {escape(str(out))}: {names}", highlight=False
+    )
     if args.format == "torch":
         console.print(f"load it with: ge_nas.load_model({str(out)!r})", highlight=False)
     return 0

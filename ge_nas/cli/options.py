@@ -42,12 +42,42 @@ def help_text(option: Option) -> str:
 
 
 SEARCH_SPACE_OPTIONS = (
-    Option("--seed", "seed", int, "seed of initialisation, variation and each evaluation (default {default})"),
-    Option("--init", "init", str, f"initialiser: {', '.join(INITIALISERS)} (default {{default}}: ramped half-and-half)"),
-    Option("--init-max-depth", "init_max_depth", int, "deepest initial derivation tree (default: the start rule's least depth + 6)"),
-    Option("--max-depth", "max_depth", int, "deepest derivation tree; deeper is invalid (default {default})"),
-    Option("--max-wraps", "max_wraps", int, "times the mapper may wrap around the genome (default {default})"),
-    Option("--codon-size", "codon_size", int, "codons are drawn from 0..codon-size-1 (default {default})"),
+    Option(
+        "--seed",
+        "seed",
+        int,
+        "seed of initialisation, variation and each evaluation (default {default})",
+    ),
+    Option(
+        "--init",
+        "init",
+        str,
+        f"initialiser: {', '.join(INITIALISERS)} (default {{default}}: ramped half-and-half)",
+    ),
+    Option(
+        "--init-max-depth",
+        "init_max_depth",
+        int,
+        "deepest initial derivation tree (default: the start rule's least depth + 6)",
+    ),
+    Option(
+        "--max-depth",
+        "max_depth",
+        int,
+        "deepest derivation tree; deeper is invalid (default {default})",
+    ),
+    Option(
+        "--max-wraps",
+        "max_wraps",
+        int,
+        "times the mapper may wrap around the genome (default {default})",
+    ),
+    Option(
+        "--codon-size",
+        "codon_size",
+        int,
+        "codons are drawn from 0..codon-size-1 (default {default})",
+    ),
 )
 
 RUN_OPTIONS = (
@@ -55,34 +85,153 @@ RUN_OPTIONS = (
     Option("--out", "out", str, "run directory (default runs/<grammar>-<dataset>-<time>)"),
     *SEARCH_SPACE_OPTIONS,
     Option("--population", "population", int, "individuals per generation (default {default})"),
-    Option("--generations", "generations", int, "generations after the initial one (default {default})"),
-    Option("--epochs", "epochs", int, "training epochs per evaluation during the search (default {default})"),
-    Option("--fidelity", "fidelity", str, "fixed, or sh: successive halving, the best 1/eta train eta times longer (default {default})"),
-    Option("--sh-eta", "sh_eta", int, "successive halving: keep 1/eta per rung, eta times the epochs (default {default})"),
-    Option("--sh-rungs", "sh_rungs", int, "successive halving: number of rungs, epochs x eta^rung (default {default})"),
-    Option("--train-subset", "train_subset", float, "train on this fraction (<=1) or count (>1) of the training split (default: all)"),
-    Option("--val-fraction", "val_fraction", float, "fraction of the training data held out for validation (default {default})"),
-    Option("--eval-timeout", "eval_timeout_s", float, "seconds one evaluation may train before it is stopped (default: no limit)"),
-    Option("--max-params", "max_params", int, "reject networks with more parameters before training (default: no limit)"),
-    Option("--max-flops", "max_flops", int, "reject networks with more FLOPs per sample before training (default: no limit)"),
-    Option("--noise-sigma", "noise_sigma", float, "robustness objective: Gaussian input noise, in normalized units (default {default})"),
-    Option("--device", "device", str, "auto, cpu, cuda or cuda:N (default {default}: a GPU when torch sees one, else the CPU)"),
-    Option("--bf16", "bf16", bool, "train under bfloat16 autocast (fast on GPUs and CPUs with native bf16, slow on others)"),
-    Option("--no-test-in-search", "test_in_search", bool, "score the test set only for finalists, not at every search evaluation"),
-    Option("--final-epochs", "final_epochs", int, "epochs for retraining the finalists on train+validation (default {default})"),
-    Option("--finalists", "finalists", int, "front members retrained at the end, best first (default {default}; 0: none)"),
+    Option(
+        "--generations", "generations", int, "generations after the initial one (default {default})"
+    ),
+    Option(
+        "--epochs",
+        "epochs",
+        int,
+        "training epochs per evaluation during the search (default {default})",
+    ),
+    Option(
+        "--fidelity",
+        "fidelity",
+        str,
+        "fixed, or sh: successive halving, the best 1/eta train eta times longer (default {default})",
+    ),
+    Option(
+        "--sh-eta",
+        "sh_eta",
+        int,
+        "successive halving: keep 1/eta per rung, eta times the epochs (default {default})",
+    ),
+    Option(
+        "--sh-rungs",
+        "sh_rungs",
+        int,
+        "successive halving: number of rungs, epochs x eta^rung (default {default})",
+    ),
+    Option(
+        "--train-subset",
+        "train_subset",
+        float,
+        "train on this fraction (<=1) or count (>1) of the training split (default: all)",
+    ),
+    Option(
+        "--val-fraction",
+        "val_fraction",
+        float,
+        "fraction of the training data held out for validation (default {default})",
+    ),
+    Option(
+        "--eval-timeout",
+        "eval_timeout_s",
+        float,
+        "seconds one evaluation may train before it is stopped (default: no limit)",
+    ),
+    Option(
+        "--max-params",
+        "max_params",
+        int,
+        "reject networks with more parameters before training (default: no limit)",
+    ),
+    Option(
+        "--max-flops",
+        "max_flops",
+        int,
+        "reject networks with more FLOPs per sample before training (default: no limit)",
+    ),
+    Option(
+        "--noise-sigma",
+        "noise_sigma",
+        float,
+        "robustness objective: Gaussian input noise, in normalized units (default {default})",
+    ),
+    Option(
+        "--device",
+        "device",
+        str,
+        "auto, cpu, cuda or cuda:N (default {default}: a GPU when torch sees one, else the CPU)",
+    ),
+    Option(
+        "--bf16",
+        "bf16",
+        bool,
+        "train under bfloat16 autocast (fast on GPUs and CPUs with native bf16, slow on others)",
+    ),
+    Option(
+        "--no-test-in-search",
+        "test_in_search",
+        bool,
+        "score the test set only for finalists, not at every search evaluation",
+    ),
+    Option(
+        "--final-epochs",
+        "final_epochs",
+        int,
+        "epochs for retraining the finalists on train+validation (default {default})",
+    ),
+    Option(
+        "--finalists",
+        "finalists",
+        int,
+        "front members retrained at the end, best first (default {default}; 0: none)",
+    ),
     Option("--workers", "workers", int, "worker processes (default: one per core)"),
-    Option("--executor", "executor", str, f"{', '.join(EXECUTORS)} (default {{default}}: processes when workers > 1)"),
-    Option("--scheduler", "scheduler", str, "Dask scheduler address tcp://HOST:PORT for --executor dask (default: a local cluster)"),
-    Option("--archive", "archive", str, "archive file shared with other runs: no phenotype is trained twice across them"),
-    Option("--split-seed", "split_seed", int, "seed of the validation split, fixed so runs compare (default {default})"),
-    Option("--tournament-size", "tournament_size", int, "tournament size for single-objective selection (default {default})"),
-    Option("--elites", "elites", int, "best individuals kept unchanged in single-objective search (default {default})"),
-    Option("--mutation-prob", "mutation_prob", float, "per-codon mutation probability (default: 1 / codons used)"),
-    Option("--crossover-prob", "crossover_prob", float, "probability that a pair of parents is crossed (default {default})"),
+    Option(
+        "--executor",
+        "executor",
+        str,
+        f"{', '.join(EXECUTORS)} (default {{default}}: processes when workers > 1)",
+    ),
+    Option(
+        "--scheduler",
+        "scheduler",
+        str,
+        "Dask scheduler address tcp://HOST:PORT for --executor dask (default: a local cluster)",
+    ),
+    Option(
+        "--archive",
+        "archive",
+        str,
+        "archive file shared with other runs: no phenotype is trained twice across them",
+    ),
+    Option(
+        "--split-seed",
+        "split_seed",
+        int,
+        "seed of the validation split, fixed so runs compare (default {default})",
+    ),
+    Option(
+        "--tournament-size",
+        "tournament_size",
+        int,
+        "tournament size for single-objective selection (default {default})",
+    ),
+    Option(
+        "--elites",
+        "elites",
+        int,
+        "best individuals kept unchanged in single-objective search (default {default})",
+    ),
+    Option(
+        "--mutation-prob",
+        "mutation_prob",
+        float,
+        "per-codon mutation probability (default: 1 / codons used)",
+    ),
+    Option(
+        "--crossover-prob",
+        "crossover_prob",
+        float,
+        "probability that a pair of parents is crossed (default {default})",
+    ),
 )
 
-OBJECTIVES_HELP = f"comma list from {', '.join(OBJECTIVES)} (default {','.join(config_default('objectives'))})"
+OBJECTIVES_HELP = (
+    f"comma list from {', '.join(OBJECTIVES)} (default {','.join(config_default('objectives'))})"
+)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -90,10 +239,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     for option in RUN_OPTIONS:
         if option.kind is bool:  # a switch; --no-X sets False
             const = not option.flag.startswith("--no-")
-            parser.add_argument(option.flag, action="store_const", const=const, dest=option.dest, help=help_text(option))
+            parser.add_argument(
+                option.flag,
+                action="store_const",
+                const=const,
+                dest=option.dest,
+                help=help_text(option),
+            )
         else:
             metavar = option.flag[2:].replace("-", "_").upper()
-            parser.add_argument(option.flag, type=option.kind, dest=option.dest, metavar=metavar, help=help_text(option))
+            parser.add_argument(
+                option.flag,
+                type=option.kind,
+                dest=option.dest,
+                metavar=metavar,
+                help=help_text(option),
+            )
 
 
 def add_search_space_options(parser: argparse.ArgumentParser) -> None:
@@ -102,8 +263,13 @@ def add_search_space_options(parser: argparse.ArgumentParser) -> None:
         metavar = option.flag[2:].replace("-", "_").upper()
         choices = INITIALISERS if option.field == "init" else None
         parser.add_argument(
-            option.flag, type=option.kind, dest=option.field, default=config_default(option.field),
-            choices=choices, metavar=metavar, help=help_text(option),
+            option.flag,
+            type=option.kind,
+            dest=option.field,
+            default=config_default(option.field),
+            choices=choices,
+            metavar=metavar,
+            help=help_text(option),
         )
 
 

@@ -1,7 +1,7 @@
 """The commands that read a run directory: show (a summary) and report (plots and an HTML page).
 
-    python -m ge_nas show runs/RUN
-    python -m ge_nas report runs/RUN
+python -m ge_nas show runs/RUN
+python -m ge_nas report runs/RUN
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ def command_show(args: argparse.Namespace, console: Console) -> int:
     notes: list[str] = []
     generations = rundir.read_generations(run_dir, notes)
     finished = (run_dir / rundir.PARETO).is_file()
-    console.print(f"[bold]{escape(str(run_dir))}[/]: {'finished' if finished else 'running, or stopped before the end'}", highlight=False)
-    for label, value in _config_lines(config) + [("progress", progress_text(generations, config.generations))]:
+    console.print(
+        f"[bold]{escape(str(run_dir))}[/]: {'finished' if finished else 'running, or stopped before the end'}",
+        highlight=False,
+    )
+    for label, value in _config_lines(config) + [
+        ("progress", progress_text(generations, config.generations))
+    ]:
         console.print(f"  {label:<12} {escape(value)}", highlight=False)
     _show_archive(console, run_dir, config, notes)
     _print_notes(console, notes)
@@ -47,7 +52,10 @@ def _config_lines(c: RunConfig) -> list[tuple[str, str]]:
         ("grammar", c.grammar),
         ("data set", c.dataset + (f" ({c.data_dir})" if c.data_dir else "")),
         ("objectives", ", ".join(c.objectives)),
-        ("budget", f"population {c.population}, generations {c.generations}, epochs {c.epochs}; finalists {c.finalists}, final epochs {c.final_epochs}"),
+        (
+            "budget",
+            f"population {c.population}, generations {c.generations}, epochs {c.epochs}; finalists {c.finalists}, final epochs {c.final_epochs}",
+        ),
         ("seed", str(c.seed)),
     ]
 
@@ -64,10 +72,16 @@ def _show_archive(console: Console, run_dir: Path, config: RunConfig, notes: lis
         notes.append(f"{path} is unreadable ({type(exc).__name__}: {exc})")
         return
     search = [r for r in records if r.fidelity == fidelity_key(config)]
-    finals = sum(1 for r in records if r.fidelity == fidelity_key(config, epochs=config.final_epochs, final=True))
-    console.print(f"  {'evaluations':<12} {status_text(status_counts(search))}; finalists retrained: {finals}", highlight=False)
+    finals = sum(
+        1
+        for r in records
+        if r.fidelity == fidelity_key(config, epochs=config.final_epochs, final=True)
+    )
+    console.print(
+        f"  {'evaluations':<12} {status_text(status_counts(search))}; finalists retrained: {finals}",
+        highlight=False,
+    )
     console.print(f"  {'best so far':<12} {escape(best_text(search))}", highlight=False)
-
 
 
 def add_report_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,7 +96,12 @@ def command_report(args: argparse.Namespace, console: Console) -> int:
     snapshot = report.snapshot
     what = "Pareto front" if snapshot.front_final else "Non-dominated networks so far"
     if snapshot.front:
-        console.print(front_table(snapshot.front, title=f"{what} ({len(snapshot.front)} networks; * test accuracy at search fidelity)"))
+        console.print(
+            front_table(
+                snapshot.front,
+                title=f"{what} ({len(snapshot.front)} networks; * test accuracy at search fidelity)",
+            )
+        )
     else:
         console.print(f"{what}: no trained network yet")
     _print_notes(console, snapshot.notes)

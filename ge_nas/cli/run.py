@@ -10,7 +10,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ge_nas import rundir
 from ge_nas.archive import Archive, Record
@@ -31,11 +38,21 @@ from ge_nas.train import resolve_device
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Add the arguments of `run`."""
-    p.add_argument("--grammar", help="BNF search space, e.g. grammars/cnn_small.bnf (required unless in --config)")
+    p.add_argument(
+        "--grammar",
+        help="BNF search space, e.g. grammars/cnn_small.bnf (required unless in --config)",
+    )
     p.add_argument("--config", help="TOML file of run options (flags override it)")
-    p.add_argument("--dataset", help=f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default {config_default('dataset')}, embedded)")
+    p.add_argument(
+        "--dataset",
+        help=f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default {config_default('dataset')}, embedded)",
+    )
     p.add_argument("--objectives", help=OBJECTIVES_HELP)
-    p.add_argument("--objective", choices=["accuracy"], help="shortcut: single-objective search on validation accuracy")
+    p.add_argument(
+        "--objective",
+        choices=["accuracy"],
+        help="shortcut: single-objective search on validation accuracy",
+    )
     add_run_options(p)
     p.set_defaults(func=command_run)
 
@@ -59,7 +76,11 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     config = config_from_args(args)
     grammar = load_grammar(config.grammar)
     _check_data(config)
-    out = Path(config.out) if config.out else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out = (
+        Path(config.out)
+        if config.out
+        else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    )
     with rundir.run_lock(rundir.make_dir(out)):
         rundir.create_run_dir(out, config)
         return _execute(config, grammar, out, None, console, quiet=args.quiet)
@@ -68,8 +89,14 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 def add_resume_arguments(p: argparse.ArgumentParser) -> None:
     """Add the arguments of `resume`."""
     p.add_argument("run_dir", help="the run directory (holds config.toml)")
-    p.add_argument("--generations", type=int, help="run to this many generations (extend a finished run)")
-    p.add_argument("--workers", type=int, help="worker processes (results may differ in the last digits with other thread counts)")
+    p.add_argument(
+        "--generations", type=int, help="run to this many generations (extend a finished run)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (results may differ in the last digits with other thread counts)",
+    )
     p.add_argument("--executor", help="serial, processes or dask")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
     p.set_defaults(func=command_resume)
@@ -82,12 +109,18 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
     """Continue a run from its last checkpoint; finished evaluations come from the archive."""
     out = Path(args.run_dir)
     if not (out / rundir.CONFIG).is_file():
-        raise ConfigError(f"{out}: not a run directory (no {rundir.CONFIG}); give a directory written by `ge_nas run`")
+        raise ConfigError(
+            f"{out}: not a run directory (no {rundir.CONFIG}); give a directory written by `ge_nas run`"
+        )
     with rundir.run_lock(out):
-        overrides = {k: getattr(args, k) for k in ("generations", "workers", "executor", "scheduler")}
+        overrides = {
+            k: getattr(args, k) for k in ("generations", "workers", "executor", "scheduler")
+        }
         config = make_config(load_toml(out / rundir.CONFIG), overrides)
         rundir.write_atomic(out / rundir.CONFIG, config.to_toml())
-        grammar = load_grammar(out / rundir.GRAMMAR if (out / rundir.GRAMMAR).exists() else config.grammar)
+        grammar = load_grammar(
+            out / rundir.GRAMMAR if (out / rundir.GRAMMAR).exists() else config.grammar
+        )
         _check_data(config)
         checkpoint = rundir.read_checkpoint(out)
         rundir.trim_generations(out, checkpoint.generation if checkpoint else -1)
@@ -99,53 +132,96 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
 
 def _check_data(config: RunConfig) -> None:
     """Load the data and check the device once here, so a missing data set or GPU stops the run before anything is written."""
-    load_splits(config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset)
+    load_splits(
+        config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset
+    )
     resolve_device(config.device)
 
 
-def _execute(config: RunConfig, grammar: Grammar, out: Path, checkpoint: rundir.Checkpoint | None, console: Console, *, quiet: bool) -> int:
+def _execute(
+    config: RunConfig,
+    grammar: Grammar,
+    out: Path,
+    checkpoint: rundir.Checkpoint | None,
+    console: Console,
+    *,
+    quiet: bool,
+) -> int:
     for warning in grammar.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not quiet:
         console.print(f"run directory: {out}")
     with Archive(rundir.archive_path(out, config)) as archive:
-        executor = make_executor(config.executor, config.resolved_workers(), scheduler=config.scheduler)
+        executor = make_executor(
+            config.executor, config.resolved_workers(), scheduler=config.scheduler
+        )
         try:
-            rows = _search_and_finalise(grammar, config, out, archive, executor, console, checkpoint, quiet=quiet)
+            rows = _search_and_finalise(
+                grammar, config, out, archive, executor, console, checkpoint, quiet=quiet
+            )
         finally:
             executor.close()
-    console.print(front_table(rows, title=f"Pareto front ({len(rows)} networks; * test accuracy at search fidelity)"))
+    console.print(
+        front_table(
+            rows, title=f"Pareto front ({len(rows)} networks; * test accuracy at search fidelity)"
+        )
+    )
     console.print(f"results: {out / rundir.PARETO}  best model: {out / 'best'}")
     return 0
 
 
 def _search_and_finalise(
-    grammar: Grammar, config: RunConfig, out: Path, archive: Archive, executor: Executor, console: Console,
-    checkpoint: rundir.Checkpoint | None, *, quiet: bool,
+    grammar: Grammar,
+    config: RunConfig,
+    out: Path,
+    archive: Archive,
+    executor: Executor,
+    console: Console,
+    checkpoint: rundir.Checkpoint | None,
+    *,
+    quiet: bool,
 ) -> list[dict[str, Any]]:
     with _progress(console, disable=quiet) as progress:
-        gens = progress.add_task("generations", total=config.generations + 1, completed=checkpoint.generation + 1 if checkpoint else 0)
+        gens = progress.add_task(
+            "generations",
+            total=config.generations + 1,
+            completed=checkpoint.generation + 1 if checkpoint else 0,
+        )
         evals = progress.add_task("evaluations", total=0)
 
         def on_start(n: int) -> None:
             progress.reset(evals, total=n)
 
         def on_result(e: Evaluation) -> None:
-            progress.update(evals, advance=1, description=f"evaluations [dim]{(e.phenotype or '')[:40]}[/]")
+            progress.update(
+                evals, advance=1, description=f"evaluations [dim]{(e.phenotype or '')[:40]}[/]"
+            )
 
         def on_generation(state: SearchState) -> None:
             _save_generation(out, state)
             progress.advance(gens)
             if not quiet:
-                progress.console.print(generation_line(rundir.jsonable(state.stats), config.generations), highlight=False)
+                progress.console.print(
+                    generation_line(rundir.jsonable(state.stats), config.generations),
+                    highlight=False,
+                )
 
-        evaluator = Evaluator(grammar, config, archive, executor, on_result=on_result, on_start=on_start)
-        population = run_search(grammar, config, evaluator, resume=checkpoint, on_generation=on_generation)
+        evaluator = Evaluator(
+            grammar, config, archive, executor, on_result=on_result, on_start=on_start
+        )
+        population = run_search(
+            grammar, config, evaluator, resume=checkpoint, on_generation=on_generation
+        )
         front = pareto_front(population)
         progress.update(evals, description="finalists")
         on_start(min(config.finalists, len(front)))
-        finals = _train_finalists(front, config, out, archive, executor, lambda: progress.advance(evals))
-    rows = [rundir.pareto_row(rank, e, finals.get(e.phenotype_hash), rung_epochs(config, e.rung)) for rank, e in enumerate(front, start=1)]
+        finals = _train_finalists(
+            front, config, out, archive, executor, lambda: progress.advance(evals)
+        )
+    rows = [
+        rundir.pareto_row(rank, e, finals.get(e.phenotype_hash), rung_epochs(config, e.rung))
+        for rank, e in enumerate(front, start=1)
+    ]
     rundir.write_pareto(out, rows)
     if rows and (out / "front" / "1").exists():
         shutil.copytree(out / "front" / "1", out / "best", dirs_exist_ok=True)
@@ -156,8 +232,14 @@ def _progress(console: Console, *, disable: bool) -> Progress:
     # On a terminal: live bars. Elsewhere (CI logs, files) rich draws no bars and
     # only the per-generation lines are printed.
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=disable or not console.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=disable or not console.is_terminal,
     )
 
 
@@ -167,7 +249,14 @@ def _save_generation(out: Path, state: SearchState) -> None:
     rundir.write_checkpoint(out, checkpoint_of(state))
 
 
-def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, archive: Archive, executor: Executor, tick: Any) -> dict[str | None, Any]:
+def _train_finalists(
+    front: list[Evaluation],
+    config: RunConfig,
+    out: Path,
+    archive: Archive,
+    executor: Executor,
+    tick: Any,
+) -> dict[str | None, Any]:
     finalists = front[: config.finalists]
     fidelity = fidelity_key(config, epochs=config.final_epochs, final=True)
     results = {}
@@ -180,13 +269,30 @@ def _train_finalists(front: list[Evaluation], config: RunConfig, out: Path, arch
         else:
             todo.append((rank, e))
     tasks = [
-        task_for(config, e.phenotype or "", e.phenotype_hash or "", epochs=config.final_epochs, threads=executor.threads,
-                 save_dir=str(out / "front" / str(rank)))
+        task_for(
+            config,
+            e.phenotype or "",
+            e.phenotype_hash or "",
+            epochs=config.final_epochs,
+            threads=executor.threads,
+            save_dir=str(out / "front" / str(rank)),
+        )
         for rank, e in todo
     ]
     for index, outcome in executor.run(tasks):
         e = todo[index][1]
-        archive.record(Record(e.phenotype_hash or "", fidelity, e.phenotype or "", e.genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended))
+        archive.record(
+            Record(
+                e.phenotype_hash or "",
+                fidelity,
+                e.phenotype or "",
+                e.genome,
+                outcome.metrics,
+                outcome.worker,
+                outcome.started,
+                outcome.ended,
+            )
+        )
         results[e.phenotype_hash] = outcome.metrics
         tick()
     return results

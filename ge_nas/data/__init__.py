@@ -11,4 +11,13 @@ from ge_nas.data.datasets import (
     split_dataset,
 )
 
-__all__ = ["DATASET_NAMES", "NPZ_PREFIX", "SYSTEM_DATA_DIR", "Dataset", "Splits", "load_dataset", "load_splits", "split_dataset"]
+__all__ = [
+    "DATASET_NAMES",
+    "NPZ_PREFIX",
+    "SYSTEM_DATA_DIR",
+    "Dataset",
+    "Splits",
+    "load_dataset",
+    "load_splits",
+    "split_dataset",
+]

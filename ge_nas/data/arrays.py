@@ -22,11 +22,15 @@ class Arrays(NamedTuple):
 def as_labels(y: np.ndarray, source: str) -> np.ndarray:
     """Return y as int64 class indices, or raise if it cannot be one."""
     if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise DatasetError(f"{source}: expected integer labels shaped (N,), found {y.dtype} array of shape {y.shape}")
+        raise DatasetError(
+            f"{source}: expected integer labels shaped (N,), found {y.dtype} array of shape {y.shape}"
+        )
     return y.astype(np.int64)
 
 
-def check_part(x: np.ndarray, y: np.ndarray, images: str, labels: str, num_classes: int | None) -> None:
+def check_part(
+    x: np.ndarray, y: np.ndarray, images: str, labels: str, num_classes: int | None
+) -> None:
     """Check that images and labels pair up and that labels are in range."""
     if len(x) != len(y):
         raise DatasetError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels")

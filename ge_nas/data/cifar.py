@@ -35,23 +35,38 @@ class CifarSpec:
 
 
 _HINT = "unpack {archive} and pass --data-dir DIR pointing at {subdir}/ or at its parent"
-CIFAR_SETS: Mapping[str, CifarSpec] = types.MappingProxyType({
-    "cifar10": CifarSpec(
-        "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "labels", 10,
-        _HINT.format(archive="cifar-10-python.tar.gz", subdir="cifar-10-batches-py"),
-    ),
-    "cifar100": CifarSpec(
-        "cifar-100-python", ("train",), ("test",), "fine_labels", 100,
-        _HINT.format(archive="cifar-100-python.tar.gz", subdir="cifar-100-python"),
-    ),
-})
+CIFAR_SETS: Mapping[str, CifarSpec] = types.MappingProxyType(
+    {
+        "cifar10": CifarSpec(
+            "cifar-10-batches-py",
+            tuple(f"data_batch_{i}" for i in range(1, 6)),
+            ("test_batch",),
+            "labels",
+            10,
+            _HINT.format(archive="cifar-10-python.tar.gz", subdir="cifar-10-batches-py"),
+        ),
+        "cifar100": CifarSpec(
+            "cifar-100-python",
+            ("train",),
+            ("test",),
+            "fine_labels",
+            100,
+            _HINT.format(archive="cifar-100-python.tar.gz", subdir="cifar-100-python"),
+        ),
+    }
+)
 
 
 def load_cifar(name: str, data_dir: str | None, system_dir: Path) -> Arrays:
     """Find and read the batches of data set name (a key of CIFAR_SETS)."""
     spec = CIFAR_SETS[name]
     wanted = {f: (f,) for f in spec.train + spec.test}
-    paths = find_files(name, search_dirs(name, (spec.subdir,), data_dir, system_dir, nested=True), wanted, spec.hint)
+    paths = find_files(
+        name,
+        search_dirs(name, (spec.subdir,), data_dir, system_dir, nested=True),
+        wanted,
+        spec.hint,
+    )
     train = _part(spec, [paths[f] for f in spec.train])
     test = _part(spec, [paths[f] for f in spec.test])
     return Arrays(*train, *test, num_classes=spec.num_classes)
@@ -68,16 +83,33 @@ def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR batch as (N, 3, 32, 32) uint8 images and labels."""
     batch = unpickle(path)
     if not isinstance(batch, dict):
-        raise DatasetError(f"{path}: expected a dict with 'data' and {label_key!r}, found {type(batch).__name__}")
+        raise DatasetError(
+            f"{path}: expected a dict with 'data' and {label_key!r}, found {type(batch).__name__}"
+        )
     batch = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in batch.items()}
     missing = [k for k in ("data", label_key) if k not in batch]
     if missing:
-        raise DatasetError(f"{path}: no {' or '.join(map(repr, missing))} entry (found keys {sorted(map(str, batch))})")
+        raise DatasetError(
+            f"{path}: no {' or '.join(map(repr, missing))} entry (found keys {sorted(map(str, batch))})"
+        )
     data = batch["data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        found = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DatasetError(f"{path}: expected 'data' as a uint8 array of shape (N, 3072), found {found}")
-    return data.reshape(-1, 3, 32, 32), as_labels(np.asarray(batch[label_key]), f"{path}:{label_key}")
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3072
+    ):
+        found = (
+            f"{data.dtype} array of shape {data.shape}"
+            if isinstance(data, np.ndarray)
+            else type(data).__name__
+        )
+        raise DatasetError(
+            f"{path}: expected 'data' as a uint8 array of shape (N, 3072), found {found}"
+        )
+    return data.reshape(-1, 3, 32, 32), as_labels(
+        np.asarray(batch[label_key]), f"{path}:{label_key}"
+    )
 
 
 # --- the restricted unpickler ---------------------------------------------------
@@ -102,13 +134,15 @@ def _numpy_reconstruct() -> Callable[..., Any]:
 # The only globals a CIFAR batch needs: numpy's array rebuilders, plus the bytes
 # rebuilder Python 3 uses at protocol 2 (re-saved batches). Nothing else is built.
 _RECONSTRUCT = _numpy_reconstruct()
-_PICKLE_GLOBALS: Mapping[tuple[str, str], Any] = types.MappingProxyType({
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): _latin1_encode,
-})
+_PICKLE_GLOBALS: Mapping[tuple[str, str], Any] = types.MappingProxyType(
+    {
+        ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+        ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -137,4 +171,6 @@ def unpickle(path: Path) -> object:
     except DatasetError:
         raise
     except Exception as exc:  # a malformed pickle can fail in many ways; all mean the same
-        raise DatasetError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {exc})") from exc
+        raise DatasetError(
+            f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {exc})"
+        ) from exc

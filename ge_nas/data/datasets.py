@@ -139,13 +139,18 @@ def _make_dataset(name: str, arrays: Arrays) -> Dataset:
 # --- public entry points --------------------------------------------------------
 
 
-_ALIASES = {"fmnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
+_ALIASES = {
+    "fmnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+}
 
 
 def _canonical_name(name: str) -> str:
     """Return the canonical spelling of a data set name, or raise listing the valid ones."""
-    if name[:len(NPZ_PREFIX)].lower() == NPZ_PREFIX:
-        return NPZ_PREFIX + name[len(NPZ_PREFIX):]
+    if name[: len(NPZ_PREFIX)].lower() == NPZ_PREFIX:
+        return NPZ_PREFIX + name[len(NPZ_PREFIX) :]
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in DATASET_NAMES:
@@ -204,28 +209,44 @@ def _stratified_pick(y: np.ndarray, total: int, rng: np.random.Generator) -> np.
 
 
 def _val_count(val_fraction: float, n: int) -> int:
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not 0 < val_fraction < 1:
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, numbers.Real)
+        or not 0 < val_fraction < 1
+    ):
         raise ConfigError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
     count = round(float(val_fraction) * n)
     if not 0 < count < n:
-        raise ConfigError(f"val_fraction={val_fraction} of {n} training samples leaves an empty split")
+        raise ConfigError(
+            f"val_fraction={val_fraction} of {n} training samples leaves an empty split"
+        )
     return count
 
 
 def _subset_count(train_subset: float | int, n: int) -> int:
     if isinstance(train_subset, bool) or not isinstance(train_subset, numbers.Real):
-        raise ConfigError(f"train_subset must be a fraction in (0, 1] or a count, got {train_subset!r}")
+        raise ConfigError(
+            f"train_subset must be a fraction in (0, 1] or a count, got {train_subset!r}"
+        )
     if isinstance(train_subset, numbers.Integral):
         if not 0 < train_subset <= n:
-            raise ConfigError(f"train_subset={train_subset} samples, but the training split holds {n}")
+            raise ConfigError(
+                f"train_subset={train_subset} samples, but the training split holds {n}"
+            )
         return int(train_subset)
     if not 0 < train_subset <= 1:
-        raise ConfigError(f"train_subset={train_subset!r}: a fraction must be in (0, 1]; give an int for a count")
+        raise ConfigError(
+            f"train_subset={train_subset!r}: a fraction must be in (0, 1]; give an int for a count"
+        )
     return max(1, round(float(train_subset) * n))
 
 
 def split_dataset(
-    dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0, train_subset: float | int | None = None,
+    dataset: Dataset,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    train_subset: float | int | None = None,
 ) -> Splits:
     """Carve a stratified, seeded validation split (and optional training subset) from the training data.
 
@@ -243,13 +264,28 @@ def split_dataset(
         train = train[_stratified_pick(y[train], _subset_count(train_subset, len(train)), rng)]
     val_t, train_t = torch.from_numpy(val), torch.from_numpy(train)
     return Splits(
-        x_train=dataset.x_train[train_t], y_train=dataset.y_train[train_t],
-        x_val=dataset.x_train[val_t], y_val=dataset.y_train[val_t],
-        x_test=dataset.x_test, y_test=dataset.y_test, num_classes=dataset.num_classes,
+        x_train=dataset.x_train[train_t],
+        y_train=dataset.y_train[train_t],
+        x_val=dataset.x_train[val_t],
+        y_val=dataset.y_train[val_t],
+        x_test=dataset.x_test,
+        y_test=dataset.y_test,
+        num_classes=dataset.num_classes,
     )
 
 
 @functools.lru_cache(maxsize=4)
-def load_splits(dataset: str, data_dir: str | None, val_fraction: float, split_seed: int, train_subset: float | None) -> Splits:
+def load_splits(
+    dataset: str,
+    data_dir: str | None,
+    val_fraction: float,
+    split_seed: int,
+    train_subset: float | None,
+) -> Splits:
     """Return a data set's splits, loaded once per process for each setting."""
-    return split_dataset(load_dataset(dataset, data_dir), val_fraction=val_fraction, seed=split_seed, train_subset=train_subset)
+    return split_dataset(
+        load_dataset(dataset, data_dir),
+        val_fraction=val_fraction,
+        seed=split_seed,
+        train_subset=train_subset,
+    )

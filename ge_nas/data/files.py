@@ -11,8 +11,14 @@ from ge_nas.errors import DatasetError
 log = logging.getLogger(__name__)
 
 
-def search_dirs(name: str, subdirs: Sequence[str], data_dir: str | None, system_dir: Path, *,
-                nested: bool = False) -> list[Path]:
+def search_dirs(
+    name: str,
+    subdirs: Sequence[str],
+    data_dir: str | None,
+    system_dir: Path,
+    *,
+    nested: bool = False,
+) -> list[Path]:
     """Return the directories that may hold data set `name`, in the order they are tried.
 
     Without data_dir, only system_dir/name (and, when nested, its subdirs) is tried.
@@ -24,7 +30,9 @@ def search_dirs(name: str, subdirs: Sequence[str], data_dir: str | None, system_
     return [root, *(root / s for s in subdirs)]
 
 
-def find_files(name: str, dirs: Sequence[Path], wanted: Mapping[str, Sequence[str]], hint: str) -> dict[str, Path]:
+def find_files(
+    name: str, dirs: Sequence[Path], wanted: Mapping[str, Sequence[str]], hint: str
+) -> dict[str, Path]:
     """Return role -> path from the first directory holding every wanted file."""
     files = ", ".join(_show(names) for names in wanted.values())
     hint = hint.format(files=files)
@@ -39,7 +47,9 @@ def find_files(name: str, dirs: Sequence[Path], wanted: Mapping[str, Sequence[st
         raise DatasetError(_not_found_message(name, dirs, files, hint))
     folder, found = partial
     missing = ", ".join(_show(wanted[r]) for r in wanted if r not in found)
-    raise DatasetError(f"{name}: {folder} has {', '.join(p.name for p in found.values())} but not {missing}; {hint}")
+    raise DatasetError(
+        f"{name}: {folder} has {', '.join(p.name for p in found.values())} but not {missing}; {hint}"
+    )
 
 
 def _show(names: Sequence[str]) -> str:

@@ -27,7 +27,9 @@ _DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: 
 class IdxSpec:
     """Where an IDX data set lives and how its files are read."""
 
-    subdirs: tuple[str, ...]  # tried under data_dir (after data_dir itself) and under the system directory
+    subdirs: tuple[
+        str, ...
+    ]  # tried under data_dir (after data_dir itself) and under the system directory
     hint: str
     prefix: str = ""  # EMNIST names its files 'emnist-<split>-train-images-idx3-ubyte'
     num_classes: int = 10
@@ -35,7 +37,9 @@ class IdxSpec:
     first_label: int = 0  # EMNIST letters counts from 1
 
 
-_HINT = "put the four IDX files ({files}; .gz or unpacked) in a directory DIR and pass --data-dir DIR"
+_HINT = (
+    "put the four IDX files ({files}; .gz or unpacked) in a directory DIR and pass --data-dir DIR"
+)
 _EMNIST_HINT = (
     "unpack EMNIST's gzip.zip (the release in the original MNIST format) and pass --data-dir DIR"
     " holding the emnist-<split>-*-ubyte.gz files (or the gzip/ folder)"
@@ -44,32 +48,44 @@ _EMNIST_HINT = (
 
 def _emnist(split: str, num_classes: int, first_label: int = 0) -> IdxSpec:
     return IdxSpec(
-        subdirs=("gzip", "emnist", "emnist/gzip", "EMNIST/raw"), hint=_EMNIST_HINT,
-        prefix=f"emnist-{split}-", num_classes=num_classes, transposed=True, first_label=first_label,
+        subdirs=("gzip", "emnist", "emnist/gzip", "EMNIST/raw"),
+        hint=_EMNIST_HINT,
+        prefix=f"emnist-{split}-",
+        num_classes=num_classes,
+        transposed=True,
+        first_label=first_label,
     )
 
 
-IDX_SETS: Mapping[str, IdxSpec] = types.MappingProxyType({
-    "fashion-mnist": IdxSpec(
-        ("fashion-mnist", "FashionMNIST/raw"),
-        "install Debian's package with `apt-get install dataset-fashion-mnist`, or " + _HINT,
-    ),
-    "mnist": IdxSpec(("mnist", "MNIST/raw"), _HINT),
-    "kmnist": IdxSpec(("kmnist", "KMNIST/raw"), _HINT),
-    "emnist-balanced": _emnist("balanced", 47),
-    "emnist-byclass": _emnist("byclass", 62),
-    "emnist-bymerge": _emnist("bymerge", 47),
-    "emnist-digits": _emnist("digits", 10),
-    "emnist-letters": _emnist("letters", 26, first_label=1),
-})
+IDX_SETS: Mapping[str, IdxSpec] = types.MappingProxyType(
+    {
+        "fashion-mnist": IdxSpec(
+            ("fashion-mnist", "FashionMNIST/raw"),
+            "install Debian's package with `apt-get install dataset-fashion-mnist`, or " + _HINT,
+        ),
+        "mnist": IdxSpec(("mnist", "MNIST/raw"), _HINT),
+        "kmnist": IdxSpec(("kmnist", "KMNIST/raw"), _HINT),
+        "emnist-balanced": _emnist("balanced", 47),
+        "emnist-byclass": _emnist("byclass", 62),
+        "emnist-bymerge": _emnist("bymerge", 47),
+        "emnist-digits": _emnist("digits", 10),
+        "emnist-letters": _emnist("letters", 26, first_label=1),
+    }
+)
 
 
 def load_idx(name: str, data_dir: str | None, system_dir: Path) -> Arrays:
     """Find and read the four IDX files of data set name (a key of IDX_SETS)."""
     spec = IDX_SETS[name]
-    wanted = {f"{p} {k}": _names(spec, p, k) for p in ("train", "test") for k in ("images", "labels")}
-    paths = find_files(name, search_dirs(name, spec.subdirs, data_dir, system_dir), wanted, spec.hint)
-    parts = [_part(spec, paths[f"{part} images"], paths[f"{part} labels"]) for part in ("train", "test")]
+    wanted = {
+        f"{p} {k}": _names(spec, p, k) for p in ("train", "test") for k in ("images", "labels")
+    }
+    paths = find_files(
+        name, search_dirs(name, spec.subdirs, data_dir, system_dir), wanted, spec.hint
+    )
+    parts = [
+        _part(spec, paths[f"{part} images"], paths[f"{part} labels"]) for part in ("train", "test")
+    ]
     check_alike(parts[0][0], parts[1][0], str(paths["train images"]), str(paths["test images"]))
     return Arrays(*parts[0], *parts[1], num_classes=spec.num_classes)
 
@@ -107,7 +123,9 @@ def read_idx(path: Path, rank: int) -> np.ndarray:
     dtype = np.dtype(_DTYPES[data[2]])
     expected = header + dtype.itemsize * math.prod(dims)  # Python ints: no overflow
     if len(data) != expected:
-        raise DatasetError(f"{path}: IDX header promises shape {dims} ({expected} bytes), file holds {len(data)} bytes")
+        raise DatasetError(
+            f"{path}: IDX header promises shape {dims} ({expected} bytes), file holds {len(data)} bytes"
+        )
     return np.frombuffer(data, dtype, offset=header).reshape(dims)
 
 

@@ -26,16 +26,20 @@ def load_npz(spec: str, data_dir: str | None) -> Arrays:
 
 
 def _find(spec: str, data_dir: str | None) -> Path:
-    raw = spec[len(NPZ_PREFIX):]
+    raw = spec[len(NPZ_PREFIX) :]
     if not raw:
         raise DatasetError(f"{spec!r}: give the archive's path, as in npz:data/mine.npz")
     path = Path(raw).expanduser()
-    tried = [path] + ([Path(data_dir) / path] if data_dir is not None and not path.is_absolute() else [])
+    tried = [path] + (
+        [Path(data_dir) / path] if data_dir is not None and not path.is_absolute() else []
+    )
     found = next((p for p in tried if p.is_file()), None)
     if found is None:
         looked = ", ".join(map(str, tried))
         expected = ", ".join(_KEYS)
-        raise DatasetError(f"{spec}: no such file (looked at {looked}); expected an .npz with arrays {expected}")
+        raise DatasetError(
+            f"{spec}: no such file (looked at {looked}); expected an .npz with arrays {expected}"
+        )
     return found
 
 
@@ -44,17 +48,23 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DatasetError(f"{path}: a single array; expected an .npz archive with arrays {', '.join(_KEYS)}")
+            raise DatasetError(
+                f"{path}: a single array; expected an .npz archive with arrays {', '.join(_KEYS)}"
+            )
         with loaded:
             missing = [k for k in _KEYS if k not in loaded.files]
             if missing:
-                raise DatasetError(f"{path}: missing arrays {', '.join(missing)} (expected {', '.join(_KEYS)}; "
-                                   f"found {', '.join(loaded.files) or 'none'})")
+                raise DatasetError(
+                    f"{path}: missing arrays {', '.join(missing)} (expected {', '.join(_KEYS)}; "
+                    f"found {', '.join(loaded.files) or 'none'})"
+                )
             return {k: loaded[k] for k in _KEYS}
     except DatasetError:
         raise
     except Exception as exc:  # zip, format and pickle errors: all mean a file we cannot use
-        raise DatasetError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from exc
+        raise DatasetError(
+            f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _to_nchw(x: np.ndarray, source: str) -> np.ndarray:
@@ -67,7 +77,9 @@ def _to_nchw(x: np.ndarray, source: str) -> np.ndarray:
         return x.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
     if x.ndim == 4:
         return x
-    raise DatasetError(f"{source}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), found {x.shape}")
+    raise DatasetError(
+        f"{source}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), found {x.shape}"
+    )
 
 
 def _labels(y: np.ndarray, source: str) -> np.ndarray:

@@ -1,6 +1,13 @@
 """Search-space grammars: BNF text -> Grammar (read, syntax errors, lint, rule graph); genomes: initialisation and mapping."""
 
-from ge_nas.grammar.grammar import Grammar, GrammarReport, check_grammar, load_grammar, parse_grammar, read_grammar_text
+from ge_nas.grammar.grammar import (
+    Grammar,
+    GrammarReport,
+    check_grammar,
+    load_grammar,
+    parse_grammar,
+    read_grammar_text,
+)
 from ge_nas.grammar.initialise import initial_genomes
 from ge_nas.grammar.mapper import Derivation, map_genome
 from ge_nas.grammar.reader import Symbol

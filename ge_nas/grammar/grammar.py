@@ -111,7 +111,9 @@ class Grammar:
         try:
             return self.codes.ids[name]
         except KeyError:
-            raise KeyError(f"no rule <{name}> in {self.source}{did_you_mean(name, self.rules)}") from None
+            raise KeyError(
+                f"no rule <{name}> in {self.source}{did_you_mean(name, self.rules)}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,13 @@ def read_grammar_text(path: str | os.PathLike[str]) -> str:
     try:
         return Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read grammar file {os.fspath(path)}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read grammar file {os.fspath(path)}: {exc.strerror or exc}"
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"grammar file {os.fspath(path)} is not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(
+            f"grammar file {os.fspath(path)} is not UTF-8 text (byte {exc.start})"
+        ) from None
 
 
 def parse_grammar(text: str, source: str = "<string>") -> Grammar:
@@ -158,7 +164,9 @@ def parse_grammar(text: str, source: str = "<string>") -> Grammar:
     return report.grammar
 
 
-def check_grammar(text: str, source: str = "<string>", *, raise_syntax: bool = False) -> GrammarReport:
+def check_grammar(
+    text: str, source: str = "<string>", *, raise_syntax: bool = False
+) -> GrammarReport:
     """Parse and lint BNF text, collecting every error and warning instead of raising."""
     text = normalise_text(text)
     try:
@@ -201,9 +209,13 @@ def normalise_text(text: str) -> str:
 
 def _encode(start: str, rules: Mapping[str, tuple[Alternative, ...]], source: str) -> RuleCodes:
     if start not in rules:
-        raise GrammarError(f"{source}: start rule <{start}> is not defined{did_you_mean(start, rules)}")
+        raise GrammarError(
+            f"{source}: start rule <{start}> is not defined{did_you_mean(start, rules)}"
+        )
     ids = {name: i for i, name in enumerate(rules)}
-    coded = tuple(tuple(_codes(alt, ids, name, source) for alt in alts) for name, alts in rules.items())
+    coded = tuple(
+        tuple(_codes(alt, ids, name, source) for alt in alts) for name, alts in rules.items()
+    )
     for name, alts in zip(rules, coded):
         if not alts or not all(alts):
             raise GrammarError(f"{source}: rule <{name}> has no alternatives, or an empty one")
@@ -216,16 +228,19 @@ def _encode(start: str, rules: Mapping[str, tuple[Alternative, ...]], source: st
         raise GrammarError(f"{source}: {', '.join(stuck)} can never derive a finite string")
     final = tuple(d for d in depths if d is not None)
     alt_depths = tuple(tuple(_alt_depth(alt, final) for alt in alts) for alts in coded)
-    return RuleCodes(tuple(rules), coded, final, alt_depths, tuple(recursive_rules(coded)), ItemTable(coded))
+    return RuleCodes(
+        tuple(rules), coded, final, alt_depths, tuple(recursive_rules(coded)), ItemTable(coded)
+    )
 
 
 def _codes(alt: Alternative, ids: Mapping[str, int], rule: str, source: str) -> tuple[Code, ...]:
     try:
         return tuple(ids[s.text] if s.is_nt else s.text for s in alt)
     except KeyError as exc:
-        raise GrammarError(f"{source}: rule <{rule}> uses undefined nonterminal <{exc.args[0]}>") from None
+        raise GrammarError(
+            f"{source}: rule <{rule}> uses undefined nonterminal <{exc.args[0]}>"
+        ) from None
 
 
 def _alt_depth(alt: tuple[Code, ...], depths: Sequence[int]) -> int:
     return 1 + max(depths[s] if isinstance(s, int) else 1 for s in alt)
-

@@ -38,7 +38,14 @@ INIT_DEPTH_SPAN = 6  # default deepest initial tree: the start rule's least dept
 
 
 def initial_genomes(
-    grammar: Grammar, rng: random.Random, n: int, *, init: str, codon_size: int, max_depth: int, init_max_depth: int | None
+    grammar: Grammar,
+    rng: random.Random,
+    n: int,
+    *,
+    init: str,
+    codon_size: int,
+    max_depth: int,
+    init_max_depth: int | None,
 ) -> list[list[int]]:
     """Return n distinct valid genomes from the initialiser named init (sensible, random or pi_grow).
 
@@ -50,7 +57,9 @@ def initial_genomes(
     high = min(max_depth, init_max_depth or low + INIT_DEPTH_SPAN)
     if init == "pi_grow":
         return pi_grow_population(grammar, rng, n, max_depth=high, codon_size=codon_size)
-    return sensible_population(grammar, rng, n, min_depth=low, max_depth=high, codon_size=codon_size)
+    return sensible_population(
+        grammar, rng, n, min_depth=low, max_depth=high, codon_size=codon_size
+    )
 
 
 def random_genome(rng: random.Random, length: int, codon_size: int) -> list[int]:
@@ -58,15 +67,26 @@ def random_genome(rng: random.Random, length: int, codon_size: int) -> list[int]
     return [rng.randrange(codon_size) for _ in range(length)]
 
 
-def random_population(grammar: Grammar, rng: random.Random, n: int, *, min_length: int = 20, max_length: int = 80,
-                      codon_size: int, max_depth: int | None = None, max_tries: int = 100) -> list[list[int]]:
+def random_population(
+    grammar: Grammar,
+    rng: random.Random,
+    n: int,
+    *,
+    min_length: int = 20,
+    max_length: int = 80,
+    codon_size: int,
+    max_depth: int | None = None,
+    max_tries: int = 100,
+) -> list[list[int]]:
     """Return n random genomes with valid, distinct phenotypes where the space allows.
 
     Each individual gets up to max_tries random genomes; when none is valid and
     new, it keeps a valid duplicate, or else an invalid genome.
     """
     if not 1 <= min_length <= max_length:
-        raise ConfigError(f"genome lengths must satisfy 1 <= min_length <= max_length, got {min_length}..{max_length}")
+        raise ConfigError(
+            f"genome lengths must satisfy 1 <= min_length <= max_length, got {min_length}..{max_length}"
+        )
     _check_codon_size(grammar, codon_size)
 
     def attempt() -> Attempt:
@@ -76,8 +96,17 @@ def random_population(grammar: Grammar, rng: random.Random, n: int, *, min_lengt
     return _distinct(n, attempt, max_tries, "random")
 
 
-def sensible_population(grammar: Grammar, rng: random.Random, n: int, *, min_depth: int, max_depth: int,
-                        codon_size: int, tail_ratio: float = 0.5, max_tries: int = 100) -> list[list[int]]:
+def sensible_population(
+    grammar: Grammar,
+    rng: random.Random,
+    n: int,
+    *,
+    min_depth: int,
+    max_depth: int,
+    codon_size: int,
+    tail_ratio: float = 0.5,
+    max_tries: int = 100,
+) -> list[list[int]]:
     """Return n genomes from ramped half-and-half (grow / full) trees over min_depth..max_depth."""
     depths = _depth_ramp(grammar, min_depth, max_depth)
     builder = _TreeBuilder(grammar, max_depth, rng)
@@ -93,9 +122,17 @@ def sensible_population(grammar: Grammar, rng: random.Random, n: int, *, min_dep
     return _distinct(n, attempt, max_tries, "sensible")
 
 
-def pi_grow_population(grammar: Grammar, rng: random.Random, n: int, *, max_depth: int, codon_size: int,
-                       min_depth: int | None = None, tail_ratio: float = 0.5,
-                       max_tries: int = 100) -> list[list[int]]:
+def pi_grow_population(
+    grammar: Grammar,
+    rng: random.Random,
+    n: int,
+    *,
+    max_depth: int,
+    codon_size: int,
+    min_depth: int | None = None,
+    tail_ratio: float = 0.5,
+    max_tries: int = 100,
+) -> list[list[int]]:
     """Return n genomes from position-independent grow trees ramped over min_depth..max_depth."""
     depths = _depth_ramp(grammar, min_depth or 0, max_depth)
     builder = _TreeBuilder(grammar, max_depth, rng)
@@ -114,16 +151,20 @@ def pi_grow_population(grammar: Grammar, rng: random.Random, n: int, *, max_dept
 def _depth_ramp(grammar: Grammar, min_depth: int, max_depth: int) -> list[int]:
     least = grammar.min_depth(grammar.start)
     if max_depth < least:
-        raise ConfigError(f"max_depth {max_depth} is below the least tree depth {least} of {grammar.source} "
-                          f"(start rule <{grammar.start}>)")
+        raise ConfigError(
+            f"max_depth {max_depth} is below the least tree depth {least} of {grammar.source} "
+            f"(start rule <{grammar.start}>)"
+        )
     return list(range(max(min_depth, least), max_depth + 1))
 
 
 def _check_codon_size(grammar: Grammar, codon_size: int) -> None:
     widest = max(len(alts) for alts in grammar.rules.values())
     if codon_size < widest:
-        raise ConfigError(f"codon_size {codon_size} is smaller than the {widest} alternatives of a rule "
-                          f"in {grammar.source}")
+        raise ConfigError(
+            f"codon_size {codon_size} is smaller than the {widest} alternatives of a rule "
+            f"in {grammar.source}"
+        )
 
 
 def _distinct(n: int, attempt: Callable[[], Attempt], max_tries: int, what: str) -> list[list[int]]:
@@ -135,7 +176,11 @@ def _distinct(n: int, attempt: Callable[[], Attempt], max_tries: int, what: str)
         genome, phenotype = _one(attempt, seen, 1 if exhausted else max(1, max_tries))
         if phenotype is None or phenotype in seen:
             if not exhausted:
-                logger.info("%s initialisation: no new valid phenotype in %d tries; allowing repeats", what, max_tries)
+                logger.info(
+                    "%s initialisation: no new valid phenotype in %d tries; allowing repeats",
+                    what,
+                    max_tries,
+                )
             exhausted = True
         if phenotype is not None:
             seen.add(phenotype)
@@ -164,8 +209,10 @@ class _TreeBuilder:
         self.alternatives = codes.alternatives
         self.alt_min = codes.alt_min_depths
         self.min_depths = codes.min_depths
-        self.recursive_alt = [[any(isinstance(s, int) and codes.recursive[s] for s in alt) for alt in alts]
-                              for alts in codes.alternatives]
+        self.recursive_alt = [
+            [any(isinstance(s, int) and codes.recursive[s] for s in alt) for alt in alts]
+            for alts in codes.alternatives
+        ]
         self.exact = _exact_depths(codes.alternatives, codes.alt_min_depths, max_depth)
         self.rng = rng
 
@@ -208,7 +255,8 @@ class _TreeBuilder:
         """Return whether alternative a of rule can derive a tree of exactly depth."""
         alt = self.alternatives[rule][a]
         return self.alt_min[rule][a] <= depth and any(
-            self.exact[s][depth - 1] if isinstance(s, int) else depth == 2 for s in alt)
+            self.exact[s][depth - 1] if isinstance(s, int) else depth == 2 for s in alt
+        )
 
     def children(self, rule: int, a: int, budget: int, exact: bool, mode: Mode) -> list[Node | str]:
         """Return the child nodes of an expansion, each with its own depth constraint."""
@@ -217,7 +265,9 @@ class _TreeBuilder:
         if not exact:
             return [(s, below, False) if isinstance(s, int) else s for s in alt]
         if mode == "full":
-            return [(s, self.deepest_exact(s, below), True) if isinstance(s, int) else s for s in alt]
+            return [
+                (s, self.deepest_exact(s, below), True) if isinstance(s, int) else s for s in alt
+            ]
         carriers = [i for i, s in enumerate(alt) if isinstance(s, int) and self.exact[s][below]]
         chosen = self.rng.choice(carriers) if carriers else -1
         return [(s, below, i == chosen) if isinstance(s, int) else s for i, s in enumerate(alt)]
@@ -230,13 +280,18 @@ class _TreeBuilder:
         return self.min_depths[rule]
 
 
-def _exact_depths(alternatives: tuple[tuple[tuple[int | str, ...], ...], ...],
-                  alt_min: tuple[tuple[int, ...], ...], max_depth: int) -> list[list[bool]]:
+def _exact_depths(
+    alternatives: tuple[tuple[tuple[int | str, ...], ...], ...],
+    alt_min: tuple[tuple[int, ...], ...],
+    max_depth: int,
+) -> list[list[bool]]:
     """Return exact[r][d]: can rule r derive a tree of depth exactly d (d <= max_depth)?"""
     exact = [[False] * (max_depth + 1) for _ in alternatives]
     for d in range(2, max_depth + 1):
         for r, alts in enumerate(alternatives):
             exact[r][d] = any(
-                alt_min[r][a] <= d and any(exact[s][d - 1] if isinstance(s, int) else d == 2 for s in alt)
-                for a, alt in enumerate(alts))
+                alt_min[r][a] <= d
+                and any(exact[s][d - 1] if isinstance(s, int) else d == 2 for s in alt)
+                for a, alt in enumerate(alts)
+            )
     return exact

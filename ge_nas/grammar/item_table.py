@@ -31,13 +31,25 @@ Alternatives = tuple[tuple[tuple[Code, ...], ...], ...]
 class ItemTable:
     """Productions keyed by item; `entries` is a plain dict so that the mapper's lookup stays fast."""
 
-    __slots__ = ("alternatives", "entries", "per_level", "terms", "texted", "_slots", "_slot_ids", "_term_codes",
-                 "_productions", "_items")
+    __slots__ = (
+        "alternatives",
+        "entries",
+        "per_level",
+        "terms",
+        "texted",
+        "_slots",
+        "_slot_ids",
+        "_term_codes",
+        "_productions",
+        "_items",
+    )
 
     def __init__(self, alternatives: Alternatives) -> None:
         self.alternatives = alternatives
         found = {e for alts in alternatives for alt in alts for e in _stack_entries(alt)}
-        self._slots = sorted({(0, "")} | {e for e in found if isinstance(e, tuple)})  # the root (0, '') sorts first
+        self._slots = sorted(
+            {(0, "")} | {e for e in found if isinstance(e, tuple)}
+        )  # the root (0, '') sorts first
         self._slot_ids = {slot: i for i, slot in enumerate(self._slots)}
         self.per_level = len(self._slots)
         self.terms = sorted(e for e in found if isinstance(e, str))
@@ -58,7 +70,9 @@ class ItemTable:
             productions = self._productions.get((depth, rule))
             if productions is None:
                 offset = (depth + 1) * self.per_level
-                productions = tuple(self._production(alt, offset) for alt in self.alternatives[rule])
+                productions = tuple(
+                    self._production(alt, offset) for alt in self.alternatives[rule]
+                )
                 self._productions[depth, rule] = productions
             found = len(productions), productions, text or None
             self.entries[self._item(item)] = found
@@ -69,8 +83,10 @@ class ItemTable:
         return len(codes) + sum(map(self.texted.__contains__, codes))
 
     def _production(self, alt: tuple[Code, ...], offset: int) -> Production:
-        codes = [self._term_codes[e] if isinstance(e, str) else self._item(offset + self._slot_ids[e])
-                 for e in _stack_entries(alt)]
+        codes = [
+            self._term_codes[e] if isinstance(e, str) else self._item(offset + self._slot_ids[e])
+            for e in _stack_entries(alt)
+        ]
         self.texted.update(c for c in codes if c >= 0 and self._slots[c - offset][1])
         return codes[0], tuple(reversed(codes[1:])) or None
 

@@ -27,7 +27,9 @@ class Lint:
     def __init__(self, source: str, text: str) -> None:
         self.source = source
         self.text = text
-        self.lines = text.split("\n")  # as lark counts lines (str.splitlines also splits at \f, \x85, ...)
+        self.lines = text.split(
+            "\n"
+        )  # as lark counts lines (str.splitlines also splits at \f, \x85, ...)
         self.errors: list[str] = []
         self.warnings: list[str] = []
 
@@ -42,12 +44,16 @@ class Lint:
     def _where(self, line: int | None, column: int | None) -> str:
         if line is None:
             return f"{self.source}: "
-        return f"{self.source}:{line}:{column}: " if column is not None else f"{self.source}:{line}: "
+        return (
+            f"{self.source}:{line}:{column}: " if column is not None else f"{self.source}:{line}: "
+        )
 
     def check(self, rules: list[RawRule]) -> None:
         """Add the errors and warnings of rules; raise GrammarSyntaxError for a misspelt '::='."""
         if not rules:
-            self.error("no rules found: a grammar needs at least one line '<name> ::= alternative | ...'")
+            self.error(
+                "no rules found: a grammar needs at least one line '<name> ::= alternative | ...'"
+            )
             return
         defined = self._definitions(rules)
         for rule in rules:
@@ -63,18 +69,32 @@ class Lint:
         for rule in rules:
             first = defined.setdefault(rule.name, rule)
             if first is not rule:
-                self.error(f"duplicate rule <{rule.name}>: first defined at line {first.line}, again at line "
-                           f"{rule.line}", rule.line, rule.column)
+                self.error(
+                    f"duplicate rule <{rule.name}>: first defined at line {first.line}, again at line "
+                    f"{rule.line}",
+                    rule.line,
+                    rule.column,
+                )
         return defined
 
     def _undefined(self, rules: list[RawRule], defined: Mapping[str, RawRule]) -> None:
-        missing = [ref for rule in rules for alt in rule.alternatives for ref in alt.refs if ref[0] not in defined]
-        for name, line, column in missing[:_MAX_UNDEFINED]:  # suggestions cost O(rules) each: report a few
+        missing = [
+            ref
+            for rule in rules
+            for alt in rule.alternatives
+            for ref in alt.refs
+            if ref[0] not in defined
+        ]
+        for name, line, column in missing[
+            :_MAX_UNDEFINED
+        ]:  # suggestions cost O(rules) each: report a few
             self._head_typo(name, line, column)
             self.error(f"undefined nonterminal <{name}>{did_you_mean(name, defined)}", line, column)
         if len(missing) > _MAX_UNDEFINED:
-            self.error(f"{len(missing) - _MAX_UNDEFINED} more uses of undefined nonterminals, "
-                       f"{len({name for name, *_ in missing})} names in all")
+            self.error(
+                f"{len(missing) - _MAX_UNDEFINED} more uses of undefined nonterminals, "
+                f"{len({name for name, *_ in missing})} names in all"
+            )
 
     def _head_typo(self, name: str, line: int, column: int) -> None:
         """Raise a syntax error for '<name> :=' at the start of a line: a misspelt rule head."""
@@ -90,38 +110,61 @@ class Lint:
         firsts = list(defined.values())
         ids = {rule.name: i for i, rule in enumerate(firsts)}
         # A rule without alternatives (reported already) counts as finishing, so it causes no more errors.
-        alternatives = [tuple(_lint_codes(alt.symbols, ids) for alt in rule.alternatives) or (("",),)
-                        for rule in firsts]
+        alternatives = [
+            tuple(_lint_codes(alt.symbols, ids) for alt in rule.alternatives) or (("",),)
+            for rule in firsts
+        ]
         depths = min_depths(alternatives)
         for i, rule in enumerate(firsts):
             if depths[i] is None and rule.alternatives:
-                needs = sorted({f"<{s}>" for alt in rule.alternatives for s, *_ in alt.refs
-                                if s in ids and depths[ids[s]] is None})
-                self.error(f"<{rule.name}> can never derive a finite string: every alternative uses "
-                           f"{', '.join(needs)}, which cannot finish (a cycle with no way out)",
-                           rule.line, rule.column)
+                needs = sorted(
+                    {
+                        f"<{s}>"
+                        for alt in rule.alternatives
+                        for s, *_ in alt.refs
+                        if s in ids and depths[ids[s]] is None
+                    }
+                )
+                self.error(
+                    f"<{rule.name}> can never derive a finite string: every alternative uses "
+                    f"{', '.join(needs)}, which cannot finish (a cycle with no way out)",
+                    rule.line,
+                    rule.column,
+                )
             elif depths[i] is not None:
                 self._dead_alternatives(rule, ids, depths)
         if not self.errors:
             self._unreachable(firsts, ids, alternatives)
 
-    def _dead_alternatives(self, rule: RawRule, ids: Mapping[str, int], depths: Sequence[int | None]) -> None:
+    def _dead_alternatives(
+        self, rule: RawRule, ids: Mapping[str, int], depths: Sequence[int | None]
+    ) -> None:
         for alt in rule.alternatives:
             dead = sorted({f"<{s}>" for s, *_ in alt.refs if s in ids and depths[ids[s]] is None})
             if dead:
-                self.warn(f"this alternative of <{rule.name}> can only lead into the non-terminating "
-                          f"{', '.join(dead)}", alt.line, alt.column)
+                self.warn(
+                    f"this alternative of <{rule.name}> can only lead into the non-terminating "
+                    f"{', '.join(dead)}",
+                    alt.line,
+                    alt.column,
+                )
 
-    def _unreachable(self, rules: list[RawRule], ids: Mapping[str, int],
-                     alternatives: Sequence[Sequence[tuple[Code, ...]]]) -> None:
+    def _unreachable(
+        self,
+        rules: list[RawRule],
+        ids: Mapping[str, int],
+        alternatives: Sequence[Sequence[tuple[Code, ...]]],
+    ) -> None:
         seen = reachable(alternatives, 0)
         for i, rule in enumerate(rules):
             if not seen[i]:
-                self.warn(f"rule <{rule.name}> is unreachable from the start rule <{rules[0].name}>",
-                          rule.line, rule.column)
+                self.warn(
+                    f"rule <{rule.name}> is unreachable from the start rule <{rules[0].name}>",
+                    rule.line,
+                    rule.column,
+                )
 
 
 def _lint_codes(symbols: Alternative, ids: Mapping[str, int]) -> tuple[Code, ...]:
     """Code an alternative for lint; an undefined name (reported already) counts as a terminal."""
     return tuple(ids[s.text] if s.is_nt and s.text in ids else s.text for s in symbols)
-

@@ -44,8 +44,15 @@ class Derivation:
     nodes: int
     reason: str = ""
 
-    def __init__(self, phenotype: str | None, codons_used: int, wraps: int, depth: int, nodes: int,
-                 reason: str = "") -> None:
+    def __init__(
+        self,
+        phenotype: str | None,
+        codons_used: int,
+        wraps: int,
+        depth: int,
+        nodes: int,
+        reason: str = "",
+    ) -> None:
         # Written out because the generated __init__ of a frozen dataclass goes
         # through object.__setattr__ per field, which is 4x slower: this runs
         # once per genome mapped.
@@ -63,8 +70,14 @@ class Derivation:
         return self.phenotype is not None
 
 
-def map_genome(grammar: Grammar, genome: Sequence[int], *, max_wraps: int = 0, max_depth: int | None = None,
-               consume_single: bool = True) -> Derivation:
+def map_genome(
+    grammar: Grammar,
+    genome: Sequence[int],
+    *,
+    max_wraps: int = 0,
+    max_depth: int | None = None,
+    consume_single: bool = True,
+) -> Derivation:
     """Map a genome of non-negative int codons to its derivation; never raises on one.
 
     Args:
@@ -78,13 +91,17 @@ def map_genome(grammar: Grammar, genome: Sequence[int], *, max_wraps: int = 0, m
         codons: Sequence[int] = list(genome) * (max_wraps + 1)
     else:  # the loop needs an iterator with __length_hint__, as lists and tuples have
         codons = genome if type(genome) is list or type(genome) is tuple else list(genome)
-    deepest = _NO_LIMIT if max_depth is None else (max_depth - 1) * table.per_level  # the first item too deep
+    deepest = (
+        _NO_LIMIT if max_depth is None else (max_depth - 1) * table.per_level
+    )  # the first item too deep
     if not consume_single:
         return _map_general(table, codons, n, deepest, max_depth)
     return _map(table, codons, n, deepest, max_depth)
 
 
-def _map(table: ItemTable, codons: Sequence[int], n: int, deepest: int, max_depth: int | None) -> Derivation:
+def _map(
+    table: ItemTable, codons: Sequence[int], n: int, deepest: int, max_depth: int | None
+) -> Derivation:
     """Map with one codon per expansion: the hot loop.
 
     `top`, the deepest item expanded, gives the depth; only an item deeper than
@@ -114,15 +131,22 @@ def _map(table: ItemTable, codons: Sequence[int], n: int, deepest: int, max_dept
                     item = stack.pop()
             else:
                 return _finish(table, item, top, len(codons), len(codons), n, stack, out, None)
-        except KeyError:  # an item met for the first time: build its entry, then read that codon again
+        except (
+            KeyError
+        ):  # an item met for the first time: build its entry, then read that codon again
             table.entry(item)
         used = len(codons) - it.__length_hint__() - 1
         if not stack:  # the sentinel came up: every nonterminal is expanded
             wraps = 0 if used <= n else (used - 1) // n
-            return Derivation("".join(out), used, wraps, top // table.per_level + 2, used + len(out))
+            return Derivation(
+                "".join(out), used, wraps, top // table.per_level + 2, used + len(out)
+            )
         if item >= deepest:
             return _finish(table, item, item, used, used, n, stack, out, max_depth)
-        top, it = max(top, item), iter(codons[used:])  # an item past the sentinel's value is deep, not too deep
+        top, it = (
+            max(top, item),
+            iter(codons[used:]),
+        )  # an item past the sentinel's value is deep, not too deep
 
 
 # The bottom of the stack: an item beyond every real one (short of a million
@@ -131,8 +155,17 @@ _BOTTOM = (1 << 30) - 1
 _NO_LIMIT = sys.maxsize
 
 
-def _finish(table: ItemTable, item: int, deepest: int, used: int, expanded: int, n: int, stack: list[int],
-            out: list[str], max_depth: int | None) -> Derivation:
+def _finish(
+    table: ItemTable,
+    item: int,
+    deepest: int,
+    used: int,
+    expanded: int,
+    n: int,
+    stack: list[int],
+    out: list[str],
+    max_depth: int | None,
+) -> Derivation:
     """Return the Derivation where a loop stopped: all expanded, out of codons, or item too deep.
 
     deepest: the deepest item expanded, or item if it is too deep; expanded: how
@@ -148,7 +181,9 @@ def _finish(table: ItemTable, item: int, deepest: int, used: int, expanded: int,
     return Derivation(None, used, wraps, depth, nodes, reason)
 
 
-def _map_general(table: ItemTable, codons: Sequence[int], n: int, deepest: int, max_depth: int | None) -> Derivation:
+def _map_general(
+    table: ItemTable, codons: Sequence[int], n: int, deepest: int, max_depth: int | None
+) -> Derivation:
     """Map like map_genome, but a rule with one alternative consumes no codon."""
     stack: list[int] = [_BOTTOM]
     out: list[str] = []

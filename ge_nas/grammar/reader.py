@@ -64,7 +64,11 @@ def read_rules(text: str, source: str) -> list[RawRule]:
         tree = _meta_parser().parse(text)
     except lark.UnexpectedInput as exc:
         raise classify_syntax_error(exc, text, source, _meta_parser().parse) from None
-    return [_raw_rule(rule.children, text, source) for rule in tree.children if isinstance(rule, lark.Tree)]
+    return [
+        _raw_rule(rule.children, text, source)
+        for rule in tree.children
+        if isinstance(rule, lark.Tree)
+    ]
 
 
 # --- lark: text -> rule heads and body tokens --------------------------------
@@ -103,7 +107,16 @@ class _GatherBodies(PostLex):
 
 def _body(items: list[lark.Token]) -> _Body:
     first, last = items[0], items[-1]
-    token = _Body("BODY", "", first.start_pos, first.line, first.column, last.end_line, last.end_column, last.end_pos)
+    token = _Body(
+        "BODY",
+        "",
+        first.start_pos,
+        first.line,
+        first.column,
+        last.end_line,
+        last.end_column,
+        last.end_pos,
+    )
     token.items = items
     return token
 
@@ -117,7 +130,9 @@ def _meta_parser() -> lark.Lark:
 # --- the dialect: body tokens -> alternatives ---------------------------------
 
 
-def _raw_rule(children: Sequence[lark.Token | lark.Tree[lark.Token]], text: str, source: str) -> RawRule:
+def _raw_rule(
+    children: Sequence[lark.Token | lark.Tree[lark.Token]], text: str, source: str
+) -> RawRule:
     head, body = children[0], children[-1]
     assert isinstance(head, lark.Token)
     name = head[1 : head.index(">")]
@@ -129,7 +144,9 @@ def _raw_rule(children: Sequence[lark.Token | lark.Tree[lark.Token]], text: str,
     return rule
 
 
-def _split(items: list[lark.Token]) -> Iterator[tuple[list[lark.Token], lark.Token | None, lark.Token | None]]:
+def _split(
+    items: list[lark.Token],
+) -> Iterator[tuple[list[lark.Token], lark.Token | None, lark.Token | None]]:
     """Yield each alternative's tokens with the '|' or comment before and after it (None: rule edge)."""
     current: list[lark.Token] = []
     opened: lark.Token | None = None
@@ -142,21 +159,43 @@ def _split(items: list[lark.Token]) -> Iterator[tuple[list[lark.Token], lark.Tok
     yield current, opened, None
 
 
-def _add_alternative(rule: RawRule, tokens: list[lark.Token], opened: lark.Token | None,
-                     closed: lark.Token | None, after_text: bool, text: str, source: str) -> bool:
+def _add_alternative(
+    rule: RawRule,
+    tokens: list[lark.Token],
+    opened: lark.Token | None,
+    closed: lark.Token | None,
+    after_text: bool,
+    text: str,
+    source: str,
+) -> bool:
     """Add one alternative to rule; return whether it had text (the dialect drops empty ones)."""
     tokens = _strip(tokens)
     if not tokens:
-        if _is_bar(opened) and (closed is None or _is_bar(closed)) or opened is None and _is_bar(closed):
+        if (
+            _is_bar(opened)
+            and (closed is None or _is_bar(closed))
+            or opened is None
+            and _is_bar(closed)
+        ):
             bar = opened or closed
             assert bar is not None
             line, column = token_at(bar)
-            rule.notes.append((line, column + bar.index("|"), "empty alternative ignored (write '' for the empty string)"))
+            rule.notes.append(
+                (
+                    line,
+                    column + bar.index("|"),
+                    "empty alternative ignored (write '' for the empty string)",
+                )
+            )
         return False
     if after_text and opened is not None and opened.type == "COMMENT":
-        rule.notes.append((*token_at(tokens[0]),
-                           f"the comment on line {opened.line} ends the alternative before it, so this text is a "
-                           "new alternative (as in PonyGE2); start it with '|' to say so, or move the comment"))
+        rule.notes.append(
+            (
+                *token_at(tokens[0]),
+                f"the comment on line {opened.line} ends the alternative before it, so this text is a "
+                "new alternative (as in PonyGE2); start it with '|' to say so, or move the comment",
+            )
+        )
     if tokens[0].type == "TEXT" and tokens[0].startswith("GE_RANGE:"):
         rule.alternatives.extend(_ge_range(tokens, text, source))
     else:
@@ -214,7 +253,10 @@ def _rstrip(raw: str) -> str:
     return raw[: len(stripped) + 1] if slashes % 2 else stripped
 
 
-_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{0,2}|u[0-9a-fA-F]{0,4}|U[0-9a-fA-F]{0,8}|N(?:\{[^}]*\})?|[0-7]{1,3}|.)", re.S)
+_ESCAPE = re.compile(
+    r"\\(?:x[0-9a-fA-F]{0,2}|u[0-9a-fA-F]{0,4}|U[0-9a-fA-F]{0,8}|N(?:\{[^}]*\})?|[0-7]{1,3}|.)",
+    re.S,
+)
 _KNOWN_ESCAPES = frozenset("\\'\"abfnrtv01234567xuUN")
 
 
@@ -231,8 +273,13 @@ def _decode(raw: str, token: lark.Token, offset: int, text: str, source: str) ->
             return codecs.decode(escape.encode("ascii"), "unicode_escape")
         except UnicodeDecodeError as exc:
             line, column = token_at(token)
-            raise syntax_error(f"bad escape {escape!r}: {exc.reason}", text, source, line,
-                          column + offset + match.start()) from None
+            raise syntax_error(
+                f"bad escape {escape!r}: {exc.reason}",
+                text,
+                source,
+                line,
+                column + offset + match.start(),
+            ) from None
 
     return _ESCAPE.sub(one, raw)
 
@@ -246,15 +293,19 @@ def _ge_range(tokens: list[lark.Token], text: str, source: str) -> list[RawAlt]:
     match = _GE_RANGE.fullmatch(word)
     problem = ""
     if len(tokens) > 1 or word.split()[0] != word:
-        problem = f"GE_RANGE must be a whole alternative: '{word.split()[0]}' is followed by more text"
+        problem = (
+            f"GE_RANGE must be a whole alternative: '{word.split()[0]}' is followed by more text"
+        )
     elif match is None:
-        hint = " (PonyGE2's dataset_* sizes need its fitness function)" if "dataset_" in word else ""
+        hint = (
+            " (PonyGE2's dataset_* sizes need its fitness function)" if "dataset_" in word else ""
+        )
         problem = f"GE_RANGE needs a positive integer, got '{word}'{hint}"
     elif int(match.group(1)) < 1:
         problem = f"GE_RANGE needs a positive integer, got '{word}'"
     if problem:
         raise syntax_error(problem, text, source, *token_at(token))
     assert match is not None
-    return [RawAlt((Symbol(str(i), False),), [], *token_at(token)) for i in range(int(match.group(1)))]
-
-
+    return [
+        RawAlt((Symbol(str(i), False),), [], *token_at(token)) for i in range(int(match.group(1)))
+    ]

@@ -23,7 +23,9 @@ def min_depths(alternatives: Sequence[Sequence[tuple[Code, ...]]]) -> list[int |
     owner: list[int] = []  # flat alternative index -> its rule
     pending: list[int] = []  # children not yet given a depth
     value: list[int] = []  # 1 + deepest child so far
-    waiting: list[list[int]] = [[] for _ in range(n)]  # rule -> alternatives that use it (with repeats)
+    waiting: list[list[int]] = [
+        [] for _ in range(n)
+    ]  # rule -> alternatives that use it (with repeats)
     buckets: list[list[int]] = [[] for _ in range(n + 3)]
     for r, alts in enumerate(alternatives):
         for alt in alts:
@@ -51,7 +53,9 @@ def min_depths(alternatives: Sequence[Sequence[tuple[Code, ...]]]) -> list[int |
 
 def recursive_rules(alternatives: Sequence[Sequence[tuple[Code, ...]]]) -> list[bool]:
     """Return, per rule, whether it lies on a cycle of the refers-to graph (iterative Tarjan)."""
-    edges = [sorted({s for alt in alts for s in alt if isinstance(s, int)}) for alts in alternatives]
+    edges = [
+        sorted({s for alt in alts for s in alt if isinstance(s, int)}) for alts in alternatives
+    ]
     n = len(edges)
     index: list[int | None] = [None] * n
     low = [0] * n
@@ -86,7 +90,9 @@ def recursive_rules(alternatives: Sequence[Sequence[tuple[Code, ...]]]) -> list[
     return result
 
 
-def _pop_component(v: int, stack: list[int], on_stack: list[bool], edges: list[list[int]], result: list[bool]) -> None:
+def _pop_component(
+    v: int, stack: list[int], on_stack: list[bool], edges: list[list[int]], result: list[bool]
+) -> None:
     component = []
     while True:
         w = stack.pop()

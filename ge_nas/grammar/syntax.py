@@ -28,8 +28,12 @@ _MISTAKES: dict[str, tuple[str, ...]] = {
 
 _MESSAGES: dict[str, Callable[[lark.Token], str]] = {
     "text": lambda t: f"expected a rule '<name> ::= ...' before {str(t).strip()!r}",
-    "quote": lambda t: f"unclosed quote: expected a closing {t[0]} on the same line (quoted text cannot span lines)",
-    "angle": lambda t: f"unclosed '<' in a rule head: expected '>' after {t.split()[0].removesuffix('::=')}",
+    "quote": lambda t: (
+        f"unclosed quote: expected a closing {t[0]} on the same line (quoted text cannot span lines)"
+    ),
+    "angle": lambda t: (
+        f"unclosed '<' in a rule head: expected '>' after {t.split()[0].removesuffix('::=')}"
+    ),
     "define": lambda t: "'::=' without a rule name: expected '<name> ::='",
     "escape": lambda t: "a backslash ends the line: write \\\\ for a backslash, or quote it",
 }
@@ -40,14 +44,18 @@ def token_at(token: lark.Token) -> tuple[int, int]:
     return token.line or 1, token.column or 1
 
 
-def syntax_error(message: str, text: str, source: str, line: int, column: int) -> GrammarSyntaxError:
+def syntax_error(
+    message: str, text: str, source: str, line: int, column: int
+) -> GrammarSyntaxError:
     """Return a GrammarSyntaxError at line:column of text, with the line and a caret."""
-    return GrammarSyntaxError(message, source=source, line=line, column=column,
-                              context=caret_context(text, line, column))
+    return GrammarSyntaxError(
+        message, source=source, line=line, column=column, context=caret_context(text, line, column)
+    )
 
 
-def classify_syntax_error(exc: lark.UnexpectedInput, text: str, source: str,
-                          parse: Callable[[str], lark.Tree[lark.Token]]) -> GrammarSyntaxError:
+def classify_syntax_error(
+    exc: lark.UnexpectedInput, text: str, source: str, parse: Callable[[str], lark.Tree[lark.Token]]
+) -> GrammarSyntaxError:
     """Turn lark's error into one that names the likely mistake; parse is the parser that failed."""
     label: str | None = exc.match_examples(parse, _examples(), token_type_match_fallback=True)
     token = getattr(exc, "token", None)
@@ -64,7 +72,10 @@ def classify_syntax_error(exc: lark.UnexpectedInput, text: str, source: str,
 
 @cache
 def _examples() -> dict[str, list[str]]:
-    return {label: [context + bad for context in _CONTEXTS for bad in bads] for label, bads in _MISTAKES.items()}
+    return {
+        label: [context + bad for context in _CONTEXTS for bad in bads]
+        for label, bads in _MISTAKES.items()
+    }
 
 
 def _after(text: str, token: lark.Token) -> tuple[int, int]:

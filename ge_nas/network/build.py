@@ -29,7 +29,9 @@ class Size:
     flops: int
 
 
-def build_model(spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int) -> nn.Sequential:
+def build_model(
+    spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int
+) -> nn.Sequential:
     """Build the network for inputs of shape (C, H, W) and num_classes outputs.
 
     Raises:

@@ -35,12 +35,19 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def same_conv(shape: Shape, filters: int, kernel: int, stride: int = 1, *, groups: int = 1, bias: bool = True) -> nn.Module:
+def same_conv(
+    shape: Shape, filters: int, kernel: int, stride: int = 1, *, groups: int = 1, bias: bool = True
+) -> nn.Module:
     """Return a convolution whose output is ceil(H / stride) x ceil(W / stride), even kernels included."""
     c, h, w = shape
-    (top, bottom), (left, right) = _same_padding(h, kernel, stride), _same_padding(w, kernel, stride)
+    (top, bottom), (left, right) = (
+        _same_padding(h, kernel, stride),
+        _same_padding(w, kernel, stride),
+    )
     if top == bottom and left == right:
-        return nn.Conv2d(c, filters, kernel, stride=stride, padding=(top, left), groups=groups, bias=bias)
+        return nn.Conv2d(
+            c, filters, kernel, stride=stride, padding=(top, left), groups=groups, bias=bias
+        )
     conv = nn.Conv2d(c, filters, kernel, stride=stride, groups=groups, bias=bias)
     return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
 
@@ -74,7 +81,9 @@ class Residual(nn.Module):
         )
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c != filters:
-            self.shortcut = nn.Sequential(nn.Conv2d(c, filters, 1, stride=stride, bias=False), nn.BatchNorm2d(filters))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c, filters, 1, stride=stride, bias=False), nn.BatchNorm2d(filters)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))

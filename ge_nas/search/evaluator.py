@@ -67,9 +67,15 @@ class Evaluator:
         mapped = [self._map(g) for g in genomes]
         for i, (genome, derivation, phenotype, key, error) in enumerate(mapped):
             if key is None:
-                done[i] = Evaluation(genome, derivation, None, None, Metrics(INVALID, error=error), rung=rung)
-            elif (hit := self.archive.lookup(key, self.fidelity(rung))) is not None and key not in pending:
-                done[i] = Evaluation(genome, derivation, phenotype, key, hit, cached=True, rung=rung)
+                done[i] = Evaluation(
+                    genome, derivation, None, None, Metrics(INVALID, error=error), rung=rung
+                )
+            elif (
+                hit := self.archive.lookup(key, self.fidelity(rung))
+            ) is not None and key not in pending:
+                done[i] = Evaluation(
+                    genome, derivation, phenotype, key, hit, cached=True, rung=rung
+                )
             else:
                 pending.setdefault(key, []).append(i)
         self._train(pending, mapped, done, rung)
@@ -79,13 +85,21 @@ class Evaluator:
         """Return evaluations with those archived at a higher rung replaced (for resume)."""
         result = list(evaluations)
         for i, e in enumerate(result):
-            hit = self.archive.lookup(e.phenotype_hash, self.fidelity(rung)) if e.phenotype_hash else None
+            hit = (
+                self.archive.lookup(e.phenotype_hash, self.fidelity(rung))
+                if e.phenotype_hash
+                else None
+            )
             if hit is not None:
                 result[i] = replace(e, metrics=hit, cached=True, rung=rung)
         return result
 
-    def _map(self, genome: Sequence[int]) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
-        derivation = map_genome(self.grammar, genome, max_wraps=self.config.max_wraps, max_depth=self.config.max_depth)
+    def _map(
+        self, genome: Sequence[int]
+    ) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
+        derivation = map_genome(
+            self.grammar, genome, max_wraps=self.config.max_wraps, max_depth=self.config.max_depth
+        )
         if derivation.phenotype is None:
             return tuple(genome), derivation, None, None, f"invalid mapping: {derivation.reason}"
         try:
@@ -94,17 +108,38 @@ class Evaluator:
             return tuple(genome), derivation, None, None, str(exc)
         return tuple(genome), derivation, spec.canonical(), spec.hash(), ""
 
-    def _train(self, pending: dict[str, list[int]], mapped: list[Any], done: dict[int, Evaluation], rung: int) -> None:
+    def _train(
+        self,
+        pending: dict[str, list[int]],
+        mapped: list[Any],
+        done: dict[int, Evaluation],
+        rung: int,
+    ) -> None:
         keys = list(pending)
-        if self.executor.workers > 1 and len(keys) > self.executor.workers and (shape := self._data_shape()) is not None:
+        if (
+            self.executor.workers > 1
+            and len(keys) > self.executor.workers
+            and (shape := self._data_shape()) is not None
+        ):
             keys.sort(key=lambda k: -flops_hint(mapped[pending[k][0]][2], *shape))
-        tasks = [self._task(mapped[pending[k][0]][2], k, rung_epochs(self.config, rung)) for k in keys]
+        tasks = [
+            self._task(mapped[pending[k][0]][2], k, rung_epochs(self.config, rung)) for k in keys
+        ]
         self.on_start(len(tasks))
         for index, outcome in self.executor.run(tasks):
             key = keys[index]
             first = pending[key][0]
             genome, derivation, phenotype = mapped[first][:3]
-            record = Record(key, self.fidelity(rung), phenotype, genome, outcome.metrics, outcome.worker, outcome.started, outcome.ended)
+            record = Record(
+                key,
+                self.fidelity(rung),
+                phenotype,
+                genome,
+                outcome.metrics,
+                outcome.worker,
+                outcome.started,
+                outcome.ended,
+            )
             self.archive.record(record)
             for n, i in enumerate(pending[key]):
                 g, d = mapped[i][:2]
@@ -115,7 +150,9 @@ class Evaluator:
         """Return (input shape, classes) of the run's data, or None when this process cannot load it."""
         c = self.config
         try:
-            splits = load_splits(c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset)  # cached: loaded at start
+            splits = load_splits(
+                c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset
+            )  # cached: loaded at start
         except Exception:  # the data may live on Dask workers only: no cost hint, the order stays
             return None
         return splits.input_shape, splits.num_classes
@@ -124,7 +161,15 @@ class Evaluator:
         return task_for(self.config, phenotype, key, epochs=epochs, threads=self.executor.threads)
 
 
-def task_for(config: RunConfig, phenotype: str, key: str, *, epochs: int, threads: int, save_dir: str | None = None) -> EvalTask:
+def task_for(
+    config: RunConfig,
+    phenotype: str,
+    key: str,
+    *,
+    epochs: int,
+    threads: int,
+    save_dir: str | None = None,
+) -> EvalTask:
     """Return the task that trains a phenotype under a run's settings.
 
     With save_dir it is a finalist's: trained on train + validation, scored on the test set, saved there,
@@ -132,17 +177,38 @@ def task_for(config: RunConfig, phenotype: str, key: str, *, epochs: int, thread
     """
     c = config
     task = EvalTask(
-        phenotype, derive_seed(c.seed, key), dataset=c.dataset, data_dir=c.data_dir, val_fraction=c.val_fraction,
-        split_seed=c.split_seed, train_subset=c.train_subset, epochs=epochs, timeout_s=c.eval_timeout_s,
-        max_params=c.max_params, max_flops=c.max_flops, threads=threads, device=c.device, bf16=c.bf16,
-        measure_latency="latency" in c.objectives, measure_robustness="robustness" in c.objectives, noise_sigma=c.noise_sigma,
+        phenotype,
+        derive_seed(c.seed, key),
+        dataset=c.dataset,
+        data_dir=c.data_dir,
+        val_fraction=c.val_fraction,
+        split_seed=c.split_seed,
+        train_subset=c.train_subset,
+        epochs=epochs,
+        timeout_s=c.eval_timeout_s,
+        max_params=c.max_params,
+        max_flops=c.max_flops,
+        threads=threads,
+        device=c.device,
+        bf16=c.bf16,
+        measure_latency="latency" in c.objectives,
+        measure_robustness="robustness" in c.objectives,
+        noise_sigma=c.noise_sigma,
         score_test=c.test_in_search,
     )
     if save_dir is None:
         return task
     return replace(
-        task, train_subset=None, timeout_s=None, max_params=None, max_flops=None, final=True, save_dir=save_dir,
-        measure_latency=False, measure_robustness=False, score_test=True,
+        task,
+        train_subset=None,
+        timeout_s=None,
+        max_params=None,
+        max_flops=None,
+        final=True,
+        save_dir=save_dir,
+        measure_latency=False,
+        measure_robustness=False,
+        score_test=True,
     )
 
 

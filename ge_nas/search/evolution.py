@@ -34,7 +34,6 @@ from ge_nas.pareto import hypervolume_2d, size_point
 from ge_nas.rundir import Checkpoint
 
 
-
 class Fitness(base.Fitness):
     """A DEAP fitness whose weights are set per run (no deap.creator)."""
 
@@ -74,7 +73,12 @@ class GenerationStats:
 
 def initial_options(config: RunConfig) -> dict[str, Any]:
     """Return the initialiser settings of a run as keyword arguments of initial_genomes."""
-    return {"init": config.init, "codon_size": config.codon_size, "max_depth": config.max_depth, "init_max_depth": config.init_max_depth}
+    return {
+        "init": config.init,
+        "codon_size": config.codon_size,
+        "max_depth": config.max_depth,
+        "init_max_depth": config.init_max_depth,
+    }
 
 
 def used_codons(individual: Individual) -> int:
@@ -83,12 +87,27 @@ def used_codons(individual: Individual) -> int:
     return max(1, min(len(individual), e.derivation.codons_used)) if e else len(individual)
 
 
-def select_parents(population: list[Individual], k: int, config: RunConfig, rng: random.Random) -> list[Individual]:
+def select_parents(
+    population: list[Individual], k: int, config: RunConfig, rng: random.Random
+) -> list[Individual]:
     """Pick k parents: crowded binary tournaments for NSGA-II, plain tournaments otherwise."""
     if config.single_objective:
-        return [max(rng.sample(population, min(config.tournament_size, len(population))), key=_accuracy_key) for _ in range(k)]
-    rank = {id(ind): (-rung, r) for rung, group in _by_rung(population) for r, front in enumerate(tools.sortNondominated(group, len(group))) for ind in front}
-    return [_crowded_winner(rng.sample(population, min(2, len(population))), rank) for _ in range(k)]
+        return [
+            max(
+                rng.sample(population, min(config.tournament_size, len(population))),
+                key=_accuracy_key,
+            )
+            for _ in range(k)
+        ]
+    rank = {
+        id(ind): (-rung, r)
+        for rung, group in _by_rung(population)
+        for r, front in enumerate(tools.sortNondominated(group, len(group)))
+        for ind in front
+    }
+    return [
+        _crowded_winner(rng.sample(population, min(2, len(population))), rank) for _ in range(k)
+    ]
 
 
 def _rung(ind: Individual) -> int:
@@ -114,7 +133,9 @@ def _crowded_winner(pair: list[Individual], rank: dict[int, tuple[int, int]]) ->
 VARIATION_TRIES = 5  # children that do not map are bred again, up to this many times
 
 
-def vary(parents: list[Individual], grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
+def vary(
+    parents: list[Individual], grammar: Grammar, config: RunConfig, rng: random.Random
+) -> list[list[int]]:
     """Return children from GE crossover of parent pairs and int-flip mutation."""
     children: list[list[int]] = []
     for a, b in zip(parents[::2], parents[1::2]):
@@ -124,10 +145,14 @@ def vary(parents: list[Individual], grammar: Grammar, config: RunConfig, rng: ra
     return children
 
 
-def _breed(a: Individual, b: Individual, grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
+def _breed(
+    a: Individual, b: Individual, grammar: Grammar, config: RunConfig, rng: random.Random
+) -> list[list[int]]:
     for _ in range(VARIATION_TRIES):
         if rng.random() < config.crossover_prob:
-            pair = one_point_crossover(rng, list(a), list(b), used_a=used_codons(a), used_b=used_codons(b))
+            pair = one_point_crossover(
+                rng, list(a), list(b), used_a=used_codons(a), used_b=used_codons(b)
+            )
         else:
             pair = (list(a), list(b))
         children = [_mutate(child, grammar, config, rng) for child in pair]
@@ -140,13 +165,21 @@ def _maps(genome: list[int], grammar: Grammar, config: RunConfig) -> bool:
     return map_genome(grammar, genome, max_wraps=config.max_wraps, max_depth=config.max_depth).valid
 
 
-def _mutate(genome: list[int], grammar: Grammar, config: RunConfig, rng: random.Random) -> list[int]:
-    used = map_genome(grammar, genome, max_wraps=config.max_wraps, max_depth=config.max_depth).codons_used
+def _mutate(
+    genome: list[int], grammar: Grammar, config: RunConfig, rng: random.Random
+) -> list[int]:
+    used = map_genome(
+        grammar, genome, max_wraps=config.max_wraps, max_depth=config.max_depth
+    ).codons_used
     used = max(1, min(len(genome), used))
-    return int_flip_mutation(rng, genome, used=used, codon_size=config.codon_size, probability=config.mutation_prob)
+    return int_flip_mutation(
+        rng, genome, used=used, codon_size=config.codon_size, probability=config.mutation_prob
+    )
 
 
-def survivors(population: list[Individual], offspring: list[Individual], config: RunConfig) -> list[Individual]:
+def survivors(
+    population: list[Individual], offspring: list[Individual], config: RunConfig
+) -> list[Individual]:
     """Return the next population: NSGA-II selection, or elites plus offspring."""
     mu = config.population
     if not offspring:
@@ -156,7 +189,9 @@ def survivors(population: list[Individual], offspring: list[Individual], config:
     if not config.single_objective:
         return list(tools.selNSGA2(distinct_first(population + offspring, mu), mu))
     elites: list[Individual] = tools.selBest(population, min(config.elites, mu))
-    rest: list[Individual] = tools.selBest(distinct_first(offspring, mu - len(elites)), mu - len(elites))
+    rest: list[Individual] = tools.selBest(
+        distinct_first(offspring, mu - len(elites)), mu - len(elites)
+    )
     return elites + rest
 
 
@@ -167,14 +202,18 @@ def _survivors_by_rung(pool: list[Individual], config: RunConfig) -> list[Indivi
         room = config.population - len(chosen)
         if room <= 0:
             break
-        chosen += tools.selBest(group, room) if config.single_objective else tools.selNSGA2(group, room)
+        chosen += (
+            tools.selBest(group, room) if config.single_objective else tools.selNSGA2(group, room)
+        )
     return chosen
 
 
 def best_indices(evaluations: list[Evaluation], k: int, config: RunConfig) -> list[int]:
     """Return the indices of the k best evaluations (one rung): NSGA-II order or accuracy."""
     individuals = make_individuals(evaluations, config.objectives)
-    chosen = tools.selBest(individuals, k) if config.single_objective else tools.selNSGA2(individuals, k)
+    chosen = (
+        tools.selBest(individuals, k) if config.single_objective else tools.selNSGA2(individuals, k)
+    )
     where = {id(ind): i for i, ind in enumerate(individuals)}
     return [where[id(ind)] for ind in chosen]
 
@@ -195,7 +234,9 @@ def distinct_first(individuals: list[Individual], k: int) -> list[Individual]:
     return distinct + repeats[: max(0, k - len(distinct))]
 
 
-def make_individuals(evaluations: Sequence[Evaluation], objectives: Sequence[str]) -> list[Individual]:
+def make_individuals(
+    evaluations: Sequence[Evaluation], objectives: Sequence[str]
+) -> list[Individual]:
     """Wrap evaluations as DEAP individuals with their fitness set."""
     weights = tuple(OBJECTIVE_WEIGHTS[name] for name in objectives)
     individuals = []
@@ -207,7 +248,12 @@ def make_individuals(evaluations: Sequence[Evaluation], objectives: Sequence[str
     return individuals
 
 
-def generation_stats(generation: int, population: Sequence[Individual], evaluations: Sequence[Evaluation], seconds: float) -> GenerationStats:
+def generation_stats(
+    generation: int,
+    population: Sequence[Individual],
+    evaluations: Sequence[Evaluation],
+    seconds: float,
+) -> GenerationStats:
     """Summarise one generation for generations.jsonl and the live display (top rung only)."""
     scored = [e for e in _top_rung(population) if e.metrics.ok]
     accuracies = [e.metrics.val_accuracy for e in scored] or [0.0]
@@ -236,7 +282,11 @@ def _top_rung(population: Sequence[Individual]) -> list[Evaluation]:
 def pareto_front(population: Sequence[Individual]) -> list[Evaluation]:
     """Return the distinct trained phenotypes of the first front, best accuracy first."""
     top = {id(e) for e in _top_rung(population)}
-    trained = [ind for ind in population if ind.evaluation and ind.evaluation.metrics.ok and id(ind.evaluation) in top]
+    trained = [
+        ind
+        for ind in population
+        if ind.evaluation and ind.evaluation.metrics.ok and id(ind.evaluation) in top
+    ]
     if not trained:
         return []
     seen: dict[str | None, Evaluation] = {}
@@ -246,7 +296,9 @@ def pareto_front(population: Sequence[Individual]) -> list[Evaluation]:
     return sorted(seen.values(), key=lambda e: (-e.metrics.val_accuracy, e.metrics.params or 0))
 
 
-def restore_population(checkpoint: Checkpoint, evaluator: Evaluator, config: RunConfig, rng: random.Random) -> list[Individual]:
+def restore_population(
+    checkpoint: Checkpoint, evaluator: Evaluator, config: RunConfig, rng: random.Random
+) -> list[Individual]:
     """Rebuild a checkpointed population (every phenotype comes from the archive) and the RNG."""
     rng.setstate(checkpoint.rng_state)
     evaluations = evaluator.evaluate(checkpoint.genomes)
@@ -264,7 +316,13 @@ def checkpoint_of(state: SearchState) -> Checkpoint:
     """Return the plain-data checkpoint of a generation's state."""
     genomes = [list(ind) for ind in state.population]
     crowding = [float(getattr(ind.fitness, "crowding_dist", 0.0)) for ind in state.population]
-    return Checkpoint(state.generation, genomes, crowding, state.rng_state, [_rung(ind) for ind in state.population])
+    return Checkpoint(
+        state.generation,
+        genomes,
+        crowding,
+        state.rng_state,
+        [_rung(ind) for ind in state.population],
+    )
 
 
 @dataclass(frozen=True)
@@ -277,12 +335,16 @@ class SearchState:
     stats: GenerationStats
 
 
-def evaluate_generation(genomes: Sequence[Sequence[int]], evaluator: Evaluator, config: RunConfig) -> list[Evaluation]:
+def evaluate_generation(
+    genomes: Sequence[Sequence[int]], evaluator: Evaluator, config: RunConfig
+) -> list[Evaluation]:
     """Evaluate genomes at rung 0 and promote the best by successive halving when it is on."""
     evaluations = evaluator.evaluate(genomes)
     if rung_count(config) == 1:
         return evaluations
-    return promote(evaluations, evaluator.evaluate, lambda es, k: best_indices(es, k, config), config)
+    return promote(
+        evaluations, evaluator.evaluate, lambda es, k: best_indices(es, k, config), config
+    )
 
 
 def run_search(
@@ -298,14 +360,27 @@ def run_search(
     rng = random.Random(config.seed)
     if resume is None:
         start = clock()
-        evaluations = evaluate_generation(initial_genomes(grammar, rng, config.population, **initial_options(config)), evaluator, config)
+        evaluations = evaluate_generation(
+            initial_genomes(grammar, rng, config.population, **initial_options(config)),
+            evaluator,
+            config,
+        )
         population = survivors(make_individuals(evaluations, config.objectives), [], config)
-        on_generation(SearchState(0, population, rng.getstate(), generation_stats(0, population, evaluations, clock() - start)))
+        on_generation(
+            SearchState(
+                0,
+                population,
+                rng.getstate(),
+                generation_stats(0, population, evaluations, clock() - start),
+            )
+        )
     else:
         population = restore_population(resume, evaluator, config, rng)
     for generation in range((resume.generation if resume else 0) + 1, config.generations + 1):
         start = clock()
-        children = vary(select_parents(population, config.population, config, rng), grammar, config, rng)
+        children = vary(
+            select_parents(population, config.population, config, rng), grammar, config, rng
+        )
         evaluations = evaluate_generation(children, evaluator, config)
         population = survivors(population, make_individuals(evaluations, config.objectives), config)
         stats = generation_stats(generation, population, evaluations, clock() - start)

@@ -16,17 +16,26 @@ EvaluateAt = Callable[[Sequence[Sequence[int]], int], list[Evaluation]]
 Choose = Callable[[list[Evaluation], int], list[int]]
 
 
-def promote(evaluations: list[Evaluation], evaluate_at: EvaluateAt, choose: Choose, config: RunConfig) -> list[Evaluation]:
+def promote(
+    evaluations: list[Evaluation], evaluate_at: EvaluateAt, choose: Choose, config: RunConfig
+) -> list[Evaluation]:
     """Return evaluations with the best 1/eta re-evaluated at each higher rung, rung by rung."""
     result = list(evaluations)
     current = [i for i, e in enumerate(result) if e.metrics.ok]
     for rung in range(1, rung_count(config)):
-        firsts = list({result[i].phenotype_hash: i for i in reversed(current)}.values())  # one per phenotype
+        firsts = list(
+            {result[i].phenotype_hash: i for i in reversed(current)}.values()
+        )  # one per phenotype
         k = math.ceil(len(firsts) / config.sh_eta)
         if k == 0:
             break
         chosen = [firsts[j] for j in choose([result[i] for i in firsts], k)]
-        promoted = dict(zip((result[i].phenotype_hash for i in chosen), evaluate_at([result[i].genome for i in chosen], rung)))
+        promoted = dict(
+            zip(
+                (result[i].phenotype_hash for i in chosen),
+                evaluate_at([result[i].genome for i in chosen], rung),
+            )
+        )
         for i, e in enumerate(result):
             if e.phenotype_hash in promoted and e.rung == rung - 1:
                 result[i] = promoted[e.phenotype_hash].with_genome(e.genome, e.derivation)

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from ge_nas.errors import ConfigError
 
 
-def one_point_crossover(rng: random.Random, a: Sequence[int], b: Sequence[int], *, used_a: int,
-                        used_b: int) -> tuple[list[int], list[int]]:
+def one_point_crossover(
+    rng: random.Random, a: Sequence[int], b: Sequence[int], *, used_a: int, used_b: int
+) -> tuple[list[int], list[int]]:
     """Return a[:p] + b[q:] and b[:q] + a[p:] for points p, q in 1..used of each parent."""
     if not a or not b:
         return list(a), list(b)
@@ -27,8 +28,9 @@ def one_point_crossover(rng: random.Random, a: Sequence[int], b: Sequence[int], 
     return list(a[:p]) + list(b[q:]), list(b[:q]) + list(a[p:])
 
 
-def two_point_crossover(rng: random.Random, a: Sequence[int], b: Sequence[int], *, used_a: int,
-                        used_b: int) -> tuple[list[int], list[int]]:
+def two_point_crossover(
+    rng: random.Random, a: Sequence[int], b: Sequence[int], *, used_a: int, used_b: int
+) -> tuple[list[int], list[int]]:
     """Swap a non-empty segment within the used codons of each parent."""
     if not a or not b:
         return list(a), list(b)
@@ -39,8 +41,14 @@ def two_point_crossover(rng: random.Random, a: Sequence[int], b: Sequence[int], 
     return child_a, child_b
 
 
-def int_flip_mutation(rng: random.Random, genome: Sequence[int], *, used: int, codon_size: int,
-                      probability: float | None = None) -> list[int]:
+def int_flip_mutation(
+    rng: random.Random,
+    genome: Sequence[int],
+    *,
+    used: int,
+    codon_size: int,
+    probability: float | None = None,
+) -> list[int]:
     """Redraw each used codon from range(codon_size) with probability (default 1 / used codons)."""
     if codon_size < 1:
         raise ConfigError(f"codon_size must be at least 1, got {codon_size}")
