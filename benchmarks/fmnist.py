@@ -45,17 +45,16 @@ from rich.console import Console
 from ge_nas import rundir
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.data import load_dataset
-from ge_nas.data import load_splits
-from ge_nas.fidelity import fidelity_key
-from ge_nas.search.evaluator import Evaluator, task_for
+from ge_nas.data import load_dataset, load_splits
 from ge_nas.executors import Executor, make_executor
+from ge_nas.fidelity import fidelity_key
 from ge_nas.grammar import Grammar, load_grammar
 from ge_nas.grammar.initialise import random_population
 from ge_nas.metrics import Metrics
 from ge_nas.pareto import hypervolume_2d, size_front, size_point
-from ge_nas.tables import front_table
 from ge_nas.search import SearchState, run_search
+from ge_nas.search.evaluator import Evaluator, task_for
+from ge_nas.tables import front_table
 
 ROOT = Path(__file__).resolve().parent.parent
 Clock = Callable[[], float]

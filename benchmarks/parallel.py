@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 
 from ge_nas.arch import parse_arch
-from ge_nas.worker import EvalTask, derive_seed
-from ge_nas.search.evaluator import flops_hint
 from ge_nas.executors import DaskExecutor, Executor, ProcessExecutor
 from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
 from ge_nas.grammar.mapper import map_genome
+from ge_nas.search.evaluator import flops_hint
+from ge_nas.worker import EvalTask, derive_seed
 
 
 def phenotypes(n: int, seed: int) -> list[str]:

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from ge_nas.arch import ArchSpec, parse_arch
-from ge_nas.network.build import build_model, measure
 from ge_nas.data import load_dataset
 from ge_nas.errors import DatasetError
+from ge_nas.network.build import build_model, measure
 from ge_nas.train import make_optimizer, make_schedule, place_model, train_model
 
 PHENOTYPE = (

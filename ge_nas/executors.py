@@ -28,8 +28,8 @@ from typing import Any, Protocol
 import torch
 
 from ge_nas.errors import ConfigError
-from ge_nas.worker import EvalTask, Outcome, evaluate
 from ge_nas.metrics import FAILED, TIMEOUT, Metrics
+from ge_nas.worker import EvalTask, Outcome, evaluate
 
 log = logging.getLogger(__name__)
 

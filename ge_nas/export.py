@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from ge_nas.arch import ArchSpec
-from ge_nas.network.build import build_model
 from ge_nas.errors import ArchError, ConfigError, ExportError
 from ge_nas.metrics import Metrics
-
+from ge_nas.network.build import build_model
 
 MODEL = "model.pt"
 SPEC = "spec.json"

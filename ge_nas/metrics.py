@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import json
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 OK = "ok"
 INVALID = "invalid"  # genome did not map, phenotype did not parse, or shape cannot work

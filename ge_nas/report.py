@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,10 +20,9 @@ from ge_nas import plots, rundir
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.errors import ConfigError
+from ge_nas.fidelity import fidelity_key
 from ge_nas.pareto import size_front
 from ge_nas.tables import measured_columns, optional_cell
-from ge_nas.fidelity import fidelity_key
-
 
 PARETO_PNG = "pareto.png"
 HISTORY_PNG = "history.png"

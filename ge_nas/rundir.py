@@ -18,8 +18,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
+from typing import Any
 
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.errors import ConfigError

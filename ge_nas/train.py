@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ge_nas.arch import Value
 from ge_nas.config import check_device
 from ge_nas.errors import ConfigError
-from ge_nas.arch import Value
 from ge_nas.metrics import FAILED, OK, TIMEOUT
 
 EVAL_BATCH = 128  # measured on CPU: 28x28 CNNs score twice as fast as in batches of 1024 (activations stay in cache)

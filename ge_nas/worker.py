@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Any
 
 import torch
@@ -25,11 +24,11 @@ from torch import nn
 
 from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.config import RunConfig
-from ge_nas.network.build import build_model, measure
 from ge_nas.data import Splits, load_splits
 from ge_nas.errors import ArchError
 from ge_nas.export import Meta, save_model
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
+from ge_nas.network.build import build_model, measure
 from ge_nas.scoring import LATENCY_BATCH, latency_ms, robustness
 from ge_nas.train import accuracy, place_model, resolve_device, train_model
 

@@ -8,9 +8,8 @@ import re
 
 import pytest
 
-from ge_nas.arch import HPARAMS, ArchSpec, Layer, parse_arch
+from ge_nas.arch import HPARAMS, LAYERS, ArchSpec, Layer, parse_arch
 from ge_nas.errors import ArchError
-from ge_nas.arch import LAYERS
 
 DEFAULT_HP = "opt=adam lr=0.001 batch=64 wd=0.0 momentum=0.9 sched=cosine ls=0.0 aug=none"
 EXAMPLE = (

@@ -11,14 +11,14 @@ import torch
 from rich.console import Console
 
 from ge_nas import load_model, rundir
+from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive
 from ge_nas.cli import build_parser, main
-from ge_nas.arch import parse_arch
-from ge_nas.rundir import load_run_config
 from ge_nas.cli.models import _train_task
-from ge_nas.fidelity import fidelity_key
 from ge_nas.data import load_splits
+from ge_nas.fidelity import fidelity_key
 from ge_nas.metrics import Metrics
+from ge_nas.rundir import load_run_config
 from ge_nas.train import accuracy
 
 GRAMMAR = "grammars/cnn_small.bnf"

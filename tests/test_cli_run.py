@@ -11,9 +11,9 @@ import torch
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec
 from ge_nas.archive import Archive
-from ge_nas.network.build import build_model
 from ge_nas.cli import main
 from ge_nas.config import load_toml, make_config
+from ge_nas.network.build import build_model
 
 FAST = [
     "--epochs",

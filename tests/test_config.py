@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ge_nas.cli import build_parser
+from ge_nas.cli.run import config_from_args
 from ge_nas.config import RunConfig, default_out, load_toml, make_config
 from ge_nas.errors import ConfigError
-from ge_nas.cli.run import config_from_args
 
 
 def test_defaults_are_valid() -> None:

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from data_files import make_parts, write_idx_set
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from data_files import make_parts, write_idx_set
-from ge_nas.data import datasets as data
 from ge_nas.data import DATASET_NAMES, Dataset, Splits, load_dataset, split_dataset
+from ge_nas.data import datasets as data
 from ge_nas.errors import ConfigError, DatasetError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -7,8 +7,8 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from data_files import PLAIN, assert_matches, make_parts, write_idx_set
+
 from ge_nas.data import datasets as data
 from ge_nas.data import load_dataset
 from ge_nas.errors import DatasetError

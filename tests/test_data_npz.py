@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
 from data_files import normalized
+
 from ge_nas.data import load_dataset
 from ge_nas.errors import DatasetError
 

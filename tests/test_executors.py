@@ -9,10 +9,10 @@ import time
 
 import pytest
 import torch
-
-from ge_nas.worker import evaluate
-from ge_nas.executors import ProcessExecutor, SerialExecutor, make_executor, on_gpu, worker_gpu
 from test_worker import scores, task
+
+from ge_nas.executors import ProcessExecutor, SerialExecutor, make_executor, on_gpu, worker_gpu
+from ge_nas.worker import evaluate
 
 
 @pytest.mark.parametrize(

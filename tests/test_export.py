@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,13 +11,13 @@ import pytest
 import torch
 
 from ge_nas import export, load_model
-from ge_nas.errors import ArchError, ConfigError
-from ge_nas.data import load_splits
-from ge_nas.worker import EvalTask, evaluate
 from ge_nas.cli.models import finalist_dir
+from ge_nas.data import load_splits
+from ge_nas.errors import ArchError, ConfigError
 from ge_nas.export import Meta, export_onnx, export_torch
 from ge_nas.metrics import Metrics
 from ge_nas.train import accuracy
+from ge_nas.worker import EvalTask, evaluate
 
 # bn and dropout behave differently in training: a model left in train mode would not match.
 PHENOTYPE = "conv(8,3) bn relu pool(max,2) sepconv(16,3) gelu dropout(0.2) dense(16) relu | opt=adam lr=0.01 batch=32"

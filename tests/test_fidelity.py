@@ -6,13 +6,14 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from test_search_evolution import GRAMMAR, SyntheticExecutor
+
 from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
-from ge_nas.search.evaluator import Evaluator
 from ge_nas.fidelity import rung_count, rung_epochs
 from ge_nas.grammar import load_grammar
 from ge_nas.search import pareto_front, run_search
-from test_search_evolution import GRAMMAR, SyntheticExecutor
+from ge_nas.search.evaluator import Evaluator
 
 
 def config(**kw: object) -> RunConfig:

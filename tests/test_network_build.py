@@ -6,11 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from ge_nas.network import build
-from ge_nas.arch import parse_arch
-from ge_nas.network.build import Size, build_model, count_params, measure
+from ge_nas.arch import LAYERS, parse_arch
 from ge_nas.errors import ArchError
-from ge_nas.arch import LAYERS
+from ge_nas.network import build
+from ge_nas.network.build import Size, build_model, count_params, measure
 
 
 def modules_of(model: nn.Module, kind: type) -> list[nn.Module]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ge_nas.errors import ArchError
 from ge_nas.arch import LAYERS, Param
+from ge_nas.errors import ArchError
 from ge_nas.network.layers import BUILDERS, same_conv
 
 COUNT = Param("count", int, 3, 1, 10)

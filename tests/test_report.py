@@ -18,6 +18,7 @@ pytest.importorskip("matplotlib")
 from ge_nas import rundir  # noqa: E402
 from ge_nas.archive import Record  # noqa: E402
 from ge_nas.errors import ConfigError  # noqa: E402
+from ge_nas.metrics import OK, Metrics  # noqa: E402
 from ge_nas.report import (  # noqa: E402
     _front_html,
     archive_front,
@@ -28,7 +29,6 @@ from ge_nas.report import (  # noqa: E402
     status_text,
     write_report,
 )
-from ge_nas.metrics import OK, Metrics  # noqa: E402
 
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 

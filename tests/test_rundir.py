@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
-import torch
-import numpy as np
-import random
-import math
 
 import pytest
 
@@ -20,12 +18,12 @@ from ge_nas.rundir import (
     CONFIG,
     GRAMMAR,
     PARETO,
-    Checkpoint,
-    read_checkpoint,
     PARETO_COLUMNS,
+    Checkpoint,
     append_line,
     create_run_dir,
     jsonable,
+    read_checkpoint,
     read_pareto,
     write_atomic,
     write_checkpoint,

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_search_evolution import GRAMMAR, SyntheticExecutor
 from torch import nn
 
 from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
-from ge_nas.worker import EvalTask, evaluate
 from ge_nas.fidelity import fidelity_key
-from ge_nas.search.evaluator import Evaluator
 from ge_nas.grammar import load_grammar
 from ge_nas.metrics import FAILED, OK, Metrics
-from ge_nas.scoring import latency_ms, robustness
 from ge_nas.objectives import OBJECTIVE_WEIGHTS, WORST_LOG10, fitness_values
+from ge_nas.scoring import latency_ms, robustness
+from ge_nas.search.evaluator import Evaluator
 from ge_nas.train import accuracy
-from test_search_evolution import GRAMMAR, SyntheticExecutor
+from ge_nas.worker import EvalTask, evaluate
 
 NET = "conv(8,3) relu pool(max,2) flatten | opt=adam lr=0.01 batch=32"
 

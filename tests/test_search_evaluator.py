@@ -5,14 +5,15 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from test_search_evolution import GRAMMAR, SyntheticExecutor
+
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive
-from ge_nas.network.build import measure
 from ge_nas.config import RunConfig
-from ge_nas.search.evaluator import Evaluator
 from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
-from test_search_evolution import GRAMMAR, SyntheticExecutor
+from ge_nas.network.build import measure
+from ge_nas.search.evaluator import Evaluator
 
 
 def dispatch(

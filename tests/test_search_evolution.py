@@ -18,16 +18,16 @@ import torch
 
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive
-from ge_nas.network.build import build_model, count_params
 from ge_nas.config import RunConfig
-from ge_nas.worker import EvalTask, Outcome
 from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
 from ge_nas.metrics import OK, Metrics
-from ge_nas.pareto import hypervolume_2d, size_point
-from ge_nas.search.evaluator import Evaluator
+from ge_nas.network.build import build_model, count_params
 from ge_nas.objectives import fitness_values
+from ge_nas.pareto import hypervolume_2d, size_point
 from ge_nas.search import SearchState, pareto_front, run_search
+from ge_nas.search.evaluator import Evaluator
+from ge_nas.worker import EvalTask, Outcome
 
 GRAMMAR = "tests/grammars/tiny_cnn.bnf"
 

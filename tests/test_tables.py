@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import io
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from ge_nas.tables import front_table, generation_line
 from ge_nas.search import GenerationStats
+from ge_nas.tables import front_table, generation_line
 
 ROWS: list[dict[str, Any]] = [
     {

@@ -23,7 +23,6 @@ from ge_nas.train import (
     train_model,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import lark
 
-from ge_nas.errors import ArchError, caret_context, did_you_mean
 from ge_nas.arch.signatures import HPARAMS, Value, check_hparams, check_layer
 from ge_nas.arch.spec import ArchSpec, Layer
+from ge_nas.errors import ArchError, caret_context, did_you_mean
 
 
 @cache

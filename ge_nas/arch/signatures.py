@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-
 from ge_nas.errors import ArchError, did_you_mean
 
 Value = int | float | str

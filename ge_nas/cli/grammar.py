@@ -19,8 +19,8 @@ from typing import Any
 
 from rich.console import Console
 
-from ge_nas.errors import ArchError, ConfigError, GeNasError
 from ge_nas.cli.options import add_search_space_options
+from ge_nas.errors import ArchError, ConfigError, GeNasError
 from ge_nas.grammar import (
     Derivation,
     Grammar,

@@ -20,19 +20,18 @@ from rich.progress import (
 )
 
 from ge_nas import rundir
+from ge_nas.arch import ArchSpec
 from ge_nas.archive import Archive, Record
 from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, config_default, run_overrides
 from ge_nas.config import RunConfig, default_out, load_toml, make_config
-from ge_nas.arch import ArchSpec
-from ge_nas.errors import ArchError, ConfigError
 from ge_nas.data import DATASET_NAMES, load_splits
+from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
+from ge_nas.fidelity import fidelity_key, rung_epochs
 from ge_nas.grammar import Grammar, load_grammar
-from ge_nas.tables import front_table, generation_line
-from ge_nas.fidelity import fidelity_key
-from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
-from ge_nas.fidelity import rung_epochs
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
+from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
+from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
 
 

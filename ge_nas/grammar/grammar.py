@@ -43,10 +43,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ge_nas.grammar.lint import Lint
-from ge_nas.grammar.reader import Alternative, Symbol, read_rules
 from ge_nas.errors import ConfigError, GrammarError, GrammarSyntaxError, did_you_mean
 from ge_nas.grammar.item_table import ItemTable
+from ge_nas.grammar.lint import Lint
+from ge_nas.grammar.reader import Alternative, Symbol, read_rules
 from ge_nas.grammar.rule_graph import Code, min_depths, recursive_rules
 
 __all__ = [

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from ge_nas.grammar.syntax import syntax_error
-from ge_nas.grammar.reader import Alternative, RawRule
 from ge_nas.errors import did_you_mean
+from ge_nas.grammar.reader import Alternative, RawRule
 from ge_nas.grammar.rule_graph import Code, min_depths, reachable
+from ge_nas.grammar.syntax import syntax_error
 
 _HEAD_TYPO = re.compile(r"[ \t]*(:=|::|:|=|->)")
 _MAX_UNDEFINED = 50

@@ -7,11 +7,8 @@ maps and `(F,)` for flat vectors; the batch dimension is left out.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-
 
 import torch
 from torch import nn

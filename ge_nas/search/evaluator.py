@@ -17,15 +17,15 @@ from typing import Any
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.network.build import measure
-from ge_nas.errors import ArchError
 from ge_nas.data import load_splits
-from ge_nas.worker import EvalTask, derive_seed
+from ge_nas.errors import ArchError
 from ge_nas.executors import Executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
 from ge_nas.grammar import Grammar
 from ge_nas.grammar.mapper import Derivation, map_genome
 from ge_nas.metrics import INVALID, Metrics
+from ge_nas.network.build import measure
+from ge_nas.worker import EvalTask, derive_seed
 
 
 @dataclass(frozen=True)

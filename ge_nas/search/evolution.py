@@ -11,7 +11,6 @@ genetic algorithm: NSGA-II", IEEE TEC 6(2), 2002.
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 import time
@@ -22,16 +21,16 @@ from typing import Any
 from deap import base, tools
 
 from ge_nas.config import RunConfig
-from ge_nas.search.evaluator import Evaluation, Evaluator
 from ge_nas.fidelity import rung_count
-from ge_nas.search.halving import promote
 from ge_nas.grammar import Grammar
 from ge_nas.grammar.initialise import initial_genomes
 from ge_nas.grammar.mapper import map_genome
 from ge_nas.objectives import OBJECTIVE_WEIGHTS, fitness_values
-from ge_nas.search.operators import int_flip_mutation, one_point_crossover
 from ge_nas.pareto import hypervolume_2d, size_point
 from ge_nas.rundir import Checkpoint
+from ge_nas.search.evaluator import Evaluation, Evaluator
+from ge_nas.search.halving import promote
+from ge_nas.search.operators import int_flip_mutation, one_point_crossover
 
 
 class Fitness(base.Fitness):
