@@ -7,6 +7,7 @@ once, and written whole into the run directory with the command line.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -50,8 +51,9 @@ class RunConfig:
         0  # fixed by default so validation sets, and archives, are comparable across runs
     )
     eval_timeout_s: float | None = None
-    max_params: int | None = None
-    max_flops: int | None = None
+    # Budgets a 2-core CPU can train; 0 lifts a limit. Larger networks are rejected before training.
+    max_params: int = 5_000_000
+    max_flops: int = 200_000_000  # per sample, 2 x multiply-accumulates
     noise_sigma: float = 0.1  # the robustness objective's Gaussian input noise, in normalized units
     device: str = "auto"  # auto, cpu, cuda or cuda:N; auto: a GPU when torch sees one
     bf16: bool = False  # bfloat16 autocast while training
@@ -61,6 +63,7 @@ class RunConfig:
     final_epochs: int = 15
     finalists: int = 3
     workers: int = 0  # 0: one per core
+    oversubscribe: bool = False  # allow more local workers than cores
     executor: str = "auto"
     scheduler: str | None = None  # Dask scheduler address, tcp://HOST:PORT; none: a local cluster
     archive: str | None = None  # shared archive file; default: archive.sqlite in the run directory
@@ -92,9 +95,18 @@ class RunConfig:
             "tournament_size",
         ):
             _positive_int(name, getattr(self, name))
-        for name in ("seed", "split_seed", "finalists", "workers", "max_wraps", "elites"):
+        for name in (
+            "seed",
+            "split_seed",
+            "finalists",
+            "workers",
+            "max_wraps",
+            "elites",
+            "max_params",
+            "max_flops",
+        ):
             _non_negative_int(name, getattr(self, name))
-        for name in ("max_params", "max_flops", "init_max_depth"):
+        for name in ("init_max_depth",):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         for name in (
@@ -171,6 +183,17 @@ class RunConfig:
         """Return the worker count, one per core when unset."""
         return self.workers or os.cpu_count() or 1
 
+    def check_workers(self, cores: int | None = None) -> None:
+        """Raise ConfigError when local workers would outnumber the cores (unless --oversubscribe)."""
+        cores = cores or os.cpu_count() or 1
+        remote = self.executor == "dask" and self.scheduler
+        if self.resolved_workers() > cores and not self.oversubscribe and not remote:
+            raise ConfigError(
+                f"--workers {self.workers}: more worker processes than the {cores} cores here "
+                "(each trains with its own torch threads and ~300 MB); "
+                "use at most that many, or pass --oversubscribe"
+            )
+
     def to_toml(self) -> str:
         """Return the whole configuration as TOML; unset options are commented."""
         lines = []
@@ -209,8 +232,12 @@ def check_device(name: Any) -> None:
 
 
 def _number(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"--{_flag(name)} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"--{_flag(name)} must be a finite number, got {value!r}")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -224,8 +251,12 @@ def _flag(name: str) -> str:
     return name.removesuffix("_s").replace("_", "-")
 
 
-def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML file of run options; unknown keys are an error."""
+def load_toml(path: str | os.PathLike[str], *, keep: str = "") -> dict[str, Any]:
+    """Read a TOML file of run options; unknown keys are an error.
+
+    A run's config.toml ends with a [written_by] table (versions, grammar hash):
+    it is dropped, unless keep names it, so a run's config.toml works as --config.
+    """
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -233,7 +264,11 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    known = {f.name for f in fields(RunConfig)}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    if keep != "written_by":
+        doc.pop("written_by", None)
+    known = {f.name for f in fields(RunConfig)} | {keep}
     for key in doc:
         if key not in known:
             raise ConfigError(f"{path}: unknown option {key!r}{did_you_mean(key, known)}")

@@ -19,6 +19,7 @@ import collections
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -84,6 +85,9 @@ def on_gpu(task: EvalTask, gpu: int | None) -> EvalTask:
 
 def _worker_main(conn: Connection, gpu: int | None) -> None:
     """Evaluate (index, task) messages until None arrives; the body of a worker process (each task sets its threads)."""
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # Ctrl-C is the main process's to handle: it stops the workers
     while (message := conn.recv()) is not None:
         index, task = message
         conn.send((index, evaluate(on_gpu(task, gpu))))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
+import importlib.metadata
 import io
 import json
 import math
 import os
+import platform
 import random
 import socket
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,6 +33,7 @@ CHECKPOINT = "checkpoint.json"
 GENERATIONS = "generations.jsonl"
 PARETO = "pareto.csv"
 LOCK = "run.lock"
+WRITTEN_BY = "written_by"  # the table in config.toml that records versions and the grammar hash
 GRAMMAR = "grammar.bnf"  # a copy of the run's grammar, so the run stays readable when the original changes
 PARETO_COLUMNS = (
     "rank",
@@ -100,16 +104,91 @@ def make_dir(path: Path) -> Path:
     return path
 
 
-def create_run_dir(path: Path, config: RunConfig) -> Path:
-    """Create the run directory, write config.toml and copy the grammar; refuse one that holds a run."""
+def check_new_run_dir(path: Path) -> None:
+    """Raise ConfigError unless path is free for a new run: absent, or an empty directory.
+
+    A directory with files in it is someone's: it is never written into, and the
+    message says what is there.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path}: is a file, not a directory; choose a new directory")
     if (path / CONFIG).exists():
         raise ConfigError(
-            f"{path}: already holds a run (config.toml exists); resume it with `ge_nas resume {path}`, or choose another --out"
+            f"{path}: already holds a run (config.toml exists); resume it with "
+            f"`python -m ge_nas resume {path}`, or choose another --out"
         )
+    entries = (
+        sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+        if path.is_dir()
+        else []
+    )
+    entries = [e for e in entries if e != LOCK]
+    if entries:
+        shown = ", ".join(entries[:5]) + (
+            f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+        )
+        raise ConfigError(
+            f"--out {path}: the directory is not empty and is not a ge_nas run (it holds {shown}); "
+            "ge_nas writes only into a new or empty directory: choose another --out"
+        )
+
+
+def create_run_dir(path: Path, config: RunConfig, grammar_text: str) -> Path:
+    """Create the run directory, copy the grammar and write config.toml with what wrote it."""
+    check_new_run_dir(path)
     make_dir(path)
-    write_atomic(path / GRAMMAR, Path(config.grammar).read_text(encoding="utf-8"))
-    write_atomic(path / CONFIG, config.to_toml())
+    write_atomic(path / GRAMMAR, grammar_text)
+    write_atomic(path / CONFIG, config_text(config, provenance(grammar_text)))
     return path
+
+
+def provenance(grammar_text: str) -> dict[str, str]:
+    """Return the versions that wrote a run and the hash of its grammar copy."""
+    versions = {name: _version(name) for name in ("ge_nas", "torch", "numpy", "deap", "lark")}
+    return {**versions, "python": platform.python_version(), "grammar_sha256": sha256(grammar_text)}
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def sha256(text: str) -> str:
+    """Return the hex SHA-256 of text (UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_text(config: RunConfig, written_by: Mapping[str, str]) -> str:
+    """Return config.toml: every setting, then a [written_by] table (versions, grammar hash)."""
+    table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in written_by.items())
+    return config.to_toml() + f"\n[{WRITTEN_BY}]\n" + table
+
+
+def read_written_by(path: Path) -> dict[str, str]:
+    """Return the [written_by] table of a run's config.toml ({} for runs that predate it)."""
+    table = load_toml(path / CONFIG, keep=WRITTEN_BY).get(WRITTEN_BY, {})
+    return {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}
+
+
+def checked_grammar_copy(path: Path) -> str:
+    """Return the text of the run's grammar copy, or raise ConfigError when it is missing or changed."""
+    copy = path / GRAMMAR
+    if not copy.is_file():
+        raise ConfigError(
+            f"{copy} is missing: a run maps its genomes through its own copy of the grammar, "
+            "so it cannot resume without it; restore the file (nothing was changed)"
+        )
+    text = copy.read_text(encoding="utf-8")
+    recorded = read_written_by(path).get("grammar_sha256")
+    if recorded and recorded != sha256(text):
+        raise ConfigError(
+            f"{copy} has changed since the run started (its SHA-256 differs from config.toml's "
+            "[written_by] grammar_sha256); resuming would map the genomes to other networks. "
+            "Restore the original, or start a new run with the new grammar (nothing was changed)"
+        )
+    return text
 
 
 def append_line(path: Path, record: Mapping[str, Any]) -> None:

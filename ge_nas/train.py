@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -142,6 +145,51 @@ def accuracy(
     return correct / len(y)
 
 
+class TrainingTimeout(Exception):
+    """Raised inside a training step when the evaluation's time limit passes."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise TrainingTimeout in this thread once seconds have passed, even in the middle of a step.
+
+    SIGALRM is delivered between Python bytecodes, so a forward pass through many
+    layers stops between two layers. Only the main thread of a POSIX process can
+    take it; elsewhere (Dask worker threads) the check between steps is the limit.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if seconds is None or not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TrainingTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class _Loop:
+    """What every training step needs."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+    aug: Value
+    batch: int
+    steps: int
+    generator: torch.Generator
+    bf16: bool
+    expired: Callable[[], bool]  # checked after every step
+
+
 def train_model(
     model: nn.Module,
     hparams: Mapping[str, Value],
@@ -157,30 +205,56 @@ def train_model(
     """Train model in place on x, y (already on the model's device); return (status, error, epochs completed)."""
     if len(y) < 2:
         return FAILED, f"training needs at least 2 samples, got {len(y)}", 0
-    generator = torch.Generator().manual_seed(seed)
-    batch = min(int(hparams["batch"]), len(y))
-    steps_per_epoch = max(1, len(y) // batch)  # the last partial batch is dropped
-    optimizer = make_optimizer(model, hparams)
-    schedule = make_schedule(
-        optimizer, hparams["sched"], float(hparams["lr"]), epochs * steps_per_epoch
-    )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(hparams["ls"]))
-    aug = hparams.get("aug", "none")
     start = clock()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(y), generator=generator).to(x.device)
-        for step in range(steps_per_epoch):
-            idx = order[step * batch : (step + 1) * batch]
-            with autocast(x.device, bf16):
-                loss = loss_fn(model(augment(x[idx], aug, generator)), y[idx])
-            value = loss.item()
-            if not math.isfinite(value):
-                return FAILED, f"loss became {value} at epoch {epoch + 1} step {step + 1}", epoch
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            if timeout_s is not None and clock() - start > timeout_s:
-                return TIMEOUT, f"training exceeded {timeout_s:g} s in epoch {epoch + 1}", epoch
+    expired = (lambda: clock() - start > timeout_s) if timeout_s is not None else (lambda: False)
+    loop = _make_loop(model, hparams, len(y), epochs, seed, bf16, expired)
+    done = 0
+    try:
+        with time_limit(timeout_s):
+            for epoch in range(epochs):
+                failure = _train_epoch(loop, x, y, epoch)
+                if failure:
+                    return FAILED, failure, epoch
+                done = epoch + 1
+    except TrainingTimeout:
+        return TIMEOUT, f"training exceeded {timeout_s:g} s in epoch {done + 1}", done
     return OK, "", epochs
+
+
+def _make_loop(
+    model: nn.Module,
+    hparams: Mapping[str, Value],
+    n: int,
+    epochs: int,
+    seed: int,
+    bf16: bool,
+    expired: Callable[[], bool],
+) -> _Loop:
+    batch = min(int(hparams["batch"]), n)
+    steps = max(1, n // batch)  # the last partial batch is dropped
+    optimizer = make_optimizer(model, hparams)
+    schedule = make_schedule(optimizer, hparams["sched"], float(hparams["lr"]), epochs * steps)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(hparams["ls"]))
+    generator = torch.Generator().manual_seed(seed)
+    aug = hparams.get("aug", "none")
+    return _Loop(model, optimizer, schedule, loss_fn, aug, batch, steps, generator, bf16, expired)
+
+
+def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, epoch: int) -> str:
+    """Train one epoch; return '' or why training failed."""
+    loop.model.train()
+    order = torch.randperm(len(y), generator=loop.generator).to(x.device)
+    for step in range(loop.steps):
+        idx = order[step * loop.batch : (step + 1) * loop.batch]
+        with autocast(x.device, loop.bf16):
+            loss = loop.loss_fn(loop.model(augment(x[idx], loop.aug, loop.generator)), y[idx])
+        value = loss.item()
+        if not math.isfinite(value):
+            return f"loss became {value} at epoch {epoch + 1} step {step + 1}"
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.optimizer.step()
+        loop.schedule.step()
+        if loop.expired():
+            raise TrainingTimeout
+    return ""

@@ -52,8 +52,8 @@ class EvalTask:
     train_subset: float | None = None
     epochs: int = _run_default("epochs")
     timeout_s: float | None = None
-    max_params: int | None = None
-    max_flops: int | None = None
+    max_params: int = 0  # 0: no limit
+    max_flops: int = 0
     threads: int = 1
     final: bool = False  # train on train + validation data (finalists)
     save_dir: str | None = (
@@ -127,10 +127,10 @@ def train_phenotype(task: EvalTask) -> Metrics:
 
 
 def _over_budget(task: EvalTask, params: int, flops: int) -> str:
-    if task.max_params is not None and params > task.max_params:
-        return f"{params} parameters exceed --max-params {task.max_params}"
-    if task.max_flops is not None and flops > task.max_flops:
-        return f"{flops} FLOPs exceed --max-flops {task.max_flops}"
+    if task.max_params and params > task.max_params:
+        return f"{params:,} parameters exceed --max-params {task.max_params}"
+    if task.max_flops and flops > task.max_flops:
+        return f"{flops:,} FLOPs exceed --max-flops {task.max_flops}"
     return ""
 
 

@@ -150,3 +150,106 @@ def test_existing_run_directory_is_refused(
 ) -> None:
     assert main(["run", "--grammar", "grammars/cnn_small.bnf", "--out", str(tiny_run[0])]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+TINY = [
+    "run",
+    "--grammar",
+    "tests/grammars/tiny_cnn.bnf",
+    "--population",
+    "2",
+    "--generations",
+    "1",
+]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-depth", "1"], "depth"),
+        (["--codon-size", "1"], "codon"),
+        (["--workers", "64"], "more worker processes than the"),
+        (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
+    ],
+)
+def test_a_run_that_cannot_start_writes_nothing(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("distributed") if "dask" in flags else None
+    out = tmp_path / "r"
+    assert main([*TINY, *FAST, *flags, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists(), "a corrected retry must find no half-made run directory"
+
+
+def test_an_out_dir_holding_a_users_files_is_refused_untouched(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "pareto.csv").write_text("mine")
+    (tmp_path / "generations.jsonl").write_text("mine\n")
+    assert main([*TINY, *FAST, "--out", str(tmp_path)]) == 2
+    assert "not empty and is not a ge_nas run" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generations.jsonl", "pareto.csv"]
+    assert (tmp_path / "pareto.csv").read_text() == "mine"
+
+
+def test_more_workers_than_cores_only_with_oversubscribe() -> None:
+    from ge_nas.config import RunConfig
+    from ge_nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--oversubscribe"):
+        RunConfig(grammar="g.bnf", workers=3).check_workers(cores=2)
+    RunConfig(grammar="g.bnf", workers=3, oversubscribe=True).check_workers(cores=2)
+
+
+def test_without_finalists_the_summary_names_no_best_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = [*TINY, "--epochs", "1", "--train-subset", "0.2", "--workers", "1", "--finalists", "0"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "best model:" not in out and "no model was retrained (--finalists 0)" in out
+
+
+def test_a_single_objective_run_does_not_call_its_table_a_pareto_front(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = [*TINY, *FAST, "--objective", "accuracy", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Best networks by validation accuracy" in out and "Pareto front" not in out
+
+
+def test_interrupt_says_how_to_resume(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ge_nas.cli.run.run_search", interrupted)
+    out = tmp_path / "r"
+    assert main([*TINY, *FAST, "--out", str(out)]) == 130
+    assert f"continue with: python -m ge_nas resume {out}" in capsys.readouterr().out
+
+
+def test_output_to_a_pipe_is_not_wrapped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / ("a-long-directory-name-" * 4) / "run"
+    assert main([*TINY, *FAST, "--finalists", "0", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("run directory: ") and line.endswith(str(out)) for line in lines)
+
+
+def test_config_toml_records_versions(tiny_run: tuple[Path, str]) -> None:
+    import importlib.metadata
+
+    written_by = rundir.read_written_by(tiny_run[0])
+    assert written_by["ge_nas"] == importlib.metadata.version("ge_nas")
+    assert written_by["torch"] == importlib.metadata.version("torch")
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("ge_nas 0.")

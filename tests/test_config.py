@@ -51,12 +51,19 @@ def test_defaults_are_valid() -> None:
         ],
         *[
             (n, v, f)
+            for n, f in [("max_params", "--max-params"), ("max_flops", "--max-flops")]
+            for v in (-5, 1.5)
+        ],
+        *[("init_max_depth", v, "--init-max-depth") for v in (0, -5)],
+        *[
+            (n, v, f)
             for n, f in [
-                ("max_params", "--max-params"),
-                ("max_flops", "--max-flops"),
-                ("init_max_depth", "--init-max-depth"),
+                ("noise_sigma", "--noise-sigma"),
+                ("eval_timeout_s", "--eval-timeout"),
+                ("train_subset", "--train-subset"),
+                ("val_fraction", "--val-fraction"),
             ]
-            for v in (0, -5)
+            for v in (float("nan"), float("inf"))
         ],
         ("executor", "spark", "--executor"),
         ("init", "grow", "--init"),
@@ -147,7 +154,8 @@ def test_toml_round_trip(tmp_path: Path, changes: dict[str, Any]) -> None:
 
 def test_to_toml_comments_unset_options() -> None:
     text = RunConfig(grammar="g.bnf").to_toml()
-    assert "# max_params = (unset)\n" in text
+    assert "# eval_timeout_s = (unset)\n" in text
+    assert "max_params = 5000000\n" in text  # budgets have defaults a 2-core machine can train
     assert 'grammar = "g.bnf"\n' in text
     assert 'objectives = ["val_accuracy", "params"]\n' in text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import random
@@ -21,10 +22,13 @@ from ge_nas.rundir import (
     PARETO_COLUMNS,
     Checkpoint,
     append_line,
+    checked_grammar_copy,
     create_run_dir,
     jsonable,
     read_checkpoint,
     read_pareto,
+    read_written_by,
+    sha256,
     write_atomic,
     write_checkpoint,
     write_pareto,
@@ -56,31 +60,58 @@ def test_write_atomic_failure_keeps_old_file(
     assert path.read_text() == "old"
 
 
+GRAMMAR_TEXT = Path("grammars/cnn_small.bnf").read_text()
+
+
 def test_create_run_dir_writes_loadable_config(tmp_path: Path) -> None:
     out = tmp_path / "runs" / "a" / "b"
-    assert create_run_dir(out, CONFIG_VALUE) == out
+    assert create_run_dir(out, CONFIG_VALUE, GRAMMAR_TEXT) == out
     assert sorted(p.name for p in out.iterdir()) == [CONFIG, GRAMMAR]
-    assert (out / GRAMMAR).read_text() == Path("grammars/cnn_small.bnf").read_text()
+    assert (out / GRAMMAR).read_text() == GRAMMAR_TEXT
     assert make_config(load_toml(out / CONFIG), {}) == CONFIG_VALUE
+    written_by = read_written_by(out)
+    assert written_by["grammar_sha256"] == sha256(GRAMMAR_TEXT)
+    assert written_by["torch"] == importlib.metadata.version("torch")
+
+
+def test_an_out_dir_with_a_users_files_is_refused_and_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "front").mkdir()
+    with pytest.raises(
+        ConfigError, match=r"not empty and is not a ge_nas run \(it holds front/, notes.txt\)"
+    ):
+        create_run_dir(tmp_path, CONFIG_VALUE, GRAMMAR_TEXT)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["front", "notes.txt"]
+
+
+def test_resume_refuses_a_missing_or_changed_grammar_copy(tmp_path: Path) -> None:
+    create_run_dir(tmp_path, CONFIG_VALUE, GRAMMAR_TEXT)
+    assert checked_grammar_copy(tmp_path) == GRAMMAR_TEXT
+    (tmp_path / GRAMMAR).write_text(GRAMMAR_TEXT + "\n<extra> ::= relu\n")
+    with pytest.raises(ConfigError, match="has changed since the run started"):
+        checked_grammar_copy(tmp_path)
+    (tmp_path / GRAMMAR).unlink()
+    with pytest.raises(ConfigError, match="is missing"):
+        checked_grammar_copy(tmp_path)
 
 
 def test_create_run_dir_accepts_an_empty_existing_dir(tmp_path: Path) -> None:
-    create_run_dir(tmp_path, CONFIG_VALUE)
+    create_run_dir(tmp_path, CONFIG_VALUE, GRAMMAR_TEXT)
     assert (tmp_path / CONFIG).exists()
 
 
 def test_create_run_dir_refuses_a_run(tmp_path: Path) -> None:
-    create_run_dir(tmp_path / "r", CONFIG_VALUE)
+    create_run_dir(tmp_path / "r", CONFIG_VALUE, GRAMMAR_TEXT)
     before = (tmp_path / "r" / CONFIG).read_text()
     with pytest.raises(ConfigError, match="already holds a run"):
-        create_run_dir(tmp_path / "r", RunConfig(grammar="other.bnf"))
+        create_run_dir(tmp_path / "r", RunConfig(grammar="other.bnf"), "<a> ::= b")
     assert (tmp_path / "r" / CONFIG).read_text() == before
 
 
 def test_create_run_dir_where_a_file_is(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match="cannot create the run directory"):
-        create_run_dir(tmp_path / "file", CONFIG_VALUE)
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        create_run_dir(tmp_path / "file", CONFIG_VALUE, GRAMMAR_TEXT)
 
 
 def test_append_line(tmp_path: Path) -> None:

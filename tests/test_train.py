@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from ge_nas.arch import parse_arch
 from ge_nas.errors import ConfigError
 from ge_nas.metrics import FAILED, OK, TIMEOUT
 from ge_nas.train import (
+    TrainingTimeout,
     accuracy,
     augment,
     crop_padding,
@@ -20,6 +22,7 @@ from ge_nas.train import (
     place_model,
     random_crop,
     resolve_device,
+    time_limit,
     train_model,
 )
 
@@ -373,3 +376,37 @@ def test_place_model_makes_conv_weights_channels_last() -> None:
     )
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert not model[0].weight.is_contiguous()
+
+
+def test_time_limit_stops_a_forward_pass_between_layers() -> None:
+    slow = torch.nn.Sequential(
+        *[torch.nn.Sequential(torch.nn.Identity(), _Sleep(0.05)) for _ in range(200)]
+    )
+    start = time.monotonic()
+    with pytest.raises(TrainingTimeout):
+        with time_limit(0.3):
+            slow(torch.zeros(1))  # 10 s of layers, one step
+    assert time.monotonic() - start < 2.0
+
+
+def test_a_step_longer_than_the_timeout_is_stopped_inside_it() -> None:
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), *[_Sleep(0.05) for _ in range(100)], torch.nn.LazyLinear(2)
+    )
+    x, y = separable(8)
+    start = time.monotonic()
+    status, error, epochs = train_model(
+        model, hparams("batch=8"), x, y, epochs=3, seed=0, timeout_s=0.5
+    )
+    assert (status, epochs) == (TIMEOUT, 0) and "in epoch 1" in error
+    assert time.monotonic() - start < 3.0
+
+
+class _Sleep(torch.nn.Module):
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return x

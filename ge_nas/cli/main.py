@@ -22,6 +22,8 @@ from rich.markup import escape
 
 from ge_nas.errors import GeNasError
 
+PIPE_WIDTH = 200  # tables written to a file or pipe get this many columns
+
 # command -> (module that adds its arguments in PARSERS[command], one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("ge_nas.cli.run", "search a grammar's space for accurate, small networks"),
@@ -80,12 +82,20 @@ def _add_noise_flags(parser: argparse.ArgumentParser, *, default: object) -> Non
     )
 
 
+def _console(*, stderr: bool) -> Console:
+    """Return the Console; to a file or pipe it writes whole lines (no wrapping at 80 columns)."""
+    console = Console(stderr=stderr)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, soft_wrap=True, width=max(console.width, PIPE_WIDTH))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     args.command_line = "python -m ge_nas " + shlex.join(argv)
-    console = Console(stderr=getattr(args, "stdout_is_data", False))
+    console = _console(stderr=getattr(args, "stdout_is_data", False))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(message)s",

@@ -134,13 +134,13 @@ RUN_OPTIONS = (
         "--max-params",
         "max_params",
         int,
-        "reject networks with more parameters before training (default: no limit)",
+        "reject networks with more parameters before training (default {default:_}; 0: no limit)",
     ),
     Option(
         "--max-flops",
         "max_flops",
         int,
-        "reject networks with more FLOPs per sample before training (default: no limit)",
+        "reject networks with more FLOPs per sample before training (default {default:_}; 0: no limit)",
     ),
     Option(
         "--noise-sigma",
@@ -179,6 +179,9 @@ RUN_OPTIONS = (
         "front members retrained at the end, best first (default {default}; 0: none)",
     ),
     Option("--workers", "workers", int, "worker processes (default: one per core)"),
+    Option(
+        "--oversubscribe", "oversubscribe", bool, "allow more local worker processes than cores"
+    ),
     Option(
         "--executor",
         "executor",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,10 @@ from ge_nas.data import DATASET_NAMES, load_splits
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
-from ge_nas.grammar import Grammar, load_grammar
+from ge_nas.grammar import Grammar, initial_genomes, load_grammar, parse_grammar, read_grammar_text
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
+from ge_nas.search.evolution import initial_options
 from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
 
@@ -71,18 +75,22 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def command_run(args: argparse.Namespace, console: Console) -> int:
-    """Run a search and print its front."""
+    """Run a search and print its front; every check that can fail runs before anything is written."""
     config = config_from_args(args)
     grammar = load_grammar(config.grammar)
-    _check_data(config)
+    grammar_text = read_grammar_text(config.grammar)
+    _check_run(config, grammar)
     out = (
         Path(config.out)
         if config.out
         else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     )
-    with rundir.run_lock(rundir.make_dir(out)):
-        rundir.create_run_dir(out, config)
-        return _execute(config, grammar, out, None, console, quiet=args.quiet)
+    rundir.check_new_run_dir(out)
+    if config.archive:
+        Archive(config.archive).close()  # a shared archive that is not ge_nas's is refused here
+    with _executor(config) as executor, rundir.run_lock(rundir.make_dir(out)):
+        rundir.create_run_dir(out, config, grammar_text)
+        return _execute(config, grammar, out, None, executor, console, quiet=args.quiet)
 
 
 def add_resume_arguments(p: argparse.ArgumentParser) -> None:
@@ -116,25 +124,39 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
             k: getattr(args, k) for k in ("generations", "workers", "executor", "scheduler")
         }
         config = make_config(load_toml(out / rundir.CONFIG), overrides)
-        rundir.write_atomic(out / rundir.CONFIG, config.to_toml())
-        grammar = load_grammar(
-            out / rundir.GRAMMAR if (out / rundir.GRAMMAR).exists() else config.grammar
-        )
-        _check_data(config)
+        grammar = parse_grammar(rundir.checked_grammar_copy(out), str(out / rundir.GRAMMAR))
         checkpoint = rundir.read_checkpoint(out)
-        rundir.trim_generations(out, checkpoint.generation if checkpoint else -1)
-        if not args.quiet:
-            done = f"generation {checkpoint.generation}" if checkpoint else "the start"
-            console.print(f"resuming {out} from {done} of {config.generations}")
-        return _execute(config, grammar, out, checkpoint, console, quiet=args.quiet)
+        _check_run(config, grammar)
+        with _executor(config) as executor:
+            written_by = rundir.read_written_by(out)
+            rundir.write_atomic(out / rundir.CONFIG, rundir.config_text(config, written_by))
+            rundir.trim_generations(out, checkpoint.generation if checkpoint else -1)
+            if not args.quiet:
+                done = f"generation {checkpoint.generation}" if checkpoint else "the start"
+                console.print(f"resuming {out} from {done} of {config.generations}")
+            return _execute(config, grammar, out, checkpoint, executor, console, quiet=args.quiet)
 
 
-def _check_data(config: RunConfig) -> None:
-    """Load the data and check the device once here, so a missing data set or GPU stops the run before anything is written."""
+def _check_run(config: RunConfig, grammar: Grammar) -> None:
+    """Raise ConfigError for anything that would stop the run later: search space, workers, data, device."""
+    initial_genomes(
+        grammar, random.Random(config.seed), config.population, **initial_options(config)
+    )
+    config.check_workers()
     load_splits(
         config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset
     )
     resolve_device(config.device)
+
+
+@contextlib.contextmanager
+def _executor(config: RunConfig) -> Iterator[Executor]:
+    """Start the executor (an unreachable scheduler fails here) and close it on the way out."""
+    executor = make_executor(config.executor, config.resolved_workers(), scheduler=config.scheduler)
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 def _execute(
@@ -142,6 +164,7 @@ def _execute(
     grammar: Grammar,
     out: Path,
     checkpoint: rundir.Checkpoint | None,
+    executor: Executor,
     console: Console,
     *,
     quiet: bool,
@@ -150,23 +173,40 @@ def _execute(
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not quiet:
         console.print(f"run directory: {out}")
-    with Archive(rundir.archive_path(out, config)) as archive:
-        executor = make_executor(
-            config.executor, config.resolved_workers(), scheduler=config.scheduler
-        )
-        try:
+    try:
+        with Archive(rundir.archive_path(out, config)) as archive:
             rows = _search_and_finalise(
                 grammar, config, out, archive, executor, console, checkpoint, quiet=quiet
             )
-        finally:
-            executor.close()
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted: every finished evaluation is in {rundir.archive_path(out, config)}; "
+            f"continue with: python -m ge_nas resume {out}",
+            highlight=False,
+        )
+        return 130
+    _print_summary(console, config, out, rows)
+    return 0
+
+
+def _print_summary(
+    console: Console, config: RunConfig, out: Path, rows: list[dict[str, Any]]
+) -> None:
+    what = "Best networks by validation accuracy" if config.single_objective else "Pareto front"
     console.print(
         front_table(
-            rows, title=f"Pareto front ({len(rows)} networks; * test accuracy at search fidelity)"
+            rows, title=f"{what} ({len(rows)} networks; * test accuracy at search fidelity)"
         )
     )
-    console.print(f"results: {out / rundir.PARETO}  best model: {out / 'best'}")
-    return 0
+    console.print(f"results: {out / rundir.PARETO}", highlight=False)
+    if (out / "best").is_dir():
+        console.print(f"best model: {out / 'best'}", highlight=False)
+    elif rows:
+        console.print(
+            f"no model was retrained (--finalists {config.finalists}); train one with: "
+            f"python -m ge_nas train --from {out} --rank 1",
+            highlight=False,
+        )
 
 
 def _search_and_finalise(
@@ -181,10 +221,11 @@ def _search_and_finalise(
     quiet: bool,
 ) -> list[dict[str, Any]]:
     with _progress(console, disable=quiet) as progress:
+        # Generation 0 is the initial population, as in the lines printed below: the bar counts 1..N.
         gens = progress.add_task(
             "generations",
-            total=config.generations + 1,
-            completed=checkpoint.generation + 1 if checkpoint else 0,
+            total=config.generations,
+            completed=checkpoint.generation if checkpoint else 0,
         )
         evals = progress.add_task("evaluations", total=0)
 
@@ -198,7 +239,8 @@ def _search_and_finalise(
 
         def on_generation(state: SearchState) -> None:
             _save_generation(out, state)
-            progress.advance(gens)
+            if state.generation > 0:
+                progress.advance(gens)
             if not quiet:
                 progress.console.print(
                     generation_line(rundir.jsonable(state.stats), config.generations),

@@ -41,7 +41,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ge_nas.errors import ConfigError, GrammarError, GrammarSyntaxError, did_you_mean
 from ge_nas.grammar.item_table import ItemTable
@@ -136,10 +135,21 @@ def load_grammar(path: str | os.PathLike[str]) -> Grammar:
     return parse_grammar(read_grammar_text(path), source=os.fspath(path))
 
 
-def read_grammar_text(path: str | os.PathLike[str]) -> str:
+# A search space is a page of BNF; the cap stops /dev/zero and stray binaries.
+MAX_GRAMMAR_BYTES = 1 << 20
+
+
+def read_grammar_text(path: str | os.PathLike[str], *, max_bytes: int = MAX_GRAMMAR_BYTES) -> str:
     """Return the text of a grammar file, or raise ConfigError naming the path."""
     try:
-        return Path(path).read_bytes().decode("utf-8")
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ConfigError(
+                f"grammar file {os.fspath(path)} is larger than {max_bytes:,} bytes; "
+                "a grammar is a text file of BNF rules (is this the right path?)"
+            )
+        return data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(
             f"cannot read grammar file {os.fspath(path)}: {exc.strerror or exc}"
