@@ -1,19 +1,25 @@
 """Trained networks out of a run: a torch state dict with its spec, or ONNX checked by onnxruntime.
 
-A torch export is a directory of three plain files: `model.pt` (the state dict),
-`spec.json` (the ArchSpec) and `meta.json` (input shape and class count), so
-`load_model(dir)` rebuilds the network without the data set. Weights are read
-with `torch.load(..., weights_only=True)`; nothing else is ever unpickled.
+A torch export is a directory of three plain files: `model.pt` (the trained
+network's state dict), `spec.json` (the ArchSpec) and `meta.json` (input shape,
+class count, and the per-channel mean and std the data set was standardised
+with), so `load_model(dir)` rebuilds the network without the data set and puts
+a `Standardize` in front of it: the loaded model, like the ONNX export, takes
+raw input as the data set's files give it. Weights are read with
+`torch.load(..., weights_only=True)`; nothing else is ever unpickled.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import logging
+import math
 import os
 import pickle
 import shutil
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +28,12 @@ import torch
 from torch import nn
 
 from ge_nas.arch import ArchSpec
+from ge_nas.data import Standardization, Standardize
 from ge_nas.errors import ArchError, ConfigError, ExportError
 from ge_nas.metrics import Metrics
 from ge_nas.network.build import build_model
+
+log = logging.getLogger(__name__)
 
 MODEL = "model.pt"
 SPEC = "spec.json"
@@ -36,17 +45,26 @@ ONNX_TOLERANCE = 1e-4
 
 @dataclass(frozen=True)
 class Meta:
-    """What a saved state dict needs besides its spec to become a network again."""
+    """What a saved state dict needs besides its spec to become a network that takes raw input.
+
+    standardization None (a meta.json written before ge_nas recorded it): the
+    network takes standardised input.
+    """
 
     input_shape: tuple[int, int, int]
     num_classes: int
+    standardization: Standardization | None = None
 
     def to_json(self) -> str:
         """Return meta.json's text."""
-        return (
-            json.dumps({"input_shape": list(self.input_shape), "num_classes": self.num_classes})
-            + "\n"
-        )
+        doc: dict[str, Any] = {
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+        }
+        s = self.standardization
+        if s is not None:
+            doc |= {"input_mean": list(s.mean), "input_std": list(s.std), "input": s.raw}
+        return json.dumps(doc) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str = "meta.json") -> Meta:
@@ -61,7 +79,29 @@ class Meta:
             raise ConfigError(
                 f"{source}: expected input_shape [C, H, W] and num_classes >= 1, got {doc}"
             )
-        return cls((shape[0], shape[1], shape[2]), classes)
+        standardization = _standardization(doc, shape[0], source)
+        return cls((shape[0], shape[1], shape[2]), classes, standardization)
+
+
+def _standardization(doc: dict[str, Any], channels: int, source: str) -> Standardization | None:
+    """Return meta.json's input_mean, input_std and input, or None when it has none of them."""
+    keys = ("input_mean", "input_std", "input")
+    if not any(k in doc for k in keys):
+        return None
+    try:
+        mean, std = (tuple(float(v) for v in doc[k]) for k in keys[:2])
+        raw = doc["input"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{source}: malformed input_mean, input_std or input: {exc}") from None
+    finite = all(math.isfinite(v) for v in mean + std)
+    if len(mean) != channels or len(std) != channels or not finite or min(std) <= 0:
+        raise ConfigError(
+            f"{source}: expected input_mean and input_std with {channels} finite values "
+            f"(one per channel; std > 0), got {doc['input_mean']} and {doc['input_std']}"
+        )
+    if not isinstance(raw, str):
+        raise ConfigError(f"{source}: expected input as a string, got {raw!r}")
+    return Standardization(mean, std, raw)
 
 
 @dataclass(frozen=True)
@@ -113,6 +153,12 @@ def load_weights(directory: Path, meta: Meta) -> nn.Module:
 def load_model(path: str | os.PathLike[str]) -> nn.Module:
     """Return the saved network at path (a directory or its model.pt) in eval mode.
 
+    The model takes raw float32 images (N, C, H, W) as the data set's files give
+    them (meta.json's "input") and standardises them itself. Its children are
+    `standardize` and `network` (the trained network, model.pt's state dict).
+    A meta.json without input_mean and input_std gives the bare network, which
+    takes standardised input (a warning says so).
+
     Raises:
         ConfigError: a file is missing or malformed.
         ArchError: the spec or the weights do not make a network.
@@ -124,7 +170,23 @@ def load_model(path: str | os.PathLike[str]) -> nn.Module:
             f"{directory}: no {META} (input shape and class count); write one with "
             "`python -m ge_nas export RUN_DIR --rank N --format torch`"
         )
-    return load_weights(directory, Meta.from_json(_read(meta_path), str(meta_path)))
+    meta = Meta.from_json(_read(meta_path), str(meta_path))
+    if meta.standardization is None:
+        log.warning(
+            "%s has no input_mean/input_std: the model expects input standardised per channel "
+            "with its training set's mean and std, not raw data; re-export it with "
+            "`python -m ge_nas export RUN_DIR --rank N --format torch` to record them",
+            meta_path,
+        )
+    return raw_input_model(load_weights(directory, meta), meta)
+
+
+def raw_input_model(network: nn.Module, meta: Meta) -> nn.Module:
+    """Return network behind a Standardize of meta's statistics (network itself without them), in eval mode."""
+    if meta.standardization is None:
+        return network.eval()
+    steps = OrderedDict(standardize=Standardize(meta.standardization), network=network)
+    return nn.Sequential(steps).eval()
 
 
 def _read(path: Path) -> str:
@@ -144,14 +206,16 @@ def export_torch(source: Path, out: Path, meta: Meta) -> Exported:
 
 
 def export_onnx(source: Path, out: Path, meta: Meta, sample: torch.Tensor) -> Exported:
-    """Write model.onnx (dynamic batch) and check it with onnxruntime against torch on sample.
+    """Write model.onnx (dynamic batch; raw input, as load_model's) and check it against torch on sample.
+
+    sample: raw images (N, C, H, W) float32, as the data set's files give them.
 
     Raises:
         ConfigError: onnx or onnxruntime is not installed.
         ExportError: the largest absolute difference of the logits exceeds ONNX_TOLERANCE.
     """
     _require_onnx()
-    model = load_weights(source, meta)
+    model = raw_input_model(load_weights(source, meta), meta)
     out.mkdir(parents=True, exist_ok=True)
     target, tmp = out / ONNX, out / (ONNX + ".tmp")
     _write_onnx(model, tmp, sample[:1])

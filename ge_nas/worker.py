@@ -163,7 +163,7 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
             model.cpu(),
             spec,
             metrics,
-            Meta(splits.input_shape, splits.num_classes),
+            Meta(splits.input_shape, splits.num_classes, splits.standardization),
         )
     return metrics
 

@@ -15,7 +15,7 @@ from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive
 from ge_nas.cli import build_parser, main
 from ge_nas.cli.models import _train_task
-from ge_nas.data import load_splits
+from ge_nas.data import load_dataset, load_raw
 from ge_nas.fidelity import fidelity_key
 from ge_nas.metrics import Metrics
 from ge_nas.rundir import load_run_config
@@ -31,6 +31,12 @@ def command(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
     code = args.func(args, Console(file=out, width=200))
     return code, out.getvalue()
+
+
+def raw_digits_test() -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the digits test images as sklearn gives them (as float32) and their labels."""
+    raw = load_raw("digits")
+    return torch.from_numpy(raw.x_test.astype("float32")), torch.from_numpy(raw.y_test)
 
 
 def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -68,8 +74,7 @@ def test_export_torch_loads_back_to_the_recorded_accuracy(copy_run) -> None:  # 
     assert code == 0 and str(path / "export" / "rank1") in text
     model = load_model(path / "export" / "rank1")
     recorded = Metrics.from_json((path / "front" / "1" / "metrics.json").read_text())
-    splits = load_splits("digits", None, 0.2, 0, None)
-    assert accuracy(model, splits.x_test, splits.y_test) == recorded.test_accuracy
+    assert accuracy(model, *raw_digits_test()) == recorded.test_accuracy
     assert float(rundir.read_pareto(path)[0]["test_accuracy"]) == pytest.approx(
         recorded.test_accuracy, abs=1e-6
     )
@@ -80,7 +85,7 @@ def test_export_onnx_reports_the_difference(copy_run, tmp_path: Path) -> None:  
     code, text = command(
         "export", str(copy_run()), "--format", "onnx", "--out", str(tmp_path / "onnx")
     )
-    assert code == 0 and "onnxruntime matches torch on 64 test images: max abs diff" in text
+    assert code == 0 and "onnxruntime matches torch on 64 raw test images: max abs diff" in text
     assert (tmp_path / "onnx" / "model.onnx").stat().st_size > 500
 
 
@@ -122,12 +127,16 @@ def test_train_a_phenotype(tmp_path: Path) -> None:
     )
     saved = Metrics.from_json((tmp_path / "metrics.json").read_text())
     assert code == 0 and f"test accuracy {saved.test_accuracy:.4f}" in text and "params 170" in text
+    assert "takes raw float32 images (N, C, H, W): pixel values 0..16 as sklearn's" in text
+    stats = load_dataset("digits").standardization
     assert json.loads((tmp_path / "meta.json").read_text()) == {
         "input_shape": [1, 8, 8],
         "num_classes": 10,
+        "input_mean": list(stats.mean),
+        "input_std": list(stats.std),
+        "input": "pixel values 0..16 as sklearn's load_digits gives them",
     }
-    splits = load_splits("digits", None, 0.2, 0, None)
-    assert accuracy(load_model(tmp_path), splits.x_test, splits.y_test) == saved.test_accuracy
+    assert accuracy(load_model(tmp_path), *raw_digits_test()) == saved.test_accuracy
 
 
 def test_train_a_genome_maps_it_with_the_grammar(run_dir: Path, tmp_path: Path) -> None:

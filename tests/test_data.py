@@ -13,7 +13,15 @@ from data_files import make_parts, write_idx_set
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ge_nas.data import DATASET_NAMES, Dataset, Splits, load_dataset, split_dataset
+from ge_nas.data import (
+    DATASET_NAMES,
+    Dataset,
+    Splits,
+    Standardization,
+    load_dataset,
+    load_raw,
+    split_dataset,
+)
 from ge_nas.data import datasets as data
 from ge_nas.errors import ConfigError, DatasetError
 
@@ -60,6 +68,21 @@ def test_digits_is_normalized_with_train_statistics() -> None:
     assert abs(float(ds.x_test.mean())) > 1e-4  # test statistics were not used
 
 
+def test_load_raw_gives_the_rows_load_dataset_standardises_and_splits_carry_how() -> None:
+    ds, raw = load_dataset("digits"), load_raw("digits")
+    mean, std = ds.standardization.tensors()
+    for x_raw, x in ((raw.x_train, ds.x_train), (raw.x_test, ds.x_test)):
+        assert torch.equal((torch.from_numpy(x_raw.astype(np.float32)) - mean) / std, x)
+    assert raw.x_train.max() == 16 and raw.x_train.min() == 0 and raw.num_classes == 10
+    assert torch.equal(torch.from_numpy(raw.y_test), ds.y_test)
+    assert (
+        ds.standardization.raw
+        == raw.raw
+        == "pixel values 0..16 as sklearn's load_digits gives them"
+    )
+    assert split_dataset(ds, seed=3).standardization is ds.standardization
+
+
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_digits_splits_never_leak_test_rows(seed: int) -> None:
     ds = load_dataset("digits")
@@ -84,7 +107,8 @@ def toy_dataset(labels: list[int] | np.ndarray) -> Dataset:
     """Return a data set whose image i holds the value i, so rows name their index."""
     y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     x = torch.arange(len(y), dtype=torch.float32).reshape(-1, 1, 1, 1)
-    return Dataset("toy", x, y, -x[:5] - 1, y[:5], int(y.max()) + 1)
+    unit = Standardization((0.0,), (1.0,), "toy values")
+    return Dataset("toy", x, y, -x[:5] - 1, y[:5], int(y.max()) + 1, unit)
 
 
 def indices(x: torch.Tensor) -> list[int]:

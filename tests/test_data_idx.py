@@ -6,6 +6,7 @@ import gzip
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 from data_files import PLAIN, assert_matches, make_parts, write_idx_set
 
@@ -180,3 +181,32 @@ def test_partial_idx_set_names_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"but not t10k-labels-idx1-ubyte\[\.gz\]") as err:
         load_dataset("kmnist", data_dir=tmp_path)
     assert str(tmp_path) in str(err.value)
+
+
+def test_idx_images_without_pixels_are_refused(tmp_path: Path) -> None:
+    parts = make_parts()
+    parts["x_train"], parts["x_test"] = parts["x_train"][:, :0], parts["x_test"][:, :0]
+    paths = write_idx_set(tmp_path, parts)
+    with pytest.raises(DatasetError, match=r"images of shape \(0, 4\) hold no pixels") as err:
+        load_dataset("mnist", data_dir=tmp_path)
+    assert str(paths[0]) in str(err.value) and "expected at least one channel" in str(err.value)
+
+
+def test_idx_float_images_with_nan_are_refused(tmp_path: Path) -> None:
+    paths = write_idx_set(tmp_path, make_parts(), gz=False)
+    images = np.ones((40, 6, 4), ">f4")
+    images[7, 0, 0] = np.nan
+    header = bytes([0, 0, 0x0D, 3]) + struct.pack(">3I", *images.shape)
+    paths[0].write_bytes(header + images.tobytes())
+    with pytest.raises(DatasetError, match="NaN or infinite values") as err:
+        load_dataset("mnist", data_dir=tmp_path)
+    assert str(paths[0]) in str(err.value) and "(the first: image 7)" in str(err.value)
+
+
+def test_idx_standardisation_is_in_raw_pixel_units_and_says_so(tmp_path: Path) -> None:
+    parts = make_parts()
+    write_idx_set(tmp_path, parts)
+    stats = load_dataset("mnist", data_dir=tmp_path).standardization
+    assert stats.raw == "uint8 pixel values 0..255 as in the IDX files"
+    assert stats.mean[0] == pytest.approx(float(parts["x_train"].mean()), rel=1e-5)
+    assert stats.std[0] == pytest.approx(float(parts["x_train"].std()), rel=1e-4)

@@ -1,8 +1,9 @@
-"""Export and reuse: the torch files reload to the recorded accuracy; ONNX matches torch or is refused."""
+"""Export and reuse: saved models take raw input at the recorded accuracy; ONNX matches torch or is refused."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 
 from ge_nas import export, load_model
 from ge_nas.cli.models import finalist_dir
-from ge_nas.data import load_splits
+from ge_nas.data import load_dataset, load_raw, load_splits
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.export import Meta, export_onnx, export_torch
 from ge_nas.metrics import Metrics
@@ -21,7 +22,18 @@ from ge_nas.worker import EvalTask, evaluate
 
 # bn and dropout behave differently in training: a model left in train mode would not match.
 PHENOTYPE = "conv(8,3) bn relu pool(max,2) sepconv(16,3) gelu dropout(0.2) dense(16) relu | opt=adam lr=0.01 batch=32"
-META = Meta((1, 8, 8), 10)
+META = Meta((1, 8, 8), 10, load_dataset("digits").standardization)
+OLD_META = Meta((1, 8, 8), 10)  # as written before meta.json recorded the standardisation
+
+
+def raw_digits_test() -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the digits test images as sklearn gives them (0..16, as float32) and their labels."""
+    raw = load_raw("digits")
+    return torch.from_numpy(raw.x_test.astype("float32")), torch.from_numpy(raw.y_test)
+
+
+def recorded_test_accuracy(directory: Path) -> float | None:
+    return Metrics.from_json((directory / "metrics.json").read_text()).test_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +52,68 @@ def test_torch_export_reloads_to_the_recorded_test_accuracy(trained: Path, tmp_p
     assert sorted(p.name for p in exported.files) == ["meta.json", "model.pt", "spec.json"]
     model = load_model(tmp_path / "out")
     assert not model.training
-    splits = load_splits("digits", None, 0.2, 0, None)
-    recorded = Metrics.from_json((trained / "metrics.json").read_text())
-    assert accuracy(model, splits.x_test, splits.y_test) == recorded.test_accuracy
+    x, y = raw_digits_test()
+    assert accuracy(model, x, y) == recorded_test_accuracy(trained)
     assert (
         load_model(tmp_path / "out" / "model.pt").state_dict().keys() == model.state_dict().keys()
     )
 
 
+def test_saved_model_takes_raw_digits_at_the_measured_accuracy(trained: Path) -> None:
+    model = load_model(trained)
+    x, y = raw_digits_test()
+    splits = load_splits("digits", None, 0.2, 0, None)
+    measured = accuracy(model.network, splits.x_test, splits.y_test)
+    assert accuracy(model, x, y) == measured == recorded_test_accuracy(trained)
+    with torch.no_grad():  # the network sees bit for bit what it saw when it was scored
+        assert torch.equal(model.standardize(x), splits.x_test)
+    assert torch.equal(torch.from_numpy(load_raw("digits").y_test), splits.y_test)
+
+
+def test_meta_json_records_the_standardisation_and_the_raw_input(trained: Path) -> None:
+    doc = json.loads((trained / "meta.json").read_text())
+    stats = load_dataset("digits").standardization
+    assert doc["input_mean"] == list(stats.mean) and doc["input_std"] == list(stats.std)
+    assert doc["input"] == "pixel values 0..16 as sklearn's load_digits gives them"
+    assert 0 < doc["input_mean"][0] < 16 and 0 < doc["input_std"][0] < 16  # raw units, not 0..1
+
+
+def test_old_meta_json_without_standardisation_loads_the_bare_network_with_a_warning(
+    trained: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(trained, old)
+    (old / "meta.json").write_text(json.dumps({"input_shape": [1, 8, 8], "num_classes": 10}))
+    with caplog.at_level(logging.WARNING, logger="ge_nas.export"):
+        model = load_model(old)
+    assert "expects input standardised" in caplog.text and str(old / "meta.json") in caplog.text
+    splits = load_splits("digits", None, 0.2, 0, None)
+    assert accuracy(model, splits.x_test, splits.y_test) == recorded_test_accuracy(trained)
+    assert model.state_dict().keys() == load_model(trained).network.state_dict().keys()
+
+
 def test_meta_round_trip_and_checks() -> None:
     assert Meta.from_json(META.to_json()) == META
+    assert Meta.from_json(OLD_META.to_json()) == OLD_META
     with pytest.raises(ConfigError, match="input_shape"):
         Meta.from_json(json.dumps({"input_shape": [8, 8], "num_classes": 10}))
     with pytest.raises(ConfigError, match="malformed"):
         Meta.from_json("{")
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"input_mean": [1.0, 2.0]}, "with 1 finite values"),
+        ({"input_std": [0.0]}, r"std > 0"),
+        ({"input_std": ["x"]}, "malformed input_mean"),
+        ({"input": None}, "expected input as a string"),
+    ],
+)
+def test_meta_with_bad_standardisation_is_refused(change: dict[str, object], message: str) -> None:
+    doc = json.loads(META.to_json()) | change
+    with pytest.raises(ConfigError, match=message):
+        Meta.from_json(json.dumps(doc), "x/meta.json")
 
 
 def test_saved_finalist_loads_directly(trained: Path) -> None:
@@ -89,18 +149,35 @@ def test_onnx_export_matches_torch(trained: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     import onnxruntime
 
-    sample = load_splits("digits", None, 0.2, 0, None).x_test[:40]
+    sample = raw_digits_test()[0][:40]
     exported = export_onnx(trained, tmp_path, META, sample)
     assert exported.max_abs_diff is not None and exported.max_abs_diff <= 1e-4
     session = onnxruntime.InferenceSession(
         str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]
     )
-    model = export.load_weights(trained, META)
+    model = load_model(trained)
     batch = sample[:7]  # another batch size than the export's example: the batch axis is dynamic
     (logits,) = session.run(None, {"input": batch.numpy()})
     with torch.no_grad():
         assert torch.allclose(torch.from_numpy(logits), model(batch), atol=1e-4)
         assert (torch.from_numpy(logits).argmax(1) == model(batch).argmax(1)).all()
+
+
+def test_onnx_export_takes_raw_digits_at_the_measured_accuracy(
+    trained: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    x, y = raw_digits_test()
+    export_onnx(trained, tmp_path, META, x[:64])
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    (logits,) = session.run(None, {"input": x.numpy()})
+    correct = int((torch.from_numpy(logits).argmax(1) == y).sum())
+    assert correct / len(y) == recorded_test_accuracy(trained)
+    assert Meta.from_json((tmp_path / "meta.json").read_text()) == META
 
 
 def test_onnx_mismatch_fails_loudly_and_writes_nothing(

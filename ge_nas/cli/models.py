@@ -11,6 +11,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.markup import escape
 
@@ -18,7 +19,7 @@ from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.cli.options import config_default, config_defaults
 from ge_nas.config import RunConfig
-from ge_nas.data import DATASET_NAMES, load_dataset, load_splits
+from ge_nas.data import DATASET_NAMES, load_dataset, load_raw, load_splits
 from ge_nas.errors import ConfigError
 from ge_nas.export import FORMATS, MODEL, Meta, export_onnx, export_torch
 from ge_nas.grammar import load_grammar, map_genome
@@ -101,6 +102,7 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
         )
         return 1
     _print_trained(console, metrics, task)
+    _print_input(console, splits.standardization.raw)
     return 0
 
 
@@ -199,6 +201,13 @@ def _print_trained(console: Console, m: Metrics, task: EvalTask) -> None:
     console.print(f"load it with: ge_nas.load_model({str(task.save_dir)!r})", highlight=False)
 
 
+def _print_input(console: Console, raw: str) -> None:
+    console.print(
+        f"the model takes raw float32 images (N, C, H, W): {escape(raw)}; it standardises them itself",
+        highlight=False,
+    )
+
+
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """Add the arguments of `export`."""
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
@@ -219,12 +228,13 @@ def command_export(args: argparse.Namespace, console: Console) -> int:
     config = rundir.load_run_config(run_dir)
     source = finalist_dir(run_dir, args.rank)
     data = load_dataset(config.dataset, config.data_dir)
-    meta = Meta(data.input_shape, data.num_classes)
+    meta = Meta(data.input_shape, data.num_classes, data.standardization)
     out = Path(args.out) if args.out else run_dir / "export" / f"rank{args.rank}"
     if args.format == "onnx":
-        exported = export_onnx(source, out, meta, data.x_test[:ONNX_SAMPLES])
+        raw = load_raw(config.dataset, config.data_dir).x_test[:ONNX_SAMPLES]
+        exported = export_onnx(source, out, meta, torch.from_numpy(raw.astype("float32")))
         console.print(
-            f"onnxruntime matches torch on {min(ONNX_SAMPLES, len(data.x_test))} test images: max abs diff {exported.max_abs_diff:.2e}"
+            f"onnxruntime matches torch on {len(raw)} raw test images: max abs diff {exported.max_abs_diff:.2e}"
         )
     else:
         exported = export_torch(source, out, meta)
@@ -234,6 +244,7 @@ def command_export(args: argparse.Namespace, console: Console) -> int:
     )
     if args.format == "torch":
         console.print(f"load it with: ge_nas.load_model({str(out)!r})", highlight=False)
+    _print_input(console, data.standardization.raw)
     return 0
 
 

@@ -69,7 +69,8 @@ def load_cifar(name: str, data_dir: str | None, system_dir: Path) -> Arrays:
     )
     train = _part(spec, [paths[f] for f in spec.train])
     test = _part(spec, [paths[f] for f in spec.test])
-    return Arrays(*train, *test, num_classes=spec.num_classes)
+    raw = "uint8 pixel values 0..255 as in the CIFAR batches"
+    return Arrays(*train, *test, num_classes=spec.num_classes, raw=raw)
 
 
 def _part(spec: CifarSpec, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:

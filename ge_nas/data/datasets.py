@@ -1,9 +1,11 @@
 """Data sets -> in-memory tensors and splits.
 
 Every data set is read whole into float32 tensors shaped (N, C, H, W),
-normalized per channel with the mean and standard deviation of its training
-set, with int64 labels in [0, num_classes). Nothing is ever downloaded: files
-come from `data_dir` or from where Debian's dataset packages put them.
+standardised per channel with the mean and standard deviation of its raw
+training images (the `Standardization` it carries, which saved models apply
+to raw input), with int64 labels in [0, num_classes). Nothing is ever
+downloaded: files come from `data_dir` or from where Debian's dataset
+packages put them.
 
 Formats, each read by a private module into checked numpy arrays: IDX (MNIST
 and its relatives, gzip or raw; `_idx`), the CIFAR python batches (pickles,
@@ -31,6 +33,7 @@ from ge_nas.data.cifar import CIFAR_SETS, load_cifar
 from ge_nas.data.idx import IDX_SETS, load_idx
 from ge_nas.data.npz import NPZ_PREFIX as NPZ_PREFIX
 from ge_nas.data.npz import load_npz
+from ge_nas.data.standardization import Standardization, measure_standardization
 from ge_nas.errors import ConfigError, DatasetError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -44,17 +47,18 @@ _DIGITS_TEST_SEED = 1797  # fixed and independent of any run seed: the test set 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """A whole data set in memory: normalized images and integer labels.
+    """A whole data set in memory: standardised images, integer labels and how they were standardised.
 
     Loaded data sets are cached and shared: treat the tensors as read-only.
     """
 
     name: str
-    x_train: torch.Tensor  # (N, C, H, W) float32
+    x_train: torch.Tensor  # (N, C, H, W) float32, standardised
     y_train: torch.Tensor  # (N,) int64
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    standardization: Standardization  # raw -> x_train's units
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -79,6 +83,7 @@ class Splits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    standardization: Standardization
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -100,38 +105,36 @@ def _image_shape(x: torch.Tensor) -> tuple[int, int, int]:
 # --- digits ---------------------------------------------------------------------
 
 
-def _load_digits() -> Dataset:
-    """Load scikit-learn's bundled 8x8 digits with a fixed stratified test split."""
+def _digits_arrays() -> Arrays:
+    """Read scikit-learn's bundled 8x8 digits with a fixed stratified test split."""
     from sklearn.datasets import load_digits  # slow import; only this data set needs it
 
     bunch = load_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8), values 0..16 -> 0..1
+    x = bunch.images.astype(np.float32)[:, None]  # (N, 1, 8, 8), values 0..16
     y = bunch.target.astype(np.int64)
     rng = np.random.default_rng(_DIGITS_TEST_SEED)
     test = _stratified_pick(y, round(_DIGITS_TEST_FRACTION * len(y)), rng)
     train = np.setdiff1d(np.arange(len(y)), test)
-    return _make_dataset("digits", Arrays(x[train], y[train], x[test], y[test], num_classes=10))
+    raw = "pixel values 0..16 as sklearn's load_digits gives them"
+    return Arrays(x[train], y[train], x[test], y[test], num_classes=10, raw=raw)
 
 
-# --- normalisation ----------------------------------------------------------------
+# --- standardisation --------------------------------------------------------------
 
 
 def _to_images(x: np.ndarray) -> torch.Tensor:
-    """Return (N, C, H, W) float32 images, uint8 scaled to [0, 1]."""
-    images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    return images.div_(255.0) if x.dtype == np.uint8 else images
+    """Return (N, C, H, W) float32 images holding the raw values."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
 def _make_dataset(name: str, arrays: Arrays) -> Dataset:
-    """Convert checked arrays to tensors normalized with the training set's statistics."""
-    x_train, y_train, x_test, y_test, num_classes = arrays
-    train, test = _to_images(x_train), _to_images(x_test)
-    std, mean = torch.std_mean(train, dim=(0, 2, 3), keepdim=True, correction=0)  # (1, C, 1, 1)
-    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant channel stays constant
-    train.sub_(mean).div_(std)
-    test.sub_(mean).div_(std)
-    k = num_classes if num_classes is not None else int(max(y_train.max(), y_test.max())) + 1
-    dataset = Dataset(name, train, torch.from_numpy(y_train), test, torch.from_numpy(y_test), k)
+    """Convert checked arrays to tensors standardised with the training set's statistics."""
+    train, test = _to_images(arrays.x_train), _to_images(arrays.x_test)
+    standardization = measure_standardization(train, arrays.raw, name)
+    standardization.apply_(train)
+    standardization.apply_(test)
+    y_train, y_test = torch.from_numpy(arrays.y_train), torch.from_numpy(arrays.y_test)
+    dataset = Dataset(name, train, y_train, test, y_test, arrays.num_classes, standardization)
     log.info("loaded %r", dataset)
     return dataset
 
@@ -161,19 +164,28 @@ def _canonical_name(name: str) -> str:
     return key
 
 
+def _read_arrays(name: str, data_dir: str | None) -> Arrays:
+    """Return the checked arrays of a data set by canonical name."""
+    if name.startswith(NPZ_PREFIX):
+        return load_npz(name, data_dir)
+    if name == "digits":
+        return _digits_arrays()
+    if name in CIFAR_SETS:
+        return load_cifar(name, data_dir, SYSTEM_DATA_DIR)
+    return load_idx(name, data_dir, SYSTEM_DATA_DIR)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, data_dir: str | None) -> Dataset:
-    if name.startswith(NPZ_PREFIX):
-        return _make_dataset(name, load_npz(name, data_dir))
-    if name == "digits":
-        return _load_digits()
-    if name in CIFAR_SETS:
-        return _make_dataset(name, load_cifar(name, data_dir, SYSTEM_DATA_DIR))
-    return _make_dataset(name, load_idx(name, data_dir, SYSTEM_DATA_DIR))
+    return _make_dataset(name, _read_arrays(name, data_dir))
+
+
+def _root(data_dir: str | os.PathLike[str] | None) -> str | None:
+    return None if data_dir is None else str(Path(data_dir).expanduser())
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load a data set by name into normalized in-memory tensors (cached per process).
+    """Load a data set by name into standardised in-memory tensors (cached per process).
 
     Args:
         name: one of DATASET_NAMES, or 'npz:PATH' for an archive holding x_train,
@@ -183,8 +195,20 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     Raises:
         DatasetError: the name is unknown, or the files are missing or malformed.
     """
-    root = None if data_dir is None else str(Path(data_dir).expanduser())
-    return _load_cached(_canonical_name(name), root)
+    return _load_cached(_canonical_name(name), _root(data_dir))
+
+
+def load_raw(name: str, data_dir: str | os.PathLike[str] | None = None) -> Arrays:
+    """Return a data set's checked arrays before standardisation (not cached).
+
+    The images, as float32 (N, C, H, W) tensors, are the input a saved model
+    (`ge_nas.load_model`) takes; `load_dataset` gives the same rows in the
+    same order, standardised.
+
+    Raises:
+        DatasetError: the name is unknown, or the files are missing or malformed.
+    """
+    return _read_arrays(_canonical_name(name), _root(data_dir))
 
 
 # --- splits -----------------------------------------------------------------------
@@ -271,6 +295,7 @@ def split_dataset(
         x_test=dataset.x_test,
         y_test=dataset.y_test,
         num_classes=dataset.num_classes,
+        standardization=dataset.standardization,
     )
 
 

@@ -87,7 +87,15 @@ def load_idx(name: str, data_dir: str | None, system_dir: Path) -> Arrays:
         _part(spec, paths[f"{part} images"], paths[f"{part} labels"]) for part in ("train", "test")
     ]
     check_alike(parts[0][0], parts[1][0], str(paths["train images"]), str(paths["test images"]))
-    return Arrays(*parts[0], *parts[1], num_classes=spec.num_classes)
+    raw = _describe(spec, parts[0][0].dtype)
+    return Arrays(*parts[0], *parts[1], num_classes=spec.num_classes, raw=raw)
+
+
+def _describe(spec: IdxSpec, dtype: np.dtype) -> str:
+    """Return what an IDX data set's images hold, as a loaded model takes them."""
+    values = "uint8 pixel values 0..255" if dtype == np.uint8 else f"{dtype.name} values"
+    upright = ", each image transposed (upright)" if spec.transposed else ""
+    return f"{values} as in the IDX files{upright}"
 
 
 def _names(spec: IdxSpec, part: str, kind: str) -> tuple[str, ...]:

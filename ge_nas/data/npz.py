@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ge_nas.data.arrays import Arrays, as_labels, check_alike, check_part
+from ge_nas.data.arrays import Arrays, as_labels, check_alike, check_part, count_classes
 from ge_nas.errors import DatasetError
 
 NPZ_PREFIX = "npz:"
@@ -22,7 +22,9 @@ def load_npz(spec: str, data_dir: str | None) -> Arrays:
     check_alike(x_train, x_test, f"{path}:x_train", f"{path}:x_test")
     for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         check_part(x, y, f"{path}:x_{part}", f"{path}:y_{part}", None)
-    return Arrays(x_train, y_train, x_test, y_test, num_classes=None)
+    num_classes = count_classes(y_train, y_test, f"{path}:y_train, y_test")
+    raw = f"{x_train.dtype} values as stored in the npz"
+    return Arrays(x_train, y_train, x_test, y_test, num_classes=num_classes, raw=raw)
 
 
 def _find(spec: str, data_dir: str | None) -> Path:
