@@ -259,3 +259,13 @@ def test_real_fashion_mnist() -> None:
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     assert ds.y_train.bincount().tolist() == [6000] * 10 and ds.num_classes == 10
     assert abs(float(ds.x_train.mean())) < 1e-4
+
+
+def test_a_train_subset_too_small_for_the_classes_is_refused() -> None:
+    digits = load_dataset("digits")
+    with pytest.raises(
+        ConfigError,
+        match=r"--train-subset 3 leaves 3 training samples for 10 classes; give at least 20",
+    ):
+        split_dataset(digits, train_subset=3)
+    assert len(split_dataset(digits, train_subset=20).y_train) == 20

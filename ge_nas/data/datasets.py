@@ -247,6 +247,17 @@ def _val_count(val_fraction: float, n: int) -> int:
     return count
 
 
+MIN_PER_CLASS = 2  # fewer training samples per class than this is not a search anyone meant
+
+
+def _check_enough(count: int, classes: int, what: str) -> None:
+    if count < MIN_PER_CLASS * classes:
+        raise ConfigError(
+            f"{what} leaves {count} training samples for {classes} classes; "
+            f"give at least {MIN_PER_CLASS * classes} ({MIN_PER_CLASS} per class)"
+        )
+
+
 def _subset_count(train_subset: float | int, n: int) -> int:
     if isinstance(train_subset, bool) or not isinstance(train_subset, numbers.Real):
         raise ConfigError(
@@ -285,7 +296,9 @@ def split_dataset(
     val = _stratified_pick(y, _val_count(val_fraction, len(y)), rng)
     train = np.setdiff1d(np.arange(len(y)), val, assume_unique=True)
     if train_subset is not None:
-        train = train[_stratified_pick(y[train], _subset_count(train_subset, len(train)), rng)]
+        count = _subset_count(train_subset, len(train))
+        _check_enough(count, dataset.num_classes, f"--train-subset {train_subset}")
+        train = train[_stratified_pick(y[train], count, rng)]
     val_t, train_t = torch.from_numpy(val), torch.from_numpy(train)
     return Splits(
         x_train=dataset.x_train[train_t],
