@@ -105,30 +105,29 @@ def make_dir(path: Path) -> Path:
 
 
 def check_new_run_dir(path: Path) -> None:
-    """Raise ConfigError unless path is free for a new run: absent, or an empty directory.
-
-    A directory with files in it is someone's: it is never written into, and the
-    message says what is there.
-    """
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--out {path}: is a file, not a directory; choose a new directory")
+    """Raise ConfigError unless path is free for a new run: absent, or an empty directory."""
     if (path / CONFIG).exists():
         raise ConfigError(
             f"{path}: already holds a run (config.toml exists); resume it with "
             f"`python -m ge_nas resume {path}`, or choose another --out"
         )
-    entries = (
-        sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
-        if path.is_dir()
-        else []
-    )
-    entries = [e for e in entries if e != LOCK]
-    if entries:
-        shown = ", ".join(entries[:5]) + (
-            f" and {len(entries) - 5} more" if len(entries) > 5 else ""
-        )
+    check_empty_dir(path, what="is not a ge_nas run")
+
+
+def check_empty_dir(path: Path, *, what: str = "", allowed: Iterable[str] = ()) -> None:
+    """Raise ConfigError unless path is absent or a directory holding only allowed names.
+
+    A directory with other files in it is someone's: ge_nas never writes into it,
+    and the message says what is there.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path}: is a file, not a directory; choose a new directory")
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()) if path.is_dir() else []
+    foreign = [n for n in names if n not in {LOCK, *allowed}]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ConfigError(
-            f"--out {path}: the directory is not empty and is not a ge_nas run (it holds {shown}); "
+            f"--out {path}: the directory is not empty{' and ' + what if what else ''} (it holds {shown}); "
             "ge_nas writes only into a new or empty directory: choose another --out"
         )
 

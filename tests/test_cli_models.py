@@ -94,7 +94,39 @@ def test_export_of_a_rank_without_weights_suggests_train(
 ) -> None:  # type: ignore[no-untyped-def]
     path = copy_run("front")
     err = error_of(capsys, "export", str(path), "--rank", "1", "--format", "torch")
-    assert "no trained weights" in err and f"ge_nas train --from {path} --rank 1" in err
+    assert (
+        "no trained weights" in err
+        and f"ge_nas train --from {path} --rank 1 --out {path / 'front' / '1'}" in err
+    )
+
+
+def test_what_train_saved_exports_and_a_non_finalist_can_be_trained_into_the_run(
+    copy_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    run = copy_run("front")
+    assert (
+        command("train", "--from", str(run), "--rank", "1", "--out", str(run / "front" / "1"))[0]
+        == 0
+    )
+    code, text = command("export", str(run), "--rank", "1", "--format", "torch")
+    assert code == 0 and load_model(run / "export" / "rank1") is not None
+    code, text = command(
+        "export", str(run / "front" / "1"), "--format", "onnx", "--out", str(tmp_path / "o")
+    )
+    assert code == 0 and "onnxruntime matches torch on 64 random inputs in the raw range" in text
+
+
+def test_train_and_export_refuse_an_out_dir_holding_a_users_files(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "thesis.tex").write_text("mine")
+    err = error_of(capsys, "train", "--phenotype", "conv(8,3) relu", "--out", str(tmp_path))
+    assert "not empty" in err and "thesis.tex" in err
+    err = error_of(
+        capsys, "export", str(run_dir / "front" / "1"), "--format", "torch", "--out", str(tmp_path)
+    )
+    assert "not empty" in err and (tmp_path / "thesis.tex").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
 
 
 def test_train_from_a_run_reproduces_the_finalist(run_dir: Path, tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.cli.options import config_default, config_defaults
 from ge_nas.config import RunConfig
-from ge_nas.data import DATASET_NAMES, load_dataset, load_raw, load_splits
+from ge_nas.data import DATASET_NAMES, load_raw, load_splits
 from ge_nas.errors import ConfigError
-from ge_nas.export import FORMATS, MODEL, Meta, export_onnx, export_torch
+from ge_nas.export import FORMATS, META, MODEL, ONNX, SPEC, Meta, export_onnx, export_torch
 from ge_nas.grammar import load_grammar, map_genome
 from ge_nas.metrics import Metrics
 from ge_nas.network import measure
@@ -29,6 +29,7 @@ from ge_nas.train import resolve_device
 from ge_nas.worker import EvalTask, derive_seed, evaluate
 
 ONNX_SAMPLES = 64
+EXPORTED_FILES = (MODEL, SPEC, META, ONNX, ONNX + ".tmp")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,13 +85,11 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
     phenotype, run = _phenotype(args)
     spec = parse_arch(phenotype)
     task = _train_task(args, spec, run)
-    resolve_device(
-        task.device
-    )  # an unknown device or a missing GPU stops here, before the data loads
+    rundir.check_empty_dir(Path(str(task.save_dir)))
+    # An unknown device, a missing GPU or a shape that cannot work stops here, before training.
+    resolve_device(task.device)
     splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, None)
-    size = measure(
-        spec, splits.input_shape, splits.num_classes
-    )  # a shape that cannot work fails here, before training
+    size = measure(spec, splits.input_shape, splits.num_classes)
     console.print(
         f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {len(splits.y_train) + len(splits.y_val)} samples",
         highlight=False,
@@ -210,42 +209,80 @@ def _print_input(console: Console, raw: str) -> None:
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """Add the arguments of `export`."""
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
-    p.add_argument("--rank", type=int, default=1, help="rank on the front (pareto.csv; default 1)")
+    p.add_argument(
+        "source",
+        metavar="RUN_DIR_OR_MODEL_DIR",
+        help="a finished run (with --rank), or a model directory: front/N, best/, or what `train` saved",
+    )
+    p.add_argument(
+        "--rank", type=int, default=1, help="rank on a run's front (pareto.csv; default 1)"
+    )
     p.add_argument(
         "--format",
         required=True,
         choices=FORMATS,
         help="torch: model.pt + spec.json + meta.json; onnx: model.onnx checked by onnxruntime",
     )
-    p.add_argument("--out", help="directory for the files (default RUN_DIR/export/rank<N>)")
+    p.add_argument(
+        "--out",
+        help="directory for the files (default RUN_DIR/export/rank<N>, or MODEL_DIR/export)",
+    )
     p.set_defaults(func=command_export)
 
 
 def command_export(args: argparse.Namespace, console: Console) -> int:
-    """Export one finalist and say where it went."""
-    run_dir = Path(args.run_dir)
-    config = rundir.load_run_config(run_dir)
-    source = finalist_dir(run_dir, args.rank)
-    data = load_dataset(config.dataset, config.data_dir)
-    meta = Meta(data.input_shape, data.num_classes, data.standardization)
-    out = Path(args.out) if args.out else run_dir / "export" / f"rank{args.rank}"
+    """Export a finalist or a saved model and say where it went."""
+    source, default_out, run = _export_source(Path(args.source), args.rank)
+    meta = Meta.from_json((source / META).read_text(encoding="utf-8"), str(source / META))
+    out = Path(args.out) if args.out else default_out
+    rundir.check_empty_dir(out, allowed=EXPORTED_FILES)  # a re-export replaces only its own files
     if args.format == "onnx":
-        raw = load_raw(config.dataset, config.data_dir).x_test[:ONNX_SAMPLES]
-        exported = export_onnx(source, out, meta, torch.from_numpy(raw.astype("float32")))
+        sample, what = _onnx_sample(run, meta)
+        exported = export_onnx(source, out, meta, sample)
         console.print(
-            f"onnxruntime matches torch on {len(raw)} raw test images: max abs diff {exported.max_abs_diff:.2e}"
+            f"onnxruntime matches torch on {what}: max abs diff {exported.max_abs_diff:.2e}"
         )
     else:
         exported = export_torch(source, out, meta)
     names = ", ".join(p.name for p in exported.files)
     console.print(
-        f"exported rank {args.rank} ({args.format}) to {escape(str(out))}: {names}", highlight=False
+        f"exported {source} ({args.format}) to {escape(str(out))}: {names}", highlight=False
     )
     if args.format == "torch":
         console.print(f"load it with: ge_nas.load_model({str(out)!r})", highlight=False)
-    _print_input(console, data.standardization.raw)
+    if meta.standardization is not None:
+        _print_input(console, meta.standardization.raw)
     return 0
+
+
+def _export_source(path: Path, rank: int) -> tuple[Path, Path, RunConfig | None]:
+    """Return (model directory, default output directory, the run's config if path is a run)."""
+    if (path / MODEL).is_file() and (path / META).is_file():
+        return path, path / "export", None
+    if (path / rundir.CONFIG).is_file():
+        return (
+            finalist_dir(path, rank),
+            path / "export" / f"rank{rank}",
+            rundir.load_run_config(path),
+        )
+    raise ConfigError(
+        f"{path}: neither a run directory (config.toml) nor a model directory (model.pt and meta.json); "
+        "give what `ge_nas run` or `ge_nas train` wrote"
+    )
+
+
+def _onnx_sample(run: RunConfig | None, meta: Meta) -> tuple[torch.Tensor, str]:
+    """Return raw inputs to check ONNX against torch: the run's test images, or seeded ones in the raw range."""
+    if run is not None:
+        raw = load_raw(run.dataset, run.data_dir).x_test[:ONNX_SAMPLES]
+        return torch.from_numpy(raw.astype("float32")), f"{len(raw)} raw test images"
+    mean, std = (
+        meta.standardization.tensors() if meta.standardization else (torch.zeros(1), torch.ones(1))
+    )
+    noise = torch.randn(
+        (ONNX_SAMPLES, *meta.input_shape), generator=torch.Generator().manual_seed(0)
+    )
+    return mean + std * noise, f"{ONNX_SAMPLES} random inputs in the raw range"
 
 
 def finalist_dir(run_dir: Path, rank: int) -> Path:
@@ -255,7 +292,8 @@ def finalist_dir(run_dir: Path, rank: int) -> Path:
     if not (directory / MODEL).is_file():
         raise ConfigError(
             f"rank {rank} of {run_dir} has no trained weights (only the finalists are retrained); "
-            f"train it first: python -m ge_nas train --from {run_dir} --rank {rank}"
+            f"train it into the run first: python -m ge_nas train --from {run_dir} --rank {rank} "
+            f"--out {directory}, then export again"
         )
     return directory
 
