@@ -122,10 +122,16 @@ def check_empty_dir(path: Path, *, what: str = "", allowed: Iterable[str] = ()) 
     """
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path}: is a file, not a directory; choose a new directory")
-    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()) if path.is_dir() else []
+    names = (
+        sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+        if path.is_dir()
+        else []
+    )
     foreign = [n for n in names if n not in {LOCK, *allowed}]
     if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
         raise ConfigError(
             f"--out {path}: the directory is not empty{' and ' + what if what else ''} (it holds {shown}); "
             "ge_nas writes only into a new or empty directory: choose another --out"
