@@ -27,6 +27,7 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 EXECUTORS = ("auto", "serial", "processes", "dask")
 INITIALISERS = ("sensible", "random", "pi_grow")
 FIDELITIES = ("fixed", "sh")
+REPRESENTATIONS = ("ge", "sge")  # codons (GE) or one list of choices per rule (structured GE)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class RunConfig:
     executor: str = "auto"
     scheduler: str | None = None  # Dask scheduler address, tcp://HOST:PORT; none: a local cluster
     archive: str | None = None  # shared archive file; default: archive.sqlite in the run directory
+    representation: str = "ge"
     init: str = "sensible"
     init_max_depth: int | None = None  # default: the start rule's least depth + 6 (INIT_DEPTH_SPAN)
     max_depth: int = 40
@@ -120,6 +122,7 @@ class RunConfig:
         _choice("executor", self.executor, EXECUTORS)
         _choice("init", self.init, INITIALISERS)
         _choice("fidelity", self.fidelity, FIDELITIES)
+        _choice("representation", self.representation, REPRESENTATIONS)
         if isinstance(self.sh_eta, bool) or not isinstance(self.sh_eta, int) or self.sh_eta < 2:
             raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")
         self._check_objectives()

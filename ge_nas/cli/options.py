@@ -11,7 +11,7 @@ import argparse
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from ge_nas.config import EXECUTORS, INITIALISERS, RunConfig
+from ge_nas.config import EXECUTORS, INITIALISERS, REPRESENTATIONS, RunConfig
 from ge_nas.objectives import OBJECTIVES
 
 
@@ -42,6 +42,12 @@ def help_text(option: Option) -> str:
 
 
 SEARCH_SPACE_OPTIONS = (
+    Option(
+        "--representation",
+        "representation",
+        str,
+        f"genome: {', '.join(REPRESENTATIONS)} (structured GE) (default {{default}})",
+    ),
     Option(
         "--seed",
         "seed",
@@ -264,7 +270,7 @@ def add_search_space_options(parser: argparse.ArgumentParser) -> None:
     """Add the SEARCH_SPACE_OPTIONS with RunConfig's defaults (for the grammar commands)."""
     for option in SEARCH_SPACE_OPTIONS:
         metavar = option.flag[2:].replace("-", "_").upper()
-        choices = INITIALISERS if option.field == "init" else None
+        choices = {"init": INITIALISERS, "representation": REPRESENTATIONS}.get(option.field)
         parser.add_argument(
             option.flag,
             type=option.kind,

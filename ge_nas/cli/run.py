@@ -31,10 +31,10 @@ from ge_nas.data import DATASET_NAMES, load_splits
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
-from ge_nas.grammar import Grammar, initial_genomes, load_grammar, parse_grammar, read_grammar_text
+from ge_nas.grammar import Grammar, load_grammar, parse_grammar, read_grammar_text
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
-from ge_nas.search.evolution import initial_options
+from ge_nas.search.evolution import initial_population
 from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
 
@@ -139,9 +139,7 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
 
 def _check_run(config: RunConfig, grammar: Grammar) -> None:
     """Raise ConfigError for anything that would stop the run later: search space, workers, data, device."""
-    initial_genomes(
-        grammar, random.Random(config.seed), config.population, **initial_options(config)
-    )
+    initial_population(grammar, config, random.Random(config.seed))
     config.check_workers()
     load_splits(
         config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset

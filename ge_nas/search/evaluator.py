@@ -22,7 +22,8 @@ from ge_nas.errors import ArchError
 from ge_nas.executors import Executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
 from ge_nas.grammar import Grammar
-from ge_nas.grammar.mapper import Derivation, map_genome
+from ge_nas.grammar.mapper import Derivation
+from ge_nas.grammar.representation import Representation
 from ge_nas.metrics import INVALID, Metrics
 from ge_nas.network.build import measure
 from ge_nas.worker import EvalTask, derive_seed
@@ -94,12 +95,15 @@ class Evaluator:
                 result[i] = replace(e, metrics=hit, cached=True, rung=rung)
         return result
 
+    @property
+    def representation(self) -> Representation:
+        """Return the run's representation (how a genome maps)."""
+        return representation_for(self.grammar, self.config)
+
     def _map(
         self, genome: Sequence[int]
     ) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
-        derivation = map_genome(
-            self.grammar, genome, max_wraps=self.config.max_wraps, max_depth=self.config.max_depth
-        )
+        derivation = self.representation.map(genome)
         if derivation.phenotype is None:
             return tuple(genome), derivation, None, None, f"invalid mapping: {derivation.reason}"
         try:
@@ -159,6 +163,14 @@ class Evaluator:
 
     def _task(self, phenotype: str, key: str, epochs: int) -> EvalTask:
         return task_for(self.config, phenotype, key, epochs=epochs, threads=self.executor.threads)
+
+
+def representation_for(grammar: Grammar, config: RunConfig) -> Representation:
+    """Return the run's representation: how its genomes map, start and vary."""
+    return Representation(
+        config.representation, grammar, config.max_depth, config.max_wraps,
+        config.codon_size, config.mutation_prob,
+    )  # fmt: skip
 
 
 def task_for(

@@ -23,14 +23,11 @@ from deap import base, tools
 from ge_nas.config import RunConfig
 from ge_nas.fidelity import rung_count
 from ge_nas.grammar import Grammar
-from ge_nas.grammar.initialise import initial_genomes
-from ge_nas.grammar.mapper import map_genome
 from ge_nas.objectives import OBJECTIVE_WEIGHTS, fitness_values
 from ge_nas.pareto import hypervolume_2d, size_point
 from ge_nas.rundir import Checkpoint
-from ge_nas.search.evaluator import Evaluation, Evaluator
+from ge_nas.search.evaluator import Evaluation, Evaluator, representation_for
 from ge_nas.search.halving import promote
-from ge_nas.search.operators import int_flip_mutation, one_point_crossover
 
 
 class Fitness(base.Fitness):
@@ -70,14 +67,11 @@ class GenerationStats:
     seconds: float
 
 
-def initial_options(config: RunConfig) -> dict[str, Any]:
-    """Return the initialiser settings of a run as keyword arguments of initial_genomes."""
-    return {
-        "init": config.init,
-        "codon_size": config.codon_size,
-        "max_depth": config.max_depth,
-        "init_max_depth": config.init_max_depth,
-    }
+def initial_population(grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
+    """Return the first population's genomes with the run's initialiser and representation."""
+    return representation_for(grammar, config).initial(
+        rng, config.population, init=config.init, init_max_depth=config.init_max_depth
+    )
 
 
 def used_codons(individual: Individual) -> int:
@@ -147,33 +141,26 @@ def vary(
 def _breed(
     a: Individual, b: Individual, grammar: Grammar, config: RunConfig, rng: random.Random
 ) -> list[list[int]]:
+    rep = representation_for(grammar, config)
     for _ in range(VARIATION_TRIES):
         if rng.random() < config.crossover_prob:
-            pair = one_point_crossover(
-                rng, list(a), list(b), used_a=used_codons(a), used_b=used_codons(b)
+            pair = rep.crossover(
+                list(a), list(b), rng, used_a=used_codons(a), used_b=used_codons(b)
             )
         else:
             pair = (list(a), list(b))
         children = [_mutate(child, grammar, config, rng) for child in pair]
-        if all(_maps(child, grammar, config) for child in children):
+        if all(rep.map(child).valid for child in children):
             break
     return children
-
-
-def _maps(genome: list[int], grammar: Grammar, config: RunConfig) -> bool:
-    return map_genome(grammar, genome, max_wraps=config.max_wraps, max_depth=config.max_depth).valid
 
 
 def _mutate(
     genome: list[int], grammar: Grammar, config: RunConfig, rng: random.Random
 ) -> list[int]:
-    used = map_genome(
-        grammar, genome, max_wraps=config.max_wraps, max_depth=config.max_depth
-    ).codons_used
-    used = max(1, min(len(genome), used))
-    return int_flip_mutation(
-        rng, genome, used=used, codon_size=config.codon_size, probability=config.mutation_prob
-    )
+    rep = representation_for(grammar, config)
+    used = max(1, min(len(genome), rep.map(genome).codons_used))
+    return rep.mutate(genome, rng, used=used)
 
 
 def survivors(
@@ -360,7 +347,7 @@ def run_search(
     if resume is None:
         start = clock()
         evaluations = evaluate_generation(
-            initial_genomes(grammar, rng, config.population, **initial_options(config)),
+            initial_population(grammar, config, rng),
             evaluator,
             config,
         )

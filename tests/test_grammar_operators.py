@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ge_nas.errors import ConfigError
-from ge_nas.search.operators import int_flip_mutation, one_point_crossover, two_point_crossover
+from ge_nas.grammar.operators import int_flip_mutation, one_point_crossover, two_point_crossover
 
 CODON_SIZE = 1000
 GENOMES = st.lists(st.integers(0, CODON_SIZE - 1), min_size=1, max_size=40)
