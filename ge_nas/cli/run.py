@@ -21,7 +21,7 @@ from rich.progress import (
 
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec
-from ge_nas.archive import Archive, Record
+from ge_nas.archive import Archive, Record, check_archive, default_lease_s
 from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, config_default, run_overrides
 from ge_nas.config import RunConfig, default_out, load_toml, make_config
 from ge_nas.data import DATASET_NAMES, load_splits
@@ -80,6 +80,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         if config.out
         else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     )
+    check_archive(rundir.archive_path(out, config))  # refuse a file that is not an archive at once
     with rundir.run_lock(rundir.make_dir(out)):
         rundir.create_run_dir(out, config)
         return _execute(config, grammar, out, None, console, quiet=args.quiet)
@@ -150,7 +151,8 @@ def _execute(
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not quiet:
         console.print(f"run directory: {out}")
-    with Archive(rundir.archive_path(out, config)) as archive:
+    lease_s = default_lease_s(config.eval_timeout_s)
+    with Archive(rundir.archive_path(out, config), lease_s=lease_s) as archive:
         executor = make_executor(
             config.executor, config.resolved_workers(), scheduler=config.scheduler
         )
