@@ -56,7 +56,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunSnapshot:
     path = Path(run_dir)
     config = rundir.load_run_config(path)
     notes: list[str] = []
-    evaluations = _read_evaluations(rundir.archive_path(path, config), fidelity_key(config), notes)
+    evaluations = read_evaluations(rundir.archive_path(path, config), fidelity_key(config), notes)
     front, final = _read_front(path, evaluations, notes)
     generations = rundir.read_generations(path, notes)
     copy = path / rundir.GRAMMAR
@@ -73,16 +73,22 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunSnapshot:
     )
 
 
-def _read_evaluations(archive: Path, fidelity: str, notes: list[str]) -> list[Record]:
+def read_evaluations(archive: Path, fidelity: str | None, notes: list[str]) -> list[Record]:
+    """Return the archive's well-formed evaluations (at fidelity, or all); what it cannot read becomes a note."""
     if not archive.is_file():
         notes.append(f"{archive} is missing: no evaluation has been recorded")
         return []
     try:
         with Archive(archive, read_only=True) as opened:
-            return list(opened.records(fidelity))
-    except Exception as exc:  # sqlite3.Error, a half-written row: report what else there is
-        notes.append(f"{archive} is unreadable ({type(exc).__name__}: {exc})")
+            records, skipped = opened.records(fidelity), opened.skipped
+    except Exception as exc:  # not an archive, damaged: report what else there is
+        notes.append(
+            str(exc) if isinstance(exc, ConfigError) else f"{archive} is unreadable ({exc!r})"
+        )
         return []
+    if skipped:
+        notes.append(f"{archive}: {skipped} evaluation(s) with malformed JSON left out")
+    return records
 
 
 def _read_front(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
+from test_archive import damage
 
 from ge_nas import load_model, rundir
 from ge_nas.arch import parse_arch
@@ -255,4 +256,15 @@ def test_show_a_run_still_going(copy_run) -> None:  # type: ignore[no-untyped-de
 def test_show_of_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "not a run directory (no such directory)" in error_of(
         capsys, "show", str(tmp_path / "none")
+    )
+
+
+def test_show_notes_a_damaged_archive_in_one_line(copy_run) -> None:  # type: ignore[no-untyped-def]
+    run = copy_run()
+    damage(run / rundir.ARCHIVE)
+    code, text = command("show", str(run))
+    assert code == 0 and "evaluations  none yet" in text and "Traceback" not in text
+    assert (
+        "archive.sqlite: a damaged SQLite database (database disk image is malformed)"
+        in " ".join(text.split())
     )

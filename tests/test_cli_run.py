@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 import torch
+from test_archive import damage
 
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec
@@ -14,6 +16,8 @@ from ge_nas.archive import Archive
 from ge_nas.cli import main
 from ge_nas.config import load_toml, make_config
 from ge_nas.network.build import build_model
+
+GRAMMAR = "grammars/cnn_small.bnf"
 
 FAST = [
     "--epochs",
@@ -253,3 +257,30 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.startswith("ge_nas 0.")
+
+
+def test_archive_that_is_not_one_is_refused_before_anything_is_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    mine = tmp_path / "mine.db"
+    with sqlite3.connect(mine) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    db.close()
+    before = mine.read_bytes()
+    argv = ["run", "--grammar", GRAMMAR, "--archive", str(mine), "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "an SQLite database with tables users, not a ge_nas archive; ge_nas will not" in err
+    assert mine.read_bytes() == before and not (tmp_path / "r").exists()
+
+
+def test_resume_with_a_damaged_archive_is_one_line(
+    copy_run, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    run = copy_run()
+    damage(run / rundir.ARCHIVE)
+    assert main(["resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "archive.sqlite: a damaged SQLite database" in err

@@ -6,18 +6,21 @@ import base64
 import html
 import re
 import shutil
+import sqlite3
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_archive import damage
 
 pytest.importorskip("matplotlib")
 
 from ge_nas import rundir  # noqa: E402
 from ge_nas.archive import Record  # noqa: E402
 from ge_nas.errors import ConfigError  # noqa: E402
+from ge_nas.fidelity import fidelity_key  # noqa: E402
 from ge_nas.metrics import OK, Metrics  # noqa: E402
 from ge_nas.report import (  # noqa: E402
     _front_html,
@@ -136,6 +139,30 @@ def test_half_written_generation_line_is_skipped(copy_run) -> None:  # type: ign
 def test_not_a_run_directory(tmp_path: Path, make, why: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=f"not a run directory \\({why}\\)"):
         write_report(make(tmp_path))
+
+
+def test_damaged_archive_is_one_note_of_one_line(copy_run) -> None:  # type: ignore[no-untyped-def]
+    path = copy_run()
+    damage(path / rundir.ARCHIVE)
+    snapshot = read_run(path)
+    damaged = [n for n in snapshot.notes if "archive.sqlite: a damaged SQLite database" in n]
+    assert len(damaged) == 1 and "\n" not in damaged[0] and snapshot.evaluations == ()
+
+
+def test_malformed_archive_row_is_left_out_and_noted(copy_run) -> None:  # type: ignore[no-untyped-def]
+    path = copy_run()
+    fidelity = fidelity_key(rundir.load_run_config(path))
+    before = len(read_run(path).evaluations)
+    with sqlite3.connect(path / rundir.ARCHIVE) as db:
+        db.execute(
+            "INSERT INTO evaluations (phenotype_hash, fidelity, phenotype, genome, status, metrics)"
+            " VALUES ('cut', ?, 'relu', '[1]', 'ok', '{\"status\": \"ok\", \"val_')",
+            (fidelity,),
+        )
+    db.close()
+    snapshot = read_run(path)
+    assert len(snapshot.evaluations) == before
+    assert any("1 evaluation(s) with malformed JSON left out" in n for n in snapshot.notes)
 
 
 def record(val: float, params: int, phenotype: str, status: str = OK) -> Record:

@@ -14,10 +14,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from ge_nas import rundir
-from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
 from ge_nas.fidelity import fidelity_key
-from ge_nas.report import best_text, progress_text, status_counts, status_text, write_report
+from ge_nas.report import (
+    best_text,
+    progress_text,
+    read_evaluations,
+    status_counts,
+    status_text,
+    write_report,
+)
 from ge_nas.tables import front_table
 
 
@@ -61,16 +67,7 @@ def _config_lines(c: RunConfig) -> list[tuple[str, str]]:
 
 
 def _show_archive(console: Console, run_dir: Path, config: RunConfig, notes: list[str]) -> None:
-    path = rundir.archive_path(run_dir, config)
-    if not path.is_file():
-        notes.append(f"{path} is missing: no evaluation has been recorded")
-        return
-    try:
-        with Archive(path, read_only=True) as archive:
-            records = list(archive.records())
-    except Exception as exc:  # sqlite3.Error, a malformed row: show what else there is
-        notes.append(f"{path} is unreadable ({type(exc).__name__}: {exc})")
-        return
+    records = read_evaluations(rundir.archive_path(run_dir, config), None, notes)
     search = [r for r in records if r.fidelity == fidelity_key(config)]
     finals = sum(
         1

@@ -24,7 +24,7 @@ from rich.progress import (
 
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec
-from ge_nas.archive import Archive, Record
+from ge_nas.archive import Archive, Record, check_archive, default_lease_s
 from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, config_default, run_overrides
 from ge_nas.config import RunConfig, default_out, load_toml, make_config
 from ge_nas.data import DATASET_NAMES, load_splits
@@ -86,8 +86,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     )
     rundir.check_new_run_dir(out)
-    if config.archive:
-        Archive(config.archive).close()  # a shared archive that is not ge_nas's is refused here
+    check_archive(rundir.archive_path(out, config))  # refuse a file that is not an archive at once
     with _executor(config) as executor, rundir.run_lock(rundir.make_dir(out)):
         rundir.create_run_dir(out, config, grammar_text)
         return _execute(config, grammar, out, None, executor, console, quiet=args.quiet)
@@ -171,8 +170,9 @@ def _execute(
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not quiet:
         console.print(f"run directory: {out}")
+    lease_s = default_lease_s(config.eval_timeout_s)
     try:
-        with Archive(rundir.archive_path(out, config)) as archive:
+        with Archive(rundir.archive_path(out, config), lease_s=lease_s) as archive:
             rows = _search_and_finalise(
                 grammar, config, out, archive, executor, console, checkpoint, quiet=quiet
             )

@@ -6,13 +6,18 @@ the archive. New phenotypes go to the executor as plain-data tasks and are
 recorded in the archive as each completes. With several workers, the tasks
 go out largest FLOPs first (longest processing time first), so the slowest
 trainings do not start last and leave the other workers idle at the end.
+
+Runs that share an archive claim each phenotype before training it (see
+ge_nas.archive): a phenotype another live run has claimed is not sent to the
+executor here; its result is taken from the archive once it appears (polled
+every `poll_s`), or the phenotype is trained here when the claim lapses.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
@@ -27,6 +32,11 @@ from ge_nas.grammar.representation import Representation
 from ge_nas.metrics import INVALID, Metrics
 from ge_nas.network.build import measure
 from ge_nas.worker import EvalTask, derive_seed
+
+POLL_S = 1.0  # how often a run waiting for another run's training looks into the archive
+
+# a genome's mapping: (genome, derivation, canonical phenotype, its hash, why it is invalid)
+Mapped = tuple[tuple[int, ...], Derivation, str | None, str | None, str]
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,34 @@ class Evaluation:
         return replace(self, genome=genome, derivation=derivation)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One evaluate() call: its mapped genomes, the genomes that reached each new phenotype, the results."""
+
+    mapped: list[Mapped]
+    pending: dict[str, list[int]]  # phenotype hash -> indices of the genomes that reached it
+    done: dict[int, Evaluation]  # genome index -> its evaluation, filled in as results arrive
+    rung: int
+    fidelity: str
+
+    def phenotype(self, key: str) -> str:
+        """Return the canonical text of the phenotype with this hash."""
+        return self.mapped[self.pending[key][0]][2] or ""
+
+    def finish(self, key: str, metrics: Metrics, *, trained: bool) -> Evaluation:
+        """Give a phenotype's metrics to every genome that reached it; return the first's evaluation.
+
+        Only the first genome's evaluation counts as trained, and only when this run trained it.
+        """
+        for n, i in enumerate(self.pending[key]):
+            genome, derivation = self.mapped[i][:2]
+            cached = n > 0 or not trained
+            self.done[i] = Evaluation(
+                genome, derivation, self.phenotype(key), key, metrics, cached=cached, rung=self.rung
+            )
+        return self.done[self.pending[key][0]]
+
+
 @dataclass
 class Evaluator:
     """Map genomes, reuse archived phenotypes, and train the rest on an executor."""
@@ -56,6 +94,8 @@ class Evaluator:
     executor: Executor
     on_result: Callable[[Evaluation], None] = lambda e: None
     on_start: Callable[[int], None] = lambda n: None
+    poll_s: float = POLL_S
+    sleep: Callable[[float], None] = time.sleep
 
     def fidelity(self, rung: int = 0) -> str:
         """Return the archive key of a rung's training budget."""
@@ -79,7 +119,7 @@ class Evaluator:
                 )
             else:
                 pending.setdefault(key, []).append(i)
-        self._train(pending, mapped, done, rung)
+        self._train(_Batch(mapped, pending, done, rung, self.fidelity(rung)))
         return [done[i] for i in range(len(genomes))]
 
     def upgrade(self, evaluations: Sequence[Evaluation], rung: int) -> list[Evaluation]:
@@ -100,9 +140,7 @@ class Evaluator:
         """Return the run's representation (how a genome maps)."""
         return representation_for(self.grammar, self.config)
 
-    def _map(
-        self, genome: Sequence[int]
-    ) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
+    def _map(self, genome: Sequence[int]) -> Mapped:
         derivation = self.representation.map(genome)
         if derivation.phenotype is None:
             return tuple(genome), derivation, None, None, f"invalid mapping: {derivation.reason}"
@@ -112,43 +150,56 @@ class Evaluator:
             return tuple(genome), derivation, None, None, str(exc)
         return tuple(genome), derivation, spec.canonical(), spec.hash(), ""
 
-    def _train(
-        self,
-        pending: dict[str, list[int]],
-        mapped: list[Any],
-        done: dict[int, Evaluation],
-        rung: int,
-    ) -> None:
-        keys = list(pending)
+    def _train(self, batch: _Batch) -> None:
+        """Train the phenotypes this run can claim; wait for those another run is training."""
+        self.on_start(len(batch.pending))
+        waiting = list(batch.pending)
+        while waiting:
+            mine = {k for k, _ in self.archive.claim([(k, batch.fidelity) for k in waiting])}
+            self._send([k for k in waiting if k in mine], batch)
+            waiting = self._collect([k for k in waiting if k not in mine], batch)
+            if waiting:
+                self.sleep(self.poll_s)
+
+    def _send(self, keys: list[str], batch: _Batch) -> None:
+        """Train keys on the executor and archive each result as it arrives."""
+        if not keys:
+            return  # every phenotype is another run's: start no worker
         if (
             self.executor.workers > 1
             and len(keys) > self.executor.workers
             and (shape := self._data_shape()) is not None
         ):
-            keys.sort(key=lambda k: -flops_hint(mapped[pending[k][0]][2], *shape))
-        tasks = [
-            self._task(mapped[pending[k][0]][2], k, rung_epochs(self.config, rung)) for k in keys
-        ]
-        self.on_start(len(tasks))
+            keys.sort(key=lambda k: -flops_hint(batch.phenotype(k), *shape))
+        epochs = rung_epochs(self.config, batch.rung)
+        tasks = [self._task(batch.phenotype(k), k, epochs) for k in keys]
         for index, outcome in self.executor.run(tasks):
             key = keys[index]
-            first = pending[key][0]
-            genome, derivation, phenotype = mapped[first][:3]
-            record = Record(
-                key,
-                self.fidelity(rung),
-                phenotype,
-                genome,
-                outcome.metrics,
-                outcome.worker,
-                outcome.started,
-                outcome.ended,
+            genome = batch.mapped[batch.pending[key][0]][0]
+            self.archive.record(
+                Record(
+                    key,
+                    batch.fidelity,
+                    batch.phenotype(key),
+                    genome,
+                    outcome.metrics,
+                    outcome.worker,
+                    outcome.started,
+                    outcome.ended,
+                )
             )
-            self.archive.record(record)
-            for n, i in enumerate(pending[key]):
-                g, d = mapped[i][:2]
-                done[i] = Evaluation(g, d, phenotype, key, outcome.metrics, cached=n > 0, rung=rung)
-            self.on_result(done[first])
+            self.on_result(batch.finish(key, outcome.metrics, trained=True))
+
+    def _collect(self, keys: list[str], batch: _Batch) -> list[str]:
+        """Take the results other runs have archived for keys; return the keys still missing."""
+        missing = []
+        for key in keys:
+            hit = self.archive.lookup(key, batch.fidelity)
+            if hit is None:
+                missing.append(key)
+            else:
+                self.on_result(batch.finish(key, hit, trained=False))
+        return missing
 
     def _data_shape(self) -> tuple[tuple[int, int, int], int] | None:
         """Return (input shape, classes) of the run's data, or None when this process cannot load it."""
