@@ -27,6 +27,10 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 EXECUTORS = ("auto", "serial", "processes", "dask")
 INITIALISERS = ("sensible", "random", "pi_grow")
 FIDELITIES = ("fixed", "sh")
+MODES = (
+    "generational",
+    "steady",
+)  # steady: no generational barrier, a free worker gets a child at once
 REPRESENTATIONS = ("ge", "sge")  # codons (GE) or one list of choices per rule (structured GE)
 
 
@@ -43,6 +47,7 @@ class RunConfig:
     generations: int = 6
     objectives: tuple[str, ...] = ("val_accuracy", "params")
     epochs: int = 8
+    mode: str = "generational"
     fidelity: str = "fixed"  # sh: successive halving, epochs x eta^rung for the best 1/eta^rung
     sh_eta: int = 3
     sh_rungs: int = 3
@@ -122,6 +127,11 @@ class RunConfig:
         _choice("executor", self.executor, EXECUTORS)
         _choice("init", self.init, INITIALISERS)
         _choice("fidelity", self.fidelity, FIDELITIES)
+        _choice("mode", self.mode, MODES)
+        if self.mode == "steady" and self.fidelity == "sh":
+            raise ConfigError(
+                "--mode steady does not combine with --fidelity sh yet; use one of them"
+            )
         _choice("representation", self.representation, REPRESENTATIONS)
         if isinstance(self.sh_eta, bool) or not isinstance(self.sh_eta, int) or self.sh_eta < 2:
             raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")

@@ -16,12 +16,13 @@ tasks whose device is `auto` or `cuda`; a task naming `cuda:N` or `cpu` keeps it
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -39,12 +40,16 @@ GRACE_S = 60.0  # beyond 2 x --eval-timeout, a silent worker is killed
 
 
 class Executor(Protocol):
-    """Runs evaluation tasks and yields (task index, outcome) as each completes."""
+    """Runs evaluation tasks and yields (task index, outcome) as each completes.
+
+    tasks is consumed lazily: the next task is taken only when a worker is free,
+    so a caller may compute it from the outcomes yielded so far.
+    """
 
     workers: int
     threads: int  # torch threads per worker
 
-    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]: ...
+    def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]: ...
 
     def close(self) -> None: ...
 
@@ -61,7 +66,7 @@ class SerialExecutor:
         self.workers = 1
         self.threads = threads
 
-    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+    def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]:
         for index, task in enumerate(tasks):
             yield index, evaluate(task)
 
@@ -132,16 +137,21 @@ class ProcessExecutor:
         while len(self._pool) < self.workers:
             self._pool.append(self._start(len(self._pool)))
 
-    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+    def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]:
         self.start()
-        queue = collections.deque(enumerate(tasks))
+        feed = enumerate(
+            tasks
+        )  # pulled only when a worker is free: a steady-state search breeds lazily
+        queue: collections.deque[tuple[int, EvalTask]] = collections.deque()  # retries go first
         deaths: collections.Counter[int] = collections.Counter()
-        while queue or any(w.job for w in self._pool):
+        while True:
             for worker in self._pool:
-                if worker.job is None and queue:
-                    index, task = queue.popleft()
+                if worker.job is None and (job := queue.popleft() if queue else next(feed, None)):
+                    index, task = job
                     worker.conn.send((index, task))
                     worker.job = (index, task, time.monotonic())
+            if not any(w.job for w in self._pool):
+                return
             wait(
                 [w.conn for w in self._pool if w.job]
                 + [w.process.sentinel for w in self._pool if w.job],
@@ -256,19 +266,27 @@ class DaskExecutor:
             self._client = Client(self._cluster)
         self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or workers)
 
-    def run(self, tasks: Sequence[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+    def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]:
         from distributed import as_completed
 
-        futures = {
-            self._client.submit(evaluate, task, pure=False, retries=RETRIES): i
-            for i, task in enumerate(tasks)
-        }
-        for future in as_completed(futures):
+        feed = enumerate(tasks)  # pulled as workers free up, as the process pool does
+        futures = {}
+        for index, task in itertools.islice(feed, self.workers):
+            futures[self._submit(task)] = index
+        pending = as_completed(list(futures))
+        for future in pending:
             try:
                 outcome = future.result()
             except Exception as exc:  # KilledWorker and the like: this task fails, the run goes on
                 outcome = _failure(FAILED, f"dask worker failed: {type(exc).__name__}: {exc}")
-            yield futures[future], outcome
+            yield futures.pop(future), outcome
+            for index, task in itertools.islice(feed, 1):
+                new = self._submit(task)
+                futures[new] = index
+                pending.add(new)
+
+    def _submit(self, task: EvalTask) -> Any:
+        return self._client.submit(evaluate, task, pure=False, retries=RETRIES)
 
     def close(self) -> None:
         self._client.close()

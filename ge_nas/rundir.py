@@ -19,7 +19,7 @@ import platform
 import random
 import socket
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +238,10 @@ class Checkpoint:
     crowding: list[float]  # NSGA-II crowding distances, which parent selection reads
     rng_state: Any  # Python's random.Random state of the search
     rungs: list[int]  # fidelity rung of each individual's metrics (successive halving)
+    pending: list[list[int]] = field(default_factory=list)  # steady state: bred, not yet evaluated
+    elites: list[list[int]] = field(
+        default_factory=list
+    )  # steady state: the front of every arrival
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -255,6 +259,8 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
             for g, c, r in zip(checkpoint.genomes, checkpoint.crowding, checkpoint.rungs)
         ],
         "rng": {"python": [version, list(internal), gauss]},
+        "pending": checkpoint.pending,
+        "elites": checkpoint.elites,
     }
     write_atomic(path / CHECKPOINT, json.dumps(record, allow_nan=False))
 
@@ -291,6 +297,8 @@ def _checked_checkpoint(doc: dict[str, Any]) -> Checkpoint:
         [math.inf if ind["crowding"] is None else float(ind["crowding"]) for ind in population],
         (version, tuple(internal), gauss),
         [int(ind.get("rung", 0)) for ind in population],
+        pending=[_codons(g) for g in doc.get("pending", [])],
+        elites=[_codons(g) for g in doc.get("elites", [])],
     )
 
 

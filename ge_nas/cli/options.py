@@ -11,7 +11,7 @@ import argparse
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from ge_nas.config import EXECUTORS, INITIALISERS, REPRESENTATIONS, RunConfig
+from ge_nas.config import EXECUTORS, INITIALISERS, MODES, REPRESENTATIONS, RunConfig
 from ge_nas.objectives import OBJECTIVES
 
 
@@ -90,6 +90,12 @@ RUN_OPTIONS = (
     Option("--data-dir", "data_dir", str, "directory holding the data set's files"),
     Option("--out", "out", str, "run directory (default runs/<grammar>-<dataset>-<time>)"),
     *SEARCH_SPACE_OPTIONS,
+    Option(
+        "--mode",
+        "mode",
+        str,
+        f"{', '.join(MODES)}: steady gives a free worker a child at once, no barrier (default {{default}})",
+    ),
     Option("--population", "population", int, "individuals per generation (default {default})"),
     Option(
         "--generations", "generations", int, "generations after the initial one (default {default})"

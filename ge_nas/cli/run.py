@@ -35,6 +35,7 @@ from ge_nas.grammar import Grammar, load_grammar, parse_grammar, read_grammar_te
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
 from ge_nas.search.evolution import initial_population
+from ge_nas.search.steady import run_steady
 from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
 
@@ -248,7 +249,8 @@ def _search_and_finalise(
         evaluator = Evaluator(
             grammar, config, archive, executor, on_result=on_result, on_start=on_start
         )
-        population = run_search(
+        search = run_steady if config.mode == "steady" else run_search
+        population = search(
             grammar, config, evaluator, resume=checkpoint, on_generation=on_generation
         )
         front = pareto_front(population)

@@ -16,8 +16,8 @@ every `poll_s`), or the phenotype is trained here when the claim lapses.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
@@ -31,7 +31,7 @@ from ge_nas.grammar.mapper import Derivation
 from ge_nas.grammar.representation import Representation
 from ge_nas.metrics import INVALID, Metrics
 from ge_nas.network.build import measure
-from ge_nas.worker import EvalTask, derive_seed
+from ge_nas.worker import EvalTask, Outcome, derive_seed
 
 POLL_S = 1.0  # how often a run waiting for another run's training looks into the archive
 
@@ -85,6 +85,36 @@ class _Batch:
 
 
 @dataclass
+class _Flight:
+    """The phenotypes a steady-state search has sent to train, and the genomes waiting on each."""
+
+    fidelity: str
+    waiting: dict[str, list[Mapped]] = field(default_factory=dict)  # hash -> genomes, first sent
+    order: list[str] = field(default_factory=list)  # task index -> hash
+
+    def join(self, mapped: Mapped) -> bool:
+        """Add a genome to its phenotype's waiting list; True when it is the first (to be sent)."""
+        key = mapped[3] or ""
+        first = key not in self.waiting
+        self.waiting.setdefault(key, []).append(mapped)
+        if first:
+            self.order.append(key)
+        return first
+
+    def drop(self, key: str) -> None:
+        """Forget a phenotype that will not be trained here."""
+        del self.waiting[key]
+        self.order.pop()
+
+    def finish(self, key: str, metrics: Metrics) -> list[Evaluation]:
+        """Return the evaluations of every genome that waited on a phenotype (the first trained it)."""
+        return [
+            Evaluation(genome, derivation, phenotype, key, metrics, cached=n > 0)
+            for n, (genome, derivation, phenotype, _, _) in enumerate(self.waiting.pop(key))
+        ]
+
+
+@dataclass
 class Evaluator:
     """Map genomes, reuse archived phenotypes, and train the rest on an executor."""
 
@@ -134,6 +164,62 @@ class Evaluator:
             if hit is not None:
                 result[i] = replace(e, metrics=hit, cached=True, rung=rung)
         return result
+
+    def stream(
+        self,
+        breed: Callable[[], Sequence[int] | None],
+        admit: Callable[[Evaluation], None],
+    ) -> None:
+        """Steady state: keep every worker busy with the next genome breed() gives, until it gives None.
+
+        Each genome's Evaluation goes to admit() as soon as it is known: at once
+        for an invalid or archived phenotype (then breed() is asked again), when
+        its training ends otherwise. A genome whose phenotype is in training
+        here waits for that result; one that another run has claimed is
+        dropped (that run trains it; a later genome may find it archived).
+        """
+        flight = _Flight(self.fidelity(0))
+        epochs = rung_epochs(self.config, 0)
+
+        def tasks() -> Iterator[EvalTask]:
+            while (genome := breed()) is not None:
+                mapped = self._map(genome)
+                if (known := self._known(mapped, flight)) is not None:
+                    admit(known)
+                elif flight.join(mapped) and self.archive.claim(
+                    [(mapped[3] or "", flight.fidelity)]
+                ):
+                    yield self._task(mapped[2] or "", mapped[3] or "", epochs)
+                elif mapped[3] in flight.waiting and len(flight.waiting[mapped[3] or ""]) == 1:
+                    flight.drop(mapped[3] or "")  # another run's: it trains it
+
+        for index, outcome in self.executor.run(tasks()):
+            key = flight.order[index]
+            self._record(flight, key, outcome)
+            evaluations = flight.finish(key, outcome.metrics)
+            for evaluation in evaluations:
+                admit(evaluation)
+            self.on_result(evaluations[0])
+
+    def _known(self, mapped: Mapped, flight: _Flight) -> Evaluation | None:
+        """Return the evaluation of an invalid or archived phenotype; None when it needs training."""
+        genome, derivation, phenotype, key, error = mapped
+        if key is None:
+            return Evaluation(genome, derivation, None, None, Metrics(INVALID, error=error))
+        if key in flight.waiting:
+            return None
+        hit = self.archive.lookup(key, flight.fidelity)
+        return (
+            None
+            if hit is None
+            else Evaluation(genome, derivation, phenotype, key, hit, cached=True)
+        )
+
+    def _record(self, flight: _Flight, key: str, outcome: Outcome) -> None:
+        genome, _, phenotype, _, _ = flight.waiting[key][0]
+        record = Record(key, flight.fidelity, phenotype or "", genome, outcome.metrics,
+                        outcome.worker, outcome.started, outcome.ended)  # fmt: skip
+        self.archive.record(record)
 
     @property
     def representation(self) -> Representation:

@@ -15,7 +15,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from deap import base, tools
@@ -308,6 +308,8 @@ def checkpoint_of(state: SearchState) -> Checkpoint:
         crowding,
         state.rng_state,
         [_rung(ind) for ind in state.population],
+        pending=[list(g) for g in state.pending],
+        elites=[list(ind) for ind in state.elites],
     )
 
 
@@ -319,6 +321,10 @@ class SearchState:
     population: list[Individual]
     rng_state: Any
     stats: GenerationStats
+    pending: list[list[int]] = field(default_factory=list)  # steady state: bred, not yet back
+    elites: list[Individual] = field(
+        default_factory=list
+    )  # steady state: the front of every arrival
 
 
 def evaluate_generation(

@@ -1,0 +1,172 @@
+"""Asynchronous steady-state search: a worker that finishes gets the next child at once.
+
+There is no generational barrier. The population is the last μ arrivals
+(aging, as in regularized evolution [Real2019]); parents are drawn by crowded
+binary tournaments on NSGA-II rank and crowding [Deb2002] over it (or by
+tournaments on accuracy for a single objective), two at a time, and their two
+children wait in a queue for free workers. The non-dominated networks of every
+arrival are kept apart (the elites), so aging never loses the front.
+
+A run breeds μ × (generations + 1) genomes, as a generational run of the same
+settings does; every μ arrivals make one line of generations.jsonl and one
+checkpoint (the population in arrival order, the elites, the genomes bred but
+not yet back, and the RNG state). Resume sends the genomes that were not back
+again: those that finished before the stop come back from the archive.
+
+[Real2019] E. Real, A. Aggarwal, Y. Huang, Q. V. Le. Regularized evolution for
+image classifier architecture search. AAAI 2019.
+[Deb2002] K. Deb et al. A fast and elitist multiobjective genetic algorithm:
+NSGA-II. IEEE TEC 6(2), 2002.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from deap import tools
+
+from ge_nas.config import RunConfig
+from ge_nas.grammar import Grammar
+from ge_nas.rundir import Checkpoint
+from ge_nas.search.evaluator import Evaluation, Evaluator
+from ge_nas.search.evolution import (
+    Individual,
+    SearchState,
+    generation_stats,
+    initial_population,
+    make_individuals,
+    pareto_front,
+    select_parents,
+    vary,
+)
+
+
+@dataclass
+class Steady:
+    """The state of a steady-state search between arrivals."""
+
+    grammar: Grammar
+    config: RunConfig
+    rng: random.Random
+    population: collections.deque[Individual]
+    queue: collections.deque[list[int]] = field(default_factory=collections.deque)
+    out: list[list[int]] = field(default_factory=list)  # handed to workers, not yet back
+    elites: list[Individual] = field(default_factory=list)
+    bred: int = 0
+    arrivals: int = 0
+    since: list[Evaluation] = field(default_factory=list)  # arrivals since the last line
+
+    @property
+    def budget(self) -> int:
+        """Return how many genomes the run breeds: μ × (generations + 1)."""
+        return self.config.population * (self.config.generations + 1)
+
+    def breed(self) -> list[int] | None:
+        """Return the next genome to evaluate, or None when the budget is spent."""
+        if self.bred >= self.budget:
+            return None
+        if not self.queue:
+            self.queue.extend(self._children())
+        genome = self.queue.popleft()
+        self.bred += 1
+        self.out.append(genome)
+        return genome
+
+    def _children(self) -> list[list[int]]:
+        if not self.population:  # every initial genome is still out: start another one
+            return initial_population(self.grammar, self.config, self.rng)[:1]
+        population = list(self.population)
+        rank_population(population)
+        parents = select_parents(population, 2, self.config, self.rng)
+        return vary(parents, self.grammar, self.config, self.rng)
+
+    def admit(self, evaluation: Evaluation) -> bool:
+        """Take one arrival into the population; True when it completes a line (every μ)."""
+        individual = make_individuals([evaluation], self.config.objectives)[0]
+        self.population.append(individual)
+        self.elites = keep_front([*self.elites, individual])
+        if list(evaluation.genome) in self.out:
+            self.out.remove(list(evaluation.genome))
+        self.arrivals += 1
+        self.since.append(evaluation)
+        return self.arrivals % self.config.population == 0
+
+    def state(self, seconds: float) -> SearchState:
+        """Return the line's state for generations.jsonl and the checkpoint; start a new line."""
+        generation = self.arrivals // self.config.population - 1
+        members = list(self.population)
+        stats = generation_stats(generation, [*members, *self.elites], self.since, seconds)
+        self.since = []
+        pending = [*self.out, *self.queue]
+        return SearchState(
+            generation, members, self.rng.getstate(), stats, pending=pending, elites=self.elites
+        )
+
+
+def rank_population(population: Sequence[Individual]) -> None:
+    """Give every individual its NSGA-II crowding distance within its front (parent selection reads it)."""
+    for front in tools.sortNondominated(list(population), len(population)):
+        tools.emo.assignCrowdingDist(front)
+
+
+def keep_front(individuals: list[Individual]) -> list[Individual]:
+    """Return the individuals of the first front (trained ones only), one per phenotype."""
+    elites = {id(e): ind for ind in individuals if (e := ind.evaluation) and e.metrics.ok}
+    if not elites:
+        return []
+    front = tools.sortNondominated(list(elites.values()), len(elites), first_front_only=True)[0]
+    kept: dict[str | None, Individual] = {}
+    for ind in front:
+        kept.setdefault(ind.evaluation.phenotype_hash if ind.evaluation else None, ind)
+    return list(kept.values())
+
+
+def run_steady(
+    grammar: Grammar,
+    config: RunConfig,
+    evaluator: Evaluator,
+    *,
+    resume: Checkpoint | None = None,
+    on_generation: Callable[[SearchState], None] = lambda s: None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Individual]:
+    """Evolve with no generational barrier; return the last population and the elites."""
+    steady = _start(grammar, config, evaluator, resume)
+    start = clock()
+
+    def admit(evaluation: Evaluation) -> None:
+        nonlocal start
+        if steady.admit(evaluation):
+            on_generation(steady.state(clock() - start))
+            start = clock()
+
+    evaluator.stream(steady.breed, admit)
+    return [*steady.population, *steady.elites]
+
+
+def _start(
+    grammar: Grammar, config: RunConfig, evaluator: Evaluator, resume: Checkpoint | None
+) -> Steady:
+    rng = random.Random(config.seed)
+    population: collections.deque[Individual] = collections.deque(maxlen=config.population)
+    steady = Steady(grammar, config, rng, population)
+    if resume is None:
+        steady.queue.extend(initial_population(grammar, config, rng))
+        return steady
+    rng.setstate(resume.rng_state)
+    population.extend(make_individuals(evaluator.evaluate(resume.genomes), config.objectives))
+    steady.elites = keep_front(
+        make_individuals(evaluator.evaluate(resume.elites), config.objectives)
+    )
+    steady.queue.extend(resume.pending)
+    steady.arrivals = steady.bred = (resume.generation + 1) * config.population
+    return steady
+
+
+def steady_front(population: Sequence[Individual]) -> list[Evaluation]:
+    """Return the front of a steady-state search's result (population and elites)."""
+    return pareto_front(population)
