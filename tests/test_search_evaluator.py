@@ -12,6 +12,7 @@ from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
 from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
+from ge_nas.metrics import INVALID
 from ge_nas.network.build import measure
 from ge_nas.search.evaluator import Evaluator
 
@@ -59,3 +60,20 @@ def test_no_cost_estimate_leaves_the_order_and_sends_every_task(tmp_path: Path) 
         tmp_path, workers=2, config=RunConfig(GRAMMAR, dataset=f"npz:{tmp_path / 'absent.npz'}")
     )
     assert sent == population
+
+
+def test_unparsable_phenotype_is_archived_with_the_grammar_line_that_wrote_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bogus.bnf"
+    path.write_text('<net> ::= <layer> "| opt=adam"\n<layer> ::= conv(8,3) relu | bogus(8)\n')
+    grammar = load_grammar(path)
+    with Archive(tmp_path / "a.sqlite") as archive:
+        evaluator = Evaluator(grammar, RunConfig(str(path)), archive, SyntheticExecutor())
+        evaluations = evaluator.evaluate([[0, 1], [0, 0]])
+        invalid = [r for r in archive.records() if r.metrics.status == INVALID]
+    assert [r.phenotype for r in invalid] == ["bogus(8) | opt=adam"]
+    assert invalid[0].metrics.error.splitlines()[0] == (
+        f"unknown layer 'bogus' ({path}:2: <layer> ::= bogus(8))"
+    )
+    assert invalid[0].metrics == evaluations[0].metrics and evaluations[1].metrics.ok

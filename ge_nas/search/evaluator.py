@@ -10,22 +10,26 @@ trainings do not start last and leave the other workers idle at the end.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ge_nas.arch import parse_arch
+from ge_nas.arch.spec import text_hash
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.data import load_splits
 from ge_nas.errors import ArchError
 from ge_nas.executors import Executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
-from ge_nas.grammar import Grammar
+from ge_nas.grammar import Grammar, explain_arch_error
 from ge_nas.grammar.mapper import Derivation, map_genome
 from ge_nas.metrics import INVALID, Metrics
 from ge_nas.network.build import measure
 from ge_nas.worker import EvalTask, derive_seed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,15 +68,15 @@ class Evaluator:
         """Return one Evaluation per genome at a rung, training each new phenotype once."""
         pending: dict[str, list[int]] = {}
         done: dict[int, Evaluation] = {}
-        mapped = [self._map(g) for g in genomes]
-        for i, (genome, derivation, phenotype, key, error) in enumerate(mapped):
-            if key is None:
-                done[i] = Evaluation(
-                    genome, derivation, None, None, Metrics(INVALID, error=error), rung=rung
-                )
-            elif (
-                hit := self.archive.lookup(key, self.fidelity(rung))
-            ) is not None and key not in pending:
+        mapped = [self._map(g, rung) for g in genomes]
+        for i, item in enumerate(mapped):
+            if isinstance(item, Evaluation):
+                done[i] = item
+                self._record_invalid(item)
+                continue
+            genome, derivation, phenotype, key = item
+            hit = None if key in pending else self.archive.lookup(key, self.fidelity(rung))
+            if hit is not None:
                 done[i] = Evaluation(
                     genome, derivation, phenotype, key, hit, cached=True, rung=rung
                 )
@@ -95,18 +99,34 @@ class Evaluator:
         return result
 
     def _map(
-        self, genome: Sequence[int]
-    ) -> tuple[tuple[int, ...], Derivation, str | None, str | None, str]:
+        self, genome: Sequence[int], rung: int
+    ) -> tuple[tuple[int, ...], Derivation, str, str] | Evaluation:
+        """Return genome, derivation, canonical phenotype and its hash; or the invalid Evaluation."""
         derivation = map_genome(
             self.grammar, genome, max_wraps=self.config.max_wraps, max_depth=self.config.max_depth
         )
         if derivation.phenotype is None:
-            return tuple(genome), derivation, None, None, f"invalid mapping: {derivation.reason}"
+            invalid = Metrics(INVALID, error=derivation.reason, reason=derivation.reason)
+            return Evaluation(tuple(genome), derivation, None, None, invalid, rung=rung)
         try:
             spec = parse_arch(derivation.phenotype)
         except ArchError as exc:
-            return tuple(genome), derivation, None, None, str(exc)
-        return tuple(genome), derivation, spec.canonical(), spec.hash(), ""
+            invalid = self._unparsed(exc, derivation.phenotype)
+            return Evaluation(tuple(genome), derivation, None, None, invalid, rung=rung)
+        return tuple(genome), derivation, spec.canonical(), spec.hash()
+
+    def _unparsed(self, exc: ArchError, phenotype: str) -> Metrics:
+        """Return the metrics of a phenotype that did not parse: the grammar line to fix, then the detail."""
+        explained = explain_arch_error(self.grammar, exc, phenotype)
+        return Metrics(INVALID, error=f"{explained}\n{exc}", reason=exc.reason)
+
+    def _record_invalid(self, e: Evaluation) -> None:
+        """Log an invalid individual; archive its phenotype, keyed by its text (a mapping failure has none)."""
+        log.debug("invalid: %s", e.metrics.error.split("\n")[0])
+        text = e.derivation.phenotype
+        if text is not None:
+            fidelity = self.fidelity(e.rung)
+            self.archive.record(Record(text_hash(text), fidelity, text, e.genome, e.metrics))
 
     def _train(
         self,
