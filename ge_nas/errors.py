@@ -47,7 +47,34 @@ class GrammarError(GeNasError, ValueError):
 
 
 class ArchError(GeNasError, ValueError):
-    """A phenotype is not a valid sentence of the architecture language or cannot be built."""
+    """A phenotype is not a valid sentence of the architecture language or cannot be built.
+
+    Besides the message, it carries what is known of the fault: reason, the message
+    without position or hints (short enough to count failures by); line and column
+    in the phenotype (1-based); token, the offending text; argument, the name of the
+    argument or hyperparameter at fault.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        line: int | None = None,
+        column: int | None = None,
+        token: str | None = None,
+        argument: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason or message.split("\n")[0]
+        self.line = line
+        self.column = column
+        self.token = token
+        self.argument = argument
+
+
+class SearchError(GeNasError):
+    """A search cannot go on: its initial generation has no valid network."""
 
 
 class ExportError(GeNasError):

@@ -28,15 +28,22 @@ class Metrics:
     train_seconds: float = 0.0
     epochs: int = 0
     error: str = ""
+    reason: str = (
+        ""  # the failure in a few words, to count alike failures by (error has the detail)
+    )
 
     @property
     def ok(self) -> bool:
         """True when the network trained and was scored."""
         return self.status == OK
 
-    def with_error(self, status: str, error: str) -> Metrics:
-        """Return a copy marked with a failure status and its reason."""
-        return replace(self, status=status, error=error)
+    def with_error(self, status: str, error: str, reason: str = "") -> Metrics:
+        """Return a copy marked with a failure status, its detail and, optionally, a short reason."""
+        return replace(self, status=status, error=error, reason=reason)
+
+    def failure(self) -> str:
+        """Return what went wrong in a few words: reason, else the error's first line, else the status."""
+        return self.reason or self.error.split("\n")[0] or self.status
 
     def to_json(self) -> str:
         """Return the metrics as a JSON object."""

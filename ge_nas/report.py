@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.errors import ConfigError
 from ge_nas.fidelity import fidelity_key
+from ge_nas.metrics import INVALID
 from ge_nas.pareto import size_front
 from ge_nas.tables import measured_columns, optional_cell
 
@@ -228,6 +230,8 @@ def render_html(snapshot: RunSnapshot, *, pareto_png: bytes, history_png: bytes)
             _front_html(snapshot),
             "<h2>Generations</h2>",
             _generations_html(snapshot.generations),
+            "<h2>Why networks were invalid</h2>",
+            _invalid_html(snapshot),
             "<h2>Configuration</h2>",
             _config_html(snapshot.config),
             f"<h2>Grammar <code>{_e(snapshot.config.grammar)}</code></h2>",
@@ -377,6 +381,8 @@ GENERATION_COLUMNS = (
     ("evaluations", "trained", "{}"),
     ("cached", "cached", "{}"),
     ("invalid", "invalid", "{}"),
+    ("over_budget", "over budget", "{}"),
+    ("failed", "failed", "{}"),
     ("best_accuracy", "best val", "{:.4f}"),
     ("median_accuracy", "median val", "{:.4f}"),
     ("front_size", "front", "{}"),
@@ -394,6 +400,41 @@ def _generations_html(generations: Sequence[Mapping[str, Any]]) -> str:
         for g in generations
     ]
     return _table(headers, rows, wide=False)
+
+
+TOP_REASONS = 10
+
+
+def invalid_reasons(snapshot: RunSnapshot) -> list[tuple[int, str]]:
+    """Return (individuals, reason with the grammar line to fix) of the most common invalid reasons.
+
+    The counts are generations.jsonl's (every invalid individual, mapping failures too), or the
+    archive's for a run without them; each reason is shown as the archive's first record of it
+    tells it, which names the grammar line that wrote a phenotype that did not parse.
+    """
+    counts: Counter[str] = Counter()
+    for generation in snapshot.generations:
+        counts.update(_reason_counts(generation.get("invalid_reasons")))
+    invalid = [r for r in snapshot.evaluations if r.metrics.status == INVALID]
+    if not counts:
+        counts = Counter(r.metrics.failure() for r in invalid)
+    told = {r.metrics.failure(): r.metrics.error.split("\n")[0] for r in reversed(invalid)}
+    return [(n, told.get(reason) or reason) for reason, n in counts.most_common(TOP_REASONS)]
+
+
+def _reason_counts(value: Any) -> dict[str, int]:
+    """Return a generations.jsonl line's reason counts, skipping what is not a count."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): n for k, n in value.items() if isinstance(n, int)}
+
+
+def _invalid_html(snapshot: RunSnapshot) -> str:
+    reasons = invalid_reasons(snapshot)
+    if not reasons:
+        return '<p class="muted">No invalid network.</p>'
+    rows = [[("num", str(n)), ("code", reason)] for n, reason in reasons]
+    return _table(["individuals", "reason (and the grammar line that wrote it)"], rows)
 
 
 def _format(fmt: str, value: Any) -> str:

@@ -13,9 +13,35 @@ def generation_line(stats: Mapping[str, Any], total: int) -> str:
     s = stats
     return (
         f"gen {s['generation']}/{total}: {s['evaluations']} trained, {s['cached']} cached, "
-        f"{s['invalid']} invalid; best val {s['best_accuracy']:.4f}, median {s['median_accuracy']:.4f}, "
+        f"{failure_counts(s)}; best val {s['best_accuracy']:.4f}, median {s['median_accuracy']:.4f}, "
         f"front {s['front_size']}, HV {s['hypervolume']:.3f}, {s['seconds']:.1f} s"
     )
+
+
+def failure_counts(stats: Mapping[str, Any]) -> str:
+    """Return e.g. "3 invalid (2 unknown layer 'bogus', 1 ran out of codons), 1 over budget"."""
+    text = f"{stats['invalid']} invalid" + _top_reasons(stats.get("invalid_reasons") or {})
+    for key, label in (("over_budget", "over budget"), ("failed", "failed")):
+        if stats.get(key):
+            text += f", {stats[key]} {label}"
+    return text
+
+
+_MAX_REASON = 48  # characters of a reason in the generation line
+
+
+def _top_reasons(reasons: Mapping[str, int]) -> str:
+    """Return ' (n reason, ...)': the three most common reasons, or two and how many others."""
+    ranked = sorted(reasons.items(), key=lambda item: -item[1])
+    shown = ranked if len(ranked) <= 3 else ranked[:2]
+    parts = [f"{n} {_clip(reason, _MAX_REASON)}" for reason, n in shown]
+    if len(shown) < len(ranked):
+        parts.append(f"{sum(n for _, n in ranked[2:])} other")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front") -> Table:

@@ -114,7 +114,7 @@ def train_phenotype(task: EvalTask) -> Metrics:
         )
         size = measure(spec, splits.input_shape, splits.num_classes)
     except ArchError as exc:
-        return Metrics(INVALID, error=str(exc))
+        return Metrics(INVALID, error=str(exc), reason=exc.reason)
     base = Metrics(OK, params=size.params, flops=size.flops)
     over = _over_budget(task, size.params, size.flops)
     if over:

@@ -352,3 +352,40 @@ def test_infinite_integer_argument_is_an_arch_error() -> None:
 def test_arch_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         parse_arch("nonsense(")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "position", "token"),
+    [
+        ("conv(32) bogus", "unknown layer 'bogus'", (1, 10), "bogus"),
+        ("relu conv(8, 16)", "conv: kernel must be in [1, 15], got 16", (1, 14), "16"),
+        ("conv(32, size=3)", "conv has no argument 'size'", (1, 10), "size"),
+        ("conv(32, filters=3)", "conv: argument 'filters' is given twice", (1, 10), "filters"),
+        ("conv(1, 2, 3, 4)", "conv takes at most 3 argument(s), got 4", (1, 1), "conv"),
+        ("conv(32) | lrr=0.1", "unknown hyperparameter 'lrr'", (1, 12), "lrr"),
+        ("relu |\n lr=100", "lr must be in [1e-06, 10], got 100.0", (2, 5), "100"),
+        ("conv(32,,3)", "unexpected ',', expected a name or a number", (1, 9), ","),
+        ("conv(32) $", "unexpected character '$'", (1, 10), "$"),
+        ("dense(64", "ended early, expected ')' or ','", (1, 9), None),
+    ],
+)
+def test_arch_error_says_the_reason_position_and_offending_text(
+    text: str, reason: str, position: tuple[int, int], token: str | None
+) -> None:
+    with pytest.raises(ArchError) as info:
+        parse_arch(text)
+    error = info.value
+    assert (error.reason, (error.line, error.column), error.token) == (reason, position, token)
+
+
+def test_arch_error_fields_survive_pickling() -> None:
+    with pytest.raises(ArchError) as info:
+        parse_arch("conv(32) bogus")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert (copy.reason, copy.line, copy.column, copy.token) == (
+        "unknown layer 'bogus'",
+        1,
+        10,
+        "bogus",
+    )
+    assert str(copy) == str(info.value)

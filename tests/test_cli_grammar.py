@@ -113,7 +113,92 @@ def test_check_arch_names_the_common_failures(
     )
     assert code == 0
     assert "with --init sensible" in out
-    assert "most common failures:" in out and "x parse:" in out
+    assert "invalid; most common reasons:" in out
+    assert f"x parse: unknown layer 'bogus' ({path}:1: <net> ::= bogus(1))" in out
+
+
+def test_check_parses_samples_without_arch_and_names_the_grammar_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bogus.bnf"
+    path.write_text("<net> ::= <layer> | <layer> <layer>\n<layer> ::= conv(8)\n  | bogus\n")
+    code, out, _ = run(capsys, "grammar", "check", str(path), "-n", "30", "--seed", "2")
+    lines = out.splitlines()
+    assert code == 0 and "built for input" not in out
+    parsed = next(line for line in lines if "parsed as an architecture" in line)
+    invalid = int(next(line for line in lines if "most common reasons" in line).split()[0])
+    assert parsed.endswith(f"({30 - invalid}/30)") and 0 < invalid < 30
+    assert f"x parse: unknown layer 'bogus' ({path}:3: <layer> ::= bogus)" in out
+
+
+def test_check_exits_1_when_no_sample_is_a_valid_network(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "none.bnf"
+    path.write_text("<net> ::= conv(<f>) relu\n<f> ::= 0 | -1\n")
+    code, out, _ = run(capsys, "grammar", "check", str(path), "-n", "10")
+    assert code == 1
+    assert f"conv: filters must be in [1, 4096], got 0 ({path}:2: <f> ::= 0)" in out
+    assert out.splitlines()[-1] == (
+        f"{path}: no sampled phenotype is a valid network; fix the lines named above"
+    )
+
+
+def test_check_exits_1_when_no_sample_builds_with_arch(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "flat.bnf"
+    path.write_text("<net> ::= dense(8) conv(8)\n")
+    assert run(capsys, "grammar", "check", str(path), "-n", "5")[0] == 0
+    code, out, _ = run(capsys, "grammar", "check", str(path), "-n", "5", "--arch")
+    assert code == 1 and "x build: conv needs a feature map, gets a flat vector" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("<net> ::= conv(<f>) | dense(<f>) relu\n<f> ::= 8 | 16 | 32\n", "6 derivation trees"),
+        ((GRAMMARS / "expr.bnf").read_text(), "more than 1e1000 derivation trees"),
+    ],
+)
+def test_check_prints_the_search_space_size(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, shown: str
+) -> None:
+    path = tmp_path / "space.bnf"
+    path.write_text(text)
+    out = run(capsys, "grammar", "check", str(path), "-n", "5")[1]
+    assert f"{path}: search space: {shown} up to --max-depth 40" in out
+
+
+def test_check_rounds_a_huge_search_space(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, "grammar", "check", CNN, "-n", "5", "--max-depth", "12")[1]
+    assert re.search(
+        r"search space: ~[1-9]\.[0-9]e[0-9]+ derivation trees up to --max-depth 12", out
+    )
+
+
+def test_check_arch_prints_the_parameter_range_of_the_built_networks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "two.bnf"
+    path.write_text("<net> ::= dense(4) | dense(8)\n")
+    out = run(capsys, "grammar", "check", str(path), "-n", "20", "--arch")[1]
+    # pooled 1x8x8 input: dense(4) 1*4+4 and head 4*10+10; dense(8) 1*8+8 and 8*10+10
+    assert "  parameters of the built networks: 58..106" in out
+
+
+def test_check_shows_a_missing_define_as_one_syntax_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = str(GRAMMARS / "syntax_head_missing.bnf")
+    code, out, _ = run(capsys, "grammar", "check", path)
+    assert code == 2
+    assert out.splitlines() == [
+        f"error: {path}:3:9: expected '::=' after <layer>",
+        "    <layer> conv(8) | pool",
+        "            ^",
+        f"{path}: 1 error(s); the grammar cannot be used",
+    ]
 
 
 def test_sample_prints_valid_phenotypes_only(capsys: pytest.CaptureFixture[str]) -> None:

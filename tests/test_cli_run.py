@@ -284,3 +284,19 @@ def test_resume_with_a_damaged_archive_is_one_line(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "archive.sqlite: a damaged SQLite database" in err
+
+
+def test_run_without_a_valid_network_stops_with_exit_1_naming_the_grammar_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    grammar = tmp_path / "bogus.bnf"
+    grammar.write_text("<net> ::= bogus(<n>) relu\n<n> ::= 1 | 2\n")
+    out = tmp_path / "r"
+    assert main(["run", "--grammar", str(grammar), "--population", "3", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no valid network in the initial generation: all 3 individuals are invalid" in err
+    assert f"3 x unknown layer 'bogus' ({grammar}:1: <net> ::= bogus(<n>) relu)" in err
+    [line] = [json.loads(x) for x in (out / rundir.GENERATIONS).read_text().splitlines()]
+    assert line["invalid"] == 3 and line["invalid_reasons"] == {"unknown layer 'bogus'": 3}
+    with Archive(out / rundir.ARCHIVE) as archive:
+        assert {r.metrics.reason for r in archive.records()} == {"unknown layer 'bogus'"}

@@ -62,6 +62,11 @@ def test_grammar_can_be_built_directly() -> None:
         Grammar("e", {"e": ((e,),)})
 
 
+def test_grammar_knows_the_line_of_each_alternative() -> None:
+    grammar = parse_grammar("<a> ::= <b> | x\n\n<b> ::= y\n     | z | GE_RANGE:2\n")
+    assert grammar.alt_lines == {"a": (1, 1), "b": (3, 4, 4, 4)}
+
+
 # --- large grammars (their load times are measured by benchmarks/grammar_speed.py) ----------------
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ge_nas.errors import GrammarSyntaxError
-from ge_nas.grammar import load_grammar, parse_grammar
+from ge_nas.grammar import check_grammar, load_grammar, parse_grammar
 
 GRAMMARS = Path(__file__).parent / "grammars"
 
@@ -26,6 +26,14 @@ def test_head_typo_in_a_later_rule() -> None:
     assert (
         str(info.value)
         == f"{path}:4:9: expected '::=' after <layer>\n    <layer> := conv\n            ^"
+    )
+
+
+def test_missing_define_in_a_later_rule_is_one_syntax_error_with_a_caret() -> None:
+    path = GRAMMARS / "syntax_head_missing.bnf"
+    report = check_grammar(path.read_text(), str(path))
+    assert report.errors == (
+        f"{path}:3:9: expected '::=' after <layer>\n    <layer> conv(8) | pool\n            ^",
     )
 
 

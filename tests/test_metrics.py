@@ -58,3 +58,9 @@ def test_statuses() -> None:
 def test_frozen() -> None:
     with pytest.raises(AttributeError):
         FULL.status = FAILED  # type: ignore[misc]
+
+
+def test_failure_is_the_reason_else_the_errors_first_line_else_the_status() -> None:
+    assert Metrics(INVALID, error="x (a.bnf:3)\ndetail", reason="x").failure() == "x"
+    assert Metrics(INVALID, error="x (a.bnf:3)\ndetail").failure() == "x (a.bnf:3)"
+    assert Metrics(TIMEOUT).failure() == "timeout"

@@ -21,10 +21,11 @@ from ge_nas import rundir  # noqa: E402
 from ge_nas.archive import Record  # noqa: E402
 from ge_nas.errors import ConfigError  # noqa: E402
 from ge_nas.fidelity import fidelity_key  # noqa: E402
-from ge_nas.metrics import OK, Metrics  # noqa: E402
+from ge_nas.metrics import INVALID, OK, Metrics  # noqa: E402
 from ge_nas.report import (  # noqa: E402
     _front_html,
     archive_front,
+    invalid_reasons,
     progress_text,
     read_run,
     render_html,
@@ -199,6 +200,25 @@ def test_front_shows_latency_and_robustness_when_measured() -> None:
     assert "latency" not in _front_html(SimpleNamespace(front=plain))
     page = _front_html(SimpleNamespace(front=measured))
     assert '<th class="num">latency ms</th>' in page and "2.500" in page and "0.7500" in page
+
+
+def test_report_lists_the_top_invalid_reasons_with_their_grammar_line(run_dir: Path) -> None:
+    told = "unknown layer 'bogus' (x.bnf:3: <layer> ::= bogus)"
+    bogus = Metrics(INVALID, error=f"{told}\nphenotype 1:1: ...", reason="unknown layer 'bogus'")
+    snapshot = replace(
+        read_run(run_dir),
+        generations=(
+            {
+                "generation": 0,
+                "invalid_reasons": {"unknown layer 'bogus'": 3, "ran out of codons": 1},
+            },
+            {"generation": 1, "invalid_reasons": {"ran out of codons": 1}},
+        ),
+        evaluations=(Record("h", "f", "bogus", (1,), bogus),),
+    )
+    assert invalid_reasons(snapshot) == [(3, told), (2, "ran out of codons")]
+    page = render_html(snapshot, pareto_png=b"p", history_png=b"h")
+    assert "Why networks were invalid" in page and html.escape(told) in page
 
 
 def test_summary_texts() -> None:

@@ -17,6 +17,7 @@ from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
 from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
+from ge_nas.metrics import INVALID
 from ge_nas.network.build import measure
 from ge_nas.search.evaluator import Evaluation, Evaluator
 from ge_nas.worker import EvalTask, Outcome
@@ -182,3 +183,20 @@ def test_a_phenotype_another_run_is_training_is_waited_for(tmp_path: Path) -> No
     other.close()
     assert executor.tasks == [] and clock.sleeps == 3
     assert all(e.cached and e.metrics.ok for e in evaluations if e.phenotype)
+
+
+def test_unparsable_phenotype_is_archived_with_the_grammar_line_that_wrote_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bogus.bnf"
+    path.write_text('<net> ::= <layer> "| opt=adam"\n<layer> ::= conv(8,3) relu | bogus(8)\n')
+    grammar = load_grammar(path)
+    with Archive(tmp_path / "a.sqlite") as archive:
+        evaluator = Evaluator(grammar, RunConfig(str(path)), archive, SyntheticExecutor())
+        evaluations = evaluator.evaluate([[0, 1], [0, 0]])
+        invalid = [r for r in archive.records() if r.metrics.status == INVALID]
+    assert [r.phenotype for r in invalid] == ["bogus(8) | opt=adam"]
+    assert invalid[0].metrics.error.splitlines()[0] == (
+        f"unknown layer 'bogus' ({path}:2: <layer> ::= bogus(8))"
+    )
+    assert invalid[0].metrics == evaluations[0].metrics and evaluations[1].metrics.ok

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,15 +20,17 @@ import torch
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
-from ge_nas.grammar import load_grammar
+from ge_nas.errors import SearchError
+from ge_nas.grammar import Derivation, load_grammar
 from ge_nas.grammar.initialise import random_population
-from ge_nas.metrics import OK, Metrics
+from ge_nas.metrics import INVALID, OK, OVER_BUDGET, TIMEOUT, Metrics
 from ge_nas.network.build import build_model, count_params
 from ge_nas.objectives import fitness_values
 from ge_nas.pareto import hypervolume_2d, size_point
-from ge_nas.search import SearchState, pareto_front, run_search
+from ge_nas.search import SearchState, generation_stats, pareto_front, run_search
+from ge_nas.search.evaluator import Evaluation, Evaluator
+from ge_nas.search.evolution import make_individuals
 from ge_nas.search.steady import run_steady
-from ge_nas.search.evaluator import Evaluator
 from ge_nas.worker import EvalTask, Outcome
 
 GRAMMAR = "tests/grammars/tiny_cnn.bnf"
@@ -96,12 +99,17 @@ def random_search_hv(evaluations: int, seed: int) -> float:
     return front_hv(metrics)
 
 
-@pytest.mark.parametrize(("mode", "representation"), [("generational", "ge"), ("generational", "sge"), ("steady", "ge"), ("steady", "sge")])
+@pytest.mark.parametrize(
+    ("mode", "representation"),
+    [("generational", "ge"), ("generational", "sge"), ("steady", "ge"), ("steady", "sge")],
+)
 def test_nsga2_reaches_hypervolume_threshold(tmp_path, mode: str, representation: str) -> None:
     # Measured: search HV 3.58 (GE) and 3.65 (SGE) on average over these seeds, random search 2.9.
     hvs, baselines = [], []
     for seed in range(5):
-        cfg = config(seed=seed, population=20, generations=12, representation=representation, mode=mode)
+        cfg = config(
+            seed=seed, population=20, generations=12, representation=representation, mode=mode
+        )
         population, executor, states = search(cfg, tmp_path / str(seed))
         hvs.append(front_hv([e.metrics for e in pareto_front(population)]))
         baselines.append(random_search_hv(len(executor.tasks), seed))
@@ -154,3 +162,42 @@ def test_failures_get_worst_finite_fitness() -> None:
     good = fitness_values(Metrics(OK, 0.5, 0.5, 10**9, 10**9), ("val_accuracy", "params", "flops"))
     assert all(math.isfinite(v) for v in bad)
     assert bad[0] < good[0] and bad[1] > good[1] and bad[2] > good[2]
+
+
+def test_generation_stats_count_invalid_by_reason_and_over_budget_apart() -> None:
+    metrics = [
+        Metrics(
+            INVALID, error="unknown layer 'bogus' (x.bnf:2)\ndetail", reason="unknown layer 'bogus'"
+        ),
+        Metrics(
+            INVALID, error="unknown layer 'bogus' (x.bnf:2)\ndetail", reason="unknown layer 'bogus'"
+        ),
+        Metrics(INVALID, error="ran out of codons"),
+        Metrics(OVER_BUDGET, params=10**6, error="1000000 parameters exceed --max-params 10"),
+        Metrics(TIMEOUT),
+    ]
+    derivation = Derivation("x", 1, 0, 2, 2)
+    evaluations = [Evaluation((i,), derivation, None, None, m) for i, m in enumerate(metrics)]
+    population = make_individuals(evaluations, ("val_accuracy", "params"))
+    stats = generation_stats(0, population, evaluations, 1.0)
+    assert (stats.invalid, stats.over_budget, stats.failed) == (3, 1, 1)
+    assert stats.invalid_reasons == {"unknown layer 'bogus'": 2, "ran out of codons": 1}
+
+
+def test_search_stops_when_the_initial_generation_has_no_valid_network(tmp_path: Path) -> None:
+    path = tmp_path / "bogus.bnf"
+    path.write_text('<net> ::= bogus(<n>)" | opt=adam"\n<n> ::= 1 | 2 | 3\n')
+    grammar = load_grammar(path)
+    cfg = RunConfig(str(path), population=4, generations=3, seed=1)
+    states: list[SearchState] = []
+    with Archive(tmp_path / "a.sqlite") as archive, pytest.raises(SearchError) as info:
+        evaluator = Evaluator(grammar, cfg, archive, SyntheticExecutor())
+        run_search(grammar, cfg, evaluator, on_generation=states.append)
+    assert [s.stats.invalid_reasons for s in states] == [{"unknown layer 'bogus'": 4}]
+    lines = str(info.value).splitlines()
+    assert lines[:2] == [
+        "no valid network in the initial generation: all 4 individuals are invalid",
+        f"  4 x unknown layer 'bogus' ({path}:1: <net> ::= bogus(<n>\") | opt=adam\")",
+    ]
+    assert lines[2].startswith("      phenotype 1:1: unknown layer 'bogus'; known: conv")
+    assert lines[-1].endswith(f"python -m ge_nas grammar check {path}")

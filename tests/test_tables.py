@@ -149,6 +149,25 @@ def test_generation_line_renders_on_one_line() -> None:
     assert render(line) == line + "\n"
 
 
+def test_generation_line_counts_invalid_by_reason_and_over_budget_apart() -> None:
+    reasons = {"unknown layer 'bogus'": 2, "ran out of codons": 1}
+    stats = GenerationStats(
+        1, 9, 3, 0, 0.9, 0.8, 2, 1.5, 2.0, over_budget=2, invalid_reasons=reasons
+    )
+    assert generation_line(asdict(stats), 6) == (
+        "gen 1/6: 9 trained, 0 cached, 3 invalid (2 unknown layer 'bogus', 1 ran out of codons), "
+        "2 over budget; best val 0.9000, median 0.8000, front 2, HV 1.500, 2.0 s"
+    )
+
+
+def test_generation_line_shows_two_reasons_and_counts_the_others() -> None:
+    reasons = {"a": 5, "b" * 50: 4, "c": 2, "d": 1}
+    stats = GenerationStats(1, 0, 12, 0, 0.0, 0.0, 0, 0.0, 1.0, failed=1, invalid_reasons=reasons)
+    line = generation_line(asdict(stats), 2)
+    assert f"12 invalid (5 a, 4 {'b' * 45}..., 3 other), 1 failed;" in line
+    assert render(line, width=400) == line + "\n"
+
+
 def test_latency_and_robustness_columns_only_when_measured() -> None:
     assert "latency" not in render(front_table(ROWS)) and "robust" not in render(front_table(ROWS))
     rows = [

@@ -50,6 +50,11 @@ def test_shape_that_cannot_work_is_invalid_not_an_exception() -> None:
     assert m.status == st.INVALID and "feature map" in m.error
 
 
+def test_shape_that_cannot_work_has_a_short_reason_to_count_it_by() -> None:
+    m = evaluate(task("dense(16) conv(8,3)")).metrics
+    assert m.reason == "conv needs a feature map, gets a flat vector"
+
+
 def test_unparsable_phenotype_is_invalid() -> None:
     assert evaluate(task("conv(8,")).metrics.status == st.INVALID
 

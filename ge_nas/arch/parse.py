@@ -6,13 +6,14 @@ kinds and hyperparameters of signatures.py. Nothing is executed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import lark
 
-from ge_nas.arch.signatures import HPARAMS, Value, check_hparams, check_layer
+from ge_nas.arch.signatures import HPARAMS, LAYERS, Value, check_hparams, check_layer
 from ge_nas.arch.spec import ArchSpec, Layer
 from ge_nas.errors import ArchError, caret_context, did_you_mean
 
@@ -28,35 +29,41 @@ def parse_arch(text: str) -> ArchSpec:
 
     Raises:
         ArchError: the text is not in the language, names an unknown layer or
-            hyperparameter, or gives a bad argument; the message has the position.
+            hyperparameter, or gives a bad argument; the message has the position,
+            and the error's fields say where and which text (see ArchError).
     """
     try:
         tree = _parser().parse(text)
     except lark.UnexpectedInput as exc:
-        raise ArchError(_syntax_message(text, exc)) from None
+        raise _syntax_error(text, exc) from None
     try:
-        return _ToSpec(text).transform(tree)
+        return _ToSpec().transform(tree)
     except lark.exceptions.VisitError as exc:
         if isinstance(exc.orig_exc, ArchError):
             raise exc.orig_exc from None
         raise
 
 
-def _syntax_message(text: str, exc: lark.UnexpectedInput) -> str:
-    line, column = exc.line, exc.column
+def _syntax_error(text: str, exc: lark.UnexpectedInput) -> ArchError:
     token = getattr(exc, "token", None)
     if (
         isinstance(exc, lark.UnexpectedEOF)
-        or line < 0
+        or exc.line < 0
         or (token is not None and token.type == "$END")
     ):
         line, column = _end_position(text)
-        return f"phenotype {line}:{column}: ended early, expected {_expected(exc)}\n{caret_context(text + ' ', line, column)}"
+        reason = f"ended early, expected {_expected(exc)}"
+        return _with_caret(reason, text + " ", line, column, None)
     if isinstance(exc, lark.UnexpectedCharacters):
-        what = f"unexpected character {text[exc.pos_in_stream or 0]!r}"
-    else:
-        what = f"unexpected {str(token)!r}, expected {_expected(exc)}"
-    return f"phenotype {line}:{column}: {what}\n{caret_context(text, line, column)}"
+        char = text[exc.pos_in_stream or 0]
+        return _with_caret(f"unexpected character {char!r}", text, exc.line, exc.column, char)
+    reason = f"unexpected {str(token)!r}, expected {_expected(exc)}"
+    return _with_caret(reason, text, exc.line, exc.column, str(token))
+
+
+def _with_caret(reason: str, text: str, line: int, column: int, token: str | None) -> ArchError:
+    message = f"phenotype {line}:{column}: {reason}\n{caret_context(text, line, column)}"
+    return ArchError(message, reason=reason, line=line, column=column, token=token)
 
 
 _TOKEN_WORDS = {
@@ -82,64 +89,129 @@ def _end_position(text: str) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
-def _where(text: str, meta: Any) -> str:
+def _where(meta: Any) -> str:
     return (
         f"phenotype {meta.line}:{meta.column}" if not getattr(meta, "empty", True) else "phenotype"
     )
 
 
+def _fault(
+    where: str, reason: str, token: lark.Token, argument: str | None = None, message: str = ""
+) -> ArchError:
+    """Return the error 'where: reason' (or message) at token: its position and text."""
+    return ArchError(
+        message or f"{where}: {reason}",
+        reason=reason,
+        line=token.line,
+        column=token.column,
+        token=str(token),
+        argument=argument,
+    )
+
+
+def _located(exc: ArchError, where: str, token: lark.Token) -> ArchError:
+    """Return an error of check_layer or Param.check (which know no positions) placed at token."""
+    reason = exc.reason.removeprefix(f"{where}: ")
+    return _fault(where, reason, token, exc.argument, str(exc))
+
+
+def _culprit(
+    exc: ArchError, name: lark.Token, positional: list[_Arg], keywords: dict[str, _Arg]
+) -> lark.Token:
+    """Return the token an error of check_layer is about: its argument's keyword (when the error
+    names it) or value, else the layer name."""
+    kind = LAYERS.get(str(name))
+    by_name = dict(zip((p.name for p in kind.params), positional)) if kind else {}
+    arg = keywords.get(exc.argument or "") or by_name.get(exc.argument or "")
+    if arg is None:
+        return name
+    return arg.key if arg.key is not None and exc.token == arg.key else arg.token
+
+
+def _keywords(args: list[_Arg]) -> list[_Arg]:
+    return [a for a in args if a.key is not None]
+
+
+def _unknown_hparam(name: lark.Token, where: str) -> ArchError:
+    known = f"{did_you_mean(name, HPARAMS)}; known: {', '.join(HPARAMS)}"
+    reason = f"unknown hyperparameter {str(name)!r}"
+    return _fault(where, reason, name, message=f"{where}: {reason}{known}")
+
+
+@dataclass(frozen=True)
+class _Arg:
+    """An argument's value, the token that wrote it, and its keyword (None: positional)."""
+
+    value: Value
+    token: lark.Token
+    key: lark.Token | None = None
+
+
 class _ToSpec(lark.Transformer[lark.Token, ArchSpec]):
     """Turn the parse tree into an ArchSpec, checking names and values."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def number(self, children: list[lark.Token]) -> Value:
+    def number(self, children: list[lark.Token]) -> _Arg:
         raw = str(children[0])
-        return int(raw) if raw.lstrip("+-").isdigit() else float(raw)
+        return _Arg(int(raw) if raw.lstrip("+-").isdigit() else float(raw), children[0])
 
-    def word(self, children: list[lark.Token]) -> Value:
-        return str(children[0])
+    def word(self, children: list[lark.Token]) -> _Arg:
+        return _Arg(str(children[0]), children[0])
 
-    def keyword(self, children: list[Any]) -> tuple[str, Value]:
-        return (str(children[0]), children[1])
+    def keyword(self, children: list[Any]) -> _Arg:
+        value: _Arg = children[1]
+        return replace(value, key=children[0])
 
-    def args(self, children: list[Any]) -> list[Any]:
+    def args(self, children: list[Any]) -> list[_Arg]:
         return [c for c in children if c is not None]
 
     @lark.v_args(meta=True)
     def layer(self, meta: Any, children: list[Any]) -> Layer:
-        name, args = str(children[0]), children[1] or []
-        where = _where(self.text, meta)
-        positional = [a for a in args if not isinstance(a, tuple)]
-        first_keyword = next((i for i, a in enumerate(args) if isinstance(a, tuple)), len(args))
-        if len(positional) > first_keyword:
-            raise ArchError(f"{where}: {name}: a positional argument follows a keyword argument")
-        keywords: dict[str, Value] = {}
-        for key, value in (a for a in args if isinstance(a, tuple)):
-            if key in keywords:
-                raise ArchError(f"{where}: {name}: argument {key!r} is given twice")
-            keywords[key] = value
-        return Layer(name, check_layer(name, positional, keywords, where))
+        name: lark.Token = children[0]
+        args: list[_Arg] = children[1] or []
+        where = _where(meta)
+        positional = [a for a in args if a.key is None]
+        first_keyword = next((i for i, a in enumerate(args) if a.key is not None), len(args))
+        late = [a for a in args[first_keyword:] if a.key is None]
+        if late:
+            reason = f"{name}: a positional argument follows a keyword argument"
+            raise _fault(where, reason, late[0].token)
+        keywords: dict[str, _Arg] = {}
+        for arg in _keywords(args):
+            assert arg.key is not None  # a keyword argument
+            if arg.key in keywords:
+                raise _fault(where, f"{name}: argument {str(arg.key)!r} is given twice", arg.key)
+            keywords[str(arg.key)] = arg
+        return Layer(str(name), self._checked(name, positional, keywords, where))
+
+    def _checked(
+        self, name: lark.Token, positional: list[_Arg], keywords: dict[str, _Arg], where: str
+    ) -> tuple[tuple[str, Value], ...]:
+        values = {k: a.value for k, a in keywords.items()}
+        try:
+            return check_layer(str(name), [a.value for a in positional], values, where)
+        except ArchError as exc:
+            raise _located(exc, where, _culprit(exc, name, positional, keywords)) from None
 
     def layers(self, children: list[Layer]) -> tuple[Layer, ...]:
         return tuple(children)
 
     @lark.v_args(meta=True)
-    def hparam(self, meta: Any, children: list[Any]) -> tuple[str, Value, str]:
-        return (str(children[0]), children[1], _where(self.text, meta))
+    def hparam(self, meta: Any, children: list[Any]) -> tuple[lark.Token, _Arg, str]:
+        return (children[0], children[1], _where(meta))
 
-    def hparams(self, children: list[tuple[str, Value, str]]) -> tuple[tuple[str, Value], ...]:
+    def hparams(
+        self, children: list[tuple[lark.Token, _Arg, str]]
+    ) -> tuple[tuple[str, Value], ...]:
         seen: dict[str, Value] = {}
-        for name, value, where in children:
+        for name, arg, where in children:
             if name in seen:
-                raise ArchError(f"{where}: hyperparameter {name!r} is given twice")
+                raise _fault(where, f"hyperparameter {str(name)!r} is given twice", name)
             if name not in HPARAMS:
-                raise ArchError(
-                    f"{where}: unknown hyperparameter {name!r}{did_you_mean(name, HPARAMS)}; known: {', '.join(HPARAMS)}"
-                )
-            seen[name] = HPARAMS[name].check(value, where)
+                raise _unknown_hparam(name, where)
+            try:
+                seen[str(name)] = HPARAMS[name].check(arg.value, where)
+            except ArchError as exc:
+                raise _located(exc, where, arg.token) from None
         return check_hparams(seen, "phenotype")
 
     def start(self, children: list[Any]) -> ArchSpec:

@@ -33,27 +33,26 @@ class Param:
         """Return value converted to this parameter's type, or raise ArchError."""
         if self.kind is str:
             if not isinstance(value, str) or value not in self.choices:
-                raise ArchError(
-                    f"{where}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}"
-                )
+                raise self._error(where, f"must be one of {', '.join(self.choices)}, got {value!r}")
             return value
         if isinstance(value, str):
-            raise ArchError(f"{where}: {self.name} must be a number, got {value!r}")
+            raise self._error(where, f"must be a number, got {value!r}")
         if not math.isfinite(value):
-            raise ArchError(f"{where}: {self.name} must be a finite number, got {value!r}")
+            raise self._error(where, f"must be a finite number, got {value!r}")
         if self.kind is int:
             if float(value) != int(value):
-                raise ArchError(f"{where}: {self.name} must be an integer, got {value!r}")
+                raise self._error(where, f"must be an integer, got {value!r}")
             value = int(value)
         else:
             value = float(value)
         if (self.low is not None and value < self.low) or (
             self.high is not None and value > self.high
         ):
-            raise ArchError(
-                f"{where}: {self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}"
-            )
+            raise self._error(where, f"must be in [{self.low:g}, {self.high:g}], got {value!r}")
         return value
+
+    def _error(self, where: str, problem: str) -> ArchError:
+        return ArchError(f"{where}: {self.name} {problem}", argument=self.name)
 
     def describe(self) -> str:
         """Return a one-line description for help text and the README."""
@@ -152,19 +151,26 @@ def check_layer(
     kind = LAYERS.get(name)
     if kind is None:
         raise ArchError(
-            f"{where}: unknown layer {name!r}{did_you_mean(name, LAYERS)}; known: {', '.join(LAYERS)}"
+            f"{where}: unknown layer {name!r}{did_you_mean(name, LAYERS)}; known: {', '.join(LAYERS)}",
+            reason=f"{where}: unknown layer {name!r}",
         )
     where = f"{where}: {name}"
     if len(positional) > len(kind.params):
         raise ArchError(
-            f"{where} takes at most {len(kind.params)} argument(s) ({_signature(kind)}), got {len(positional)}"
+            f"{where} takes at most {len(kind.params)} argument(s) ({_signature(kind)}), got {len(positional)}",
+            reason=f"{where} takes at most {len(kind.params)} argument(s), got {len(positional)}",
         )
     values = dict(zip((p.name for p in kind.params), positional))
     for key, value in keywords.items():
         if key not in {p.name for p in kind.params}:
-            raise ArchError(f"{where} has no argument {key!r}; expected {_signature(kind)}")
+            raise ArchError(
+                f"{where} has no argument {key!r}; expected {_signature(kind)}",
+                reason=f"{where} has no argument {key!r}",
+                argument=key,
+                token=key,
+            )
         if key in values:
-            raise ArchError(f"{where}: argument {key!r} is given twice")
+            raise ArchError(f"{where}: argument {key!r} is given twice", argument=key, token=key)
         values[key] = value
     return tuple((p.name, _fill(p, values, where)) for p in kind.params)
 
@@ -173,7 +179,7 @@ def _fill(param: Param, values: Mapping[str, Value], where: str) -> Value:
     if param.name in values:
         return param.check(values[param.name], where)
     if param.default is None:
-        raise ArchError(f"{where} needs argument {param.name!r}")
+        raise ArchError(f"{where} needs argument {param.name!r}", argument=param.name)
     return param.default
 
 

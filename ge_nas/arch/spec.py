@@ -87,6 +87,11 @@ class ArchSpec:
         return cls(tuple(layers), hparams)
 
 
+def text_hash(text: str) -> str:
+    """Return a short stable hash of phenotype text as written (for text that is not an ArchSpec)."""
+    return hashlib.sha256(f"text:{text}".encode()).hexdigest()[:16]
+
+
 def format_value(value: Value) -> str:
     """Return a value as canonical text (floats by repr, so they read back exactly)."""
     return repr(value) if isinstance(value, float) else str(value)

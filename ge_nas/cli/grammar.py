@@ -1,5 +1,6 @@
 """The `grammar check | sample | map` commands: look at a search space before searching it.
 
+python -m ge_nas grammar check grammars/cnn_small.bnf
 python -m ge_nas grammar check grammars/cnn_small.bnf --arch --input-shape 1,28,28
 python -m ge_nas grammar sample grammars/cnn_small.bnf -n 5 --seed 1
 echo '[[3, 1, 4, 1, 5]]' | python -m ge_nas grammar map grammars/cnn_small.bnf
@@ -15,21 +16,26 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
 
+from ge_nas.arch import parse_arch
 from ge_nas.cli.options import add_search_space_options
 from ge_nas.errors import ArchError, ConfigError, GeNasError
 from ge_nas.grammar import (
     Derivation,
     Grammar,
     check_grammar,
-    initial_genomes,
+    count_derivations,
+    explain_arch_error,
     load_grammar,
-    map_genome,
     read_grammar_text,
 )
+from ge_nas.grammar.representation import Representation, flatten
+from ge_nas.grammar.sge import sge_from_json
+from ge_nas.grammar.space import CAP
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -47,13 +53,14 @@ PARSERS = {"grammar": add_grammar_arguments}
 
 def _add_check(commands: Any) -> None:
     p = commands.add_parser(
-        "check", help="report errors and warnings; with --arch, how many samples build"
+        "check",
+        help="report errors, warnings and the search space's size; sample it and parse the samples",
     )
     p.add_argument("path", metavar="PATH", help="a .bnf grammar file")
     p.add_argument(
         "--arch",
         action="store_true",
-        help="also sample phenotypes and parse and build them as networks",
+        help="also build the sampled networks (loads torch; no weights are allocated)",
     )
     p.add_argument(
         "--input-shape", type=_shape, default=(1, 8, 8), metavar="C,H,W", help="default: 1,8,8"
@@ -67,7 +74,7 @@ def _add_check(commands: Any) -> None:
         type=int,
         default=300,
         metavar="N",
-        help="samples for --arch (default: 300)",
+        help="genomes to sample (default: 300)",
     )
     add_search_space_options(p)
     p.set_defaults(func=_guarded(command_check))
@@ -127,7 +134,10 @@ def _say(console: Console, text: str) -> None:
 
 
 def command_check(args: argparse.Namespace, console: Console) -> int:
-    """Print a grammar's errors and warnings; with --arch, sample it and build the samples."""
+    """Print a grammar's errors, warnings and size; sample it and parse (with --arch, build) the samples.
+
+    Returns 2 when the grammar cannot be used, 1 when no sample is a valid network, else 0.
+    """
     report = check_grammar(read_grammar_text(args.path), args.path)
     for message in report.errors:
         _say(console, f"error: {message}")
@@ -137,9 +147,15 @@ def command_check(args: argparse.Namespace, console: Console) -> int:
         _say(console, f"{args.path}: {len(report.errors)} error(s); the grammar cannot be used")
         return 2
     _say(console, _summary(report.grammar))
-    if args.arch:
-        _print_arch_check(_arch_check(report.grammar, args), args, console)
-    return 0
+    _say(console, _size(report.grammar, args.max_depth))
+    counts = _sample_check(report.grammar, args)
+    _print_sample_check(counts, args, console)
+    if counts.valid(args.arch):
+        return 0
+    _say(
+        console, f"{args.path}: no sampled phenotype is a valid network; fix the lines named above"
+    )
+    return 1
 
 
 def _summary(grammar: Grammar) -> str:
@@ -150,94 +166,133 @@ def _summary(grammar: Grammar) -> str:
     )
 
 
+def _size(grammar: Grammar, max_depth: int) -> str:
+    count = _count_text(count_derivations(grammar, max_depth))
+    return (
+        f"{grammar.source}: search space: {count} derivation trees up to --max-depth {max_depth} "
+        "(no more distinct phenotypes than that)"
+    )
+
+
+def _count_text(n: int) -> str:
+    """Return a count exactly up to a million, else as '~1.2e14' (and 'more than 1e1000' at CAP)."""
+    if n >= CAP:
+        return f"more than 1e{len(str(CAP)) - 1}"
+    if n < 10**6:
+        return f"{n:,}"
+    mantissa, exponent = f"{Decimal(n):.1e}".split("e")
+    return f"~{mantissa}e{int(exponent)}"
+
+
 @dataclass
-class _ArchCounts:
-    """How many sampled genomes got how far, and why the others did not."""
+class _SampleCounts:
+    """How many sampled genomes got how far, the sizes of those built, and why the others failed."""
 
     sampled: int = 0
     mapped: int = 0
     parsed: int = 0
     built: int = 0
+    params: list[int] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
 
-    def fail(self, stage: str, message: str) -> None:
-        """Count one failure, grouped by its message with numbers blanked out."""
-        first = message.splitlines()[0] if message else stage
-        key = f"{stage}: {re.sub(r'[0-9]+', '#', first)}"
+    def fail(self, stage: str, reason: str) -> None:
+        """Count one failure, grouped by stage and reason with phenotype positions blanked out."""
+        key = f"{stage}: {re.sub(r'phenotype [0-9]+:[0-9]+', 'phenotype', reason)}"
         self.failures[key] += 1
-        self.examples.setdefault(key, first)
+        self.examples.setdefault(key, f"{stage}: {reason}")
+
+    def valid(self, built: bool) -> int:
+        """Return how many samples are valid networks: parsed, or built when building."""
+        return self.built if built else self.parsed
 
 
-def _arch_check(grammar: Grammar, args: argparse.Namespace) -> _ArchCounts:
-    from ge_nas.arch import parse_arch
-    from ge_nas.network.build import build_model
+Build = Callable[[Any], int]  # ArchSpec -> parameter count; raises ArchError
 
-    counts = _ArchCounts()
+
+def _sample_check(grammar: Grammar, args: argparse.Namespace) -> _SampleCounts:
+    build = _meta_builder(args.input_shape, args.classes) if args.arch else None
+    counts = _SampleCounts()
     for genome in _sample_genomes(grammar, args):
         counts.sampled += 1
-        derivation = _map(grammar, genome, args)
-        if derivation.phenotype is None:
-            counts.fail("map", derivation.reason)
-            continue
-        counts.mapped += 1
-        try:
-            spec = parse_arch(derivation.phenotype)
-        except ArchError as exc:
-            counts.fail("parse", str(exc))
-            continue
-        counts.parsed += 1
-        try:
-            _build_on_meta(build_model, spec, args.input_shape, args.classes)
-        except ArchError as exc:
-            counts.fail("build", str(exc))
-            continue
-        counts.built += 1
+        _check_sample(grammar, _map(grammar, genome, args), build, counts)
     return counts
 
 
-def _build_on_meta(
-    build_model: Callable[..., Any], spec: Any, shape: tuple[int, int, int], classes: int
+def _check_sample(
+    grammar: Grammar, derivation: Derivation, build: Build | None, counts: _SampleCounts
 ) -> None:
-    """Build without allocating weights: shapes are checked, nothing is trained."""
+    """Parse and (given build) build one mapped sample, counting how far it got."""
+    phenotype = derivation.phenotype
+    if phenotype is None:
+        counts.fail("map", derivation.reason)
+        return
+    counts.mapped += 1
+    stage = "parse"
+    try:
+        spec = parse_arch(phenotype)
+        counts.parsed += 1
+        stage = "build"
+        if build is not None:
+            counts.params.append(build(spec))
+            counts.built += 1
+    except ArchError as exc:
+        counts.fail(stage, explain_arch_error(grammar, exc, phenotype))
+
+
+def _meta_builder(shape: tuple[int, int, int], classes: int) -> Build:
+    """Return a function that builds a spec without weights and returns its parameter count."""
     import torch
 
-    with torch.device("meta"):
-        build_model(spec, shape, classes)
+    from ge_nas.network.build import build_model, count_params
+
+    def build(spec: Any) -> int:
+        with torch.device("meta"):  # shapes are checked, nothing is allocated
+            return count_params(build_model(spec, shape, classes))
+
+    return build
+
+
+def _representation(grammar: Grammar, args: argparse.Namespace) -> Representation:
+    return Representation(
+        args.representation, grammar, args.max_depth, args.max_wraps, args.codon_size
+    )
 
 
 def _sample_genomes(grammar: Grammar, args: argparse.Namespace) -> list[list[int]]:
-    options = {
-        "init": args.init,
-        "codon_size": args.codon_size,
-        "max_depth": args.max_depth,
-        "init_max_depth": args.init_max_depth,
-    }
-    return initial_genomes(grammar, random.Random(args.seed), args.samples, **options)
+    rng = random.Random(args.seed)
+    rep = _representation(grammar, args)
+    return rep.initial(rng, args.samples, init=args.init, init_max_depth=args.init_max_depth)
 
 
 def _map(grammar: Grammar, genome: list[int], args: argparse.Namespace) -> Derivation:
-    return map_genome(grammar, genome, max_wraps=args.max_wraps, max_depth=args.max_depth)
+    return _representation(grammar, args).map(genome)
 
 
-def _print_arch_check(counts: _ArchCounts, args: argparse.Namespace, console: Console) -> None:
-    shape = "x".join(map(str, args.input_shape))
+def _print_sample_check(counts: _SampleCounts, args: argparse.Namespace, console: Console) -> None:
     _say(
         console,
         f"{args.path}: sampled {counts.sampled} genomes with --init {args.init} (seed {args.seed}):",
     )
-    rows = [
-        ("mapped to a phenotype", counts.mapped, counts.sampled),
-        ("parsed as an architecture", counts.parsed, counts.sampled),
-        (f"built for input {shape}, {args.classes} classes", counts.built, counts.sampled),
-    ]
-    for label, count, total in rows:
-        _say(console, f"  {label:<40} {_percent(count, total):>7}  ({count}/{total})")
+    rows = [("mapped to a phenotype", counts.mapped), ("parsed as an architecture", counts.parsed)]
+    if args.arch:
+        shape = "x".join(map(str, args.input_shape))
+        rows.append((f"built for input {shape}, {args.classes} classes", counts.built))
+    for label, count in rows:
+        _say(
+            console,
+            f"  {label:<40} {_percent(count, counts.sampled):>7}  ({count}/{counts.sampled})",
+        )
+    if counts.params:
+        _say(
+            console,
+            f"  parameters of the built networks: {min(counts.params):,}..{max(counts.params):,}",
+        )
     if counts.failures:
-        _say(console, "most common failures:")
+        invalid = sum(counts.failures.values())
+        _say(console, f"{invalid} invalid; most common reasons:")
         for key, count in counts.failures.most_common(5):
-            stage = key.split(":", 1)[0]
-            _say(console, f"  {count:>5} x {stage}: {counts.examples[key]}")
+            _say(console, f"  {count:>5} x {counts.examples[key]}")
 
 
 def _percent(count: int, total: int) -> str:
@@ -269,14 +324,17 @@ def command_sample(args: argparse.Namespace, console: Console) -> int:
 def command_map(args: argparse.Namespace, console: Console) -> int:
     """Read a JSON list of genomes from stdin; write a JSON list of phenotypes (null: invalid) to stdout."""
     grammar = load_grammar(args.path)
-    genomes = _read_genomes(sys.stdin.read())
+    genomes = _read_genomes(sys.stdin.read(), grammar if args.representation == "sge" else None)
     phenotypes = [_map(grammar, g, args).phenotype for g in genomes]
     sys.stdout.write(json.dumps(phenotypes) + "\n")
     return 0
 
 
-def _read_genomes(text: str) -> list[list[int]]:
-    """Parse stdin's JSON: a list of genomes, each a list of non-negative integers."""
+def _read_genomes(text: str, sge_grammar: Grammar | None = None) -> list[list[int]]:
+    """Parse stdin's JSON: a list of genomes, each a list of non-negative integers.
+
+    With sge_grammar, a genome may also be an SGE genotype object (rule name -> choices).
+    """
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -288,6 +346,11 @@ def _read_genomes(text: str) -> list[list[int]]:
         raise ConfigError(
             f"stdin: expected a JSON list of genomes such as [[3, 1, 4]], got {type(data).__name__}"
         )
+    if sge_grammar is not None:
+        data = [
+            flatten(sge_grammar, sge_from_json(sge_grammar, g)) if isinstance(g, dict) else g
+            for g in data
+        ]
     for i, genome in enumerate(data):
         if not isinstance(genome, list) or not all(_is_codon(c) for c in genome):
             raise ConfigError(

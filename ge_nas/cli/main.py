@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from ge_nas.errors import GeNasError
+from ge_nas.errors import GeNasError, SearchError
 
 PIPE_WIDTH = 200  # tables written to a file or pipe get this many columns
 
@@ -104,13 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args, console))
+    except SearchError as exc:  # the input was fine, the search space has nothing to search
+        _print_error(exc)
+        return 1
     except GeNasError as exc:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False
-        )
+        _print_error(exc)
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print(
             "interrupted: every finished evaluation is in the run's archive.sqlite"
         )
         return 130
+
+
+def _print_error(exc: GeNasError) -> None:
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False
+    )

@@ -90,6 +90,10 @@ class Grammar:
     rules: Mapping[str, tuple[Alternative, ...]] = field(hash=False)
     source: str = "<string>"
     warnings: tuple[str, ...] = ()
+    # the line of each alternative in the source, by rule (empty: not read from text)
+    alt_lines: Mapping[str, tuple[int, ...]] = field(
+        default_factory=dict, hash=False, compare=False
+    )
     codes: RuleCodes = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -191,8 +195,9 @@ def check_grammar(
     if lint.errors:
         return GrammarReport(None, tuple(lint.errors), tuple(lint.warnings))
     merged = {rule.name: tuple(alt.symbols for alt in rule.alternatives) for rule in rules}
+    lines = {rule.name: tuple(alt.line for alt in rule.alternatives) for rule in rules}
     with _gc_paused():
-        grammar = Grammar(rules[0].name, merged, source, tuple(lint.warnings))
+        grammar = Grammar(rules[0].name, merged, source, tuple(lint.warnings), lines)
     return GrammarReport(grammar, (), grammar.warnings)
 
 

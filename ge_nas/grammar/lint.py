@@ -97,13 +97,15 @@ class Lint:
             )
 
     def _head_typo(self, name: str, line: int, column: int) -> None:
-        """Raise a syntax error for '<name> :=' at the start of a line: a misspelt rule head."""
+        """Raise a syntax error for a misspelt rule head: '<name> :=' at the start of a line, or
+        '<name> text' without '::=' at its very start (a continued alternative is indented)."""
         line_text = self.lines[line - 1]
         after = column - 1 + len(name) + 2
         typo = _HEAD_TYPO.match(line_text, after)
-        if line_text[: column - 1].strip() or typo is None:
+        if line_text[: column - 1].strip() or (typo is None and column > 1):
             return
-        at = typo.start(1) + 1
+        rest = line_text[after:]
+        at = typo.start(1) + 1 if typo else after + len(rest) - len(rest.lstrip()) + 1
         raise syntax_error(f"expected '::=' after <{name}>", self.text, self.source, line, at)
 
     def _termination(self, rules: list[RawRule], defined: Mapping[str, RawRule]) -> None:

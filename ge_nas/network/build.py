@@ -52,7 +52,9 @@ def _append(modules: list[nn.Module], layer: Layer, shape: Shape, index: int) ->
     if LAYERS[layer.kind].needs_map and len(shape) != 3:
         raise ArchError(
             f"layer {index} {layer.text()!r} needs a feature map (C,H,W) but gets a flat vector of "
-            f"{shape[0]} features; put it before dense, flatten or gap"
+            f"{shape[0]} features; put it before dense, flatten or gap",
+            reason=f"{layer.kind} needs a feature map, gets a flat vector",
+            token=layer.kind,
         )
     if layer.kind == "dense" and len(shape) == 3:
         modules.append(_global_pool())

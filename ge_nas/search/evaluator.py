@@ -15,28 +15,32 @@ every `poll_s`), or the phenotype is trained here when the claim lapses.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from ge_nas.arch import parse_arch
+from ge_nas.arch.spec import text_hash
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.data import load_splits
 from ge_nas.errors import ArchError
 from ge_nas.executors import Executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
-from ge_nas.grammar import Grammar
+from ge_nas.grammar import Grammar, explain_arch_error
 from ge_nas.grammar.mapper import Derivation
 from ge_nas.grammar.representation import Representation
 from ge_nas.metrics import INVALID, Metrics
 from ge_nas.network.build import measure
 from ge_nas.worker import EvalTask, Outcome, derive_seed
 
+log = logging.getLogger(__name__)
+
 POLL_S = 1.0  # how often a run waiting for another run's training looks into the archive
 
-# a genome's mapping: (genome, derivation, canonical phenotype, its hash, why it is invalid)
-Mapped = tuple[tuple[int, ...], Derivation, str | None, str | None, str]
+# a genome's mapping: (genome, derivation, canonical phenotype, its hash, the metrics if invalid)
+Mapped = tuple[tuple[int, ...], Derivation, str | None, str | None, Metrics | None]
 
 
 @dataclass(frozen=True)
@@ -136,11 +140,9 @@ class Evaluator:
         pending: dict[str, list[int]] = {}
         done: dict[int, Evaluation] = {}
         mapped = [self._map(g) for g in genomes]
-        for i, (genome, derivation, phenotype, key, error) in enumerate(mapped):
+        for i, (genome, derivation, phenotype, key, _) in enumerate(mapped):
             if key is None:
-                done[i] = Evaluation(
-                    genome, derivation, None, None, Metrics(INVALID, error=error), rung=rung
-                )
+                done[i] = self._invalid(mapped[i], rung)
             elif (
                 hit := self.archive.lookup(key, self.fidelity(rung))
             ) is not None and key not in pending:
@@ -203,9 +205,9 @@ class Evaluator:
 
     def _known(self, mapped: Mapped, flight: _Flight) -> Evaluation | None:
         """Return the evaluation of an invalid or archived phenotype; None when it needs training."""
-        genome, derivation, phenotype, key, error = mapped
+        genome, derivation, phenotype, key, _ = mapped
         if key is None:
-            return Evaluation(genome, derivation, None, None, Metrics(INVALID, error=error))
+            return self._invalid(mapped, 0)
         if key in flight.waiting:
             return None
         hit = self.archive.lookup(key, flight.fidelity)
@@ -229,12 +231,30 @@ class Evaluator:
     def _map(self, genome: Sequence[int]) -> Mapped:
         derivation = self.representation.map(genome)
         if derivation.phenotype is None:
-            return tuple(genome), derivation, None, None, f"invalid mapping: {derivation.reason}"
+            invalid = Metrics(INVALID, error=derivation.reason, reason=derivation.reason)
+            return tuple(genome), derivation, None, None, invalid
         try:
             spec = parse_arch(derivation.phenotype)
         except ArchError as exc:
-            return tuple(genome), derivation, None, None, str(exc)
-        return tuple(genome), derivation, spec.canonical(), spec.hash(), ""
+            return tuple(genome), derivation, None, None, self._unparsed(exc, derivation.phenotype)
+        return tuple(genome), derivation, spec.canonical(), spec.hash(), None
+
+    def _unparsed(self, exc: ArchError, phenotype: str) -> Metrics:
+        """Return the metrics of a phenotype that did not parse: the grammar line to fix, then the detail."""
+        explained = explain_arch_error(self.grammar, exc, phenotype)
+        return Metrics(INVALID, error=f"{explained}\n{exc}", reason=exc.reason)
+
+    def _invalid(self, mapped: Mapped, rung: int) -> Evaluation:
+        """Return an invalid genome's Evaluation; log it, and archive its phenotype text if it has one."""
+        genome, derivation, _, _, metrics = mapped
+        e = Evaluation(genome, derivation, None, None, metrics or Metrics(INVALID), rung=rung)
+        log.debug("invalid: %s", e.metrics.error.split("\n")[0])
+        text = derivation.phenotype
+        if text is not None:  # a mapping failure has no text to key it by
+            self.archive.record(
+                Record(text_hash(text), self.fidelity(rung), text, genome, e.metrics)
+            )
+        return e
 
     def _train(self, batch: _Batch) -> None:
         """Train the phenotypes this run can claim; wait for those another run is training."""

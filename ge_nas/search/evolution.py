@@ -14,15 +14,18 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from deap import base, tools
 
 from ge_nas.config import RunConfig
+from ge_nas.errors import SearchError
 from ge_nas.fidelity import rung_count
 from ge_nas.grammar import Grammar
+from ge_nas.metrics import FAILED, INVALID, OVER_BUDGET, TIMEOUT
 from ge_nas.objectives import OBJECTIVE_WEIGHTS, fitness_values
 from ge_nas.pareto import hypervolume_2d, size_point
 from ge_nas.rundir import Checkpoint
@@ -65,6 +68,9 @@ class GenerationStats:
     front_size: int
     hypervolume: float
     seconds: float
+    over_budget: int = 0
+    failed: int = 0  # training failed or timed out
+    invalid_reasons: Mapping[str, int] = field(default_factory=dict)  # most common first
 
 
 def initial_population(grammar: Grammar, config: RunConfig, rng: random.Random) -> list[list[int]]:
@@ -245,17 +251,49 @@ def generation_stats(
     accuracies = [e.metrics.val_accuracy for e in scored] or [0.0]
     front = pareto_front(population)
     points = [size_point(e.metrics.val_accuracy, e.metrics.params or 1) for e in front]
+    statuses = Counter(e.metrics.status for e in evaluations)
     return GenerationStats(
         generation=generation,
         evaluations=sum(1 for e in evaluations if e.phenotype and not e.cached),
-        invalid=sum(1 for e in evaluations if not e.metrics.ok),
+        invalid=statuses[INVALID],
         cached=sum(1 for e in evaluations if e.cached),
         best_accuracy=max(accuracies),
         median_accuracy=statistics.median(accuracies),
         front_size=len(front),
         hypervolume=hypervolume_2d(points),
         seconds=seconds,
+        over_budget=statuses[OVER_BUDGET],
+        failed=statuses[FAILED] + statuses[TIMEOUT],
+        invalid_reasons=dict(invalid_reasons(evaluations)),
     )
+
+
+def invalid_reasons(evaluations: Sequence[Evaluation]) -> list[tuple[str, int]]:
+    """Return how many invalid evaluations each reason has, most common first."""
+    counts = Counter(e.metrics.failure() for e in evaluations if e.metrics.status == INVALID)
+    return counts.most_common()
+
+
+def check_initial(evaluations: Sequence[Evaluation], grammar: Grammar) -> None:
+    """Raise SearchError saying what to fix when no network of the initial generation is valid."""
+    if not evaluations or any(e.metrics.status != INVALID for e in evaluations):
+        return
+    counts = Counter(e.metrics.error.split("\n")[0] for e in evaluations)
+    errors = {e.metrics.error.split("\n")[0]: e.metrics.error for e in reversed(evaluations)}
+    raise SearchError(
+        f"no valid network in the initial generation: all {len(evaluations)} individuals are "
+        "invalid\n"
+        + "".join(_error_lines(errors[line], n) for line, n in counts.most_common(5))
+        + "fix the grammar where these lines say, then check it without training: "
+        f"python -m ge_nas grammar check {grammar.source}"
+    )
+
+
+def _error_lines(error: str, count: int) -> str:
+    """Return an error's first line with its count, and the next line (the detail) under it."""
+    lines = error.split("\n")
+    detail = f"{' ' * (len(str(count)) + 5)}{lines[1]}\n" if len(lines) > 1 else ""
+    return f"  {count} x {lines[0]}\n{detail}"
 
 
 def _top_rung(population: Sequence[Individual]) -> list[Evaluation]:
@@ -348,24 +386,21 @@ def run_search(
     on_generation: Callable[[SearchState], None] = lambda s: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Individual]:
-    """Evolve until config.generations, from scratch or from a checkpoint; return the final population."""
+    """Evolve until config.generations, from scratch or from a checkpoint; return the final population.
+
+    Raises:
+        SearchError: no network of the initial generation is valid (the message says why).
+    """
     rng = random.Random(config.seed)
     if resume is None:
         start = clock()
         evaluations = evaluate_generation(
-            initial_population(grammar, config, rng),
-            evaluator,
-            config,
+            initial_population(grammar, config, rng), evaluator, config
         )
         population = survivors(make_individuals(evaluations, config.objectives), [], config)
-        on_generation(
-            SearchState(
-                0,
-                population,
-                rng.getstate(),
-                generation_stats(0, population, evaluations, clock() - start),
-            )
-        )
+        stats = generation_stats(0, population, evaluations, clock() - start)
+        on_generation(SearchState(0, population, rng.getstate(), stats))
+        check_initial(evaluations, grammar)
     else:
         population = restore_population(resume, evaluator, config, rng)
     for generation in range((resume.generation if resume else 0) + 1, config.generations + 1):
