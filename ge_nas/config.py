@@ -68,6 +68,8 @@ class RunConfig:
     )
     final_epochs: int = 15
     finalists: int = 3
+    # Share of the validation split the finalists never train on; it chooses best/ among them.
+    final_holdout: float = 0.5
     workers: int = 0  # 0: one per core
     oversubscribe: bool = False  # allow more local workers than cores
     executor: str = "auto"
@@ -122,6 +124,7 @@ class RunConfig:
             "mutation_prob",
             "train_subset",
             "eval_timeout_s",
+            "final_holdout",
         ):
             _number(name, getattr(self, name))
         _choice("executor", self.executor, EXECUTORS)
@@ -164,6 +167,8 @@ class RunConfig:
             )
 
     def _check_fractions(self) -> None:
+        if not 0.0 <= self.final_holdout < 1.0:
+            raise ConfigError(f"--final-holdout must be in [0, 1), got {self.final_holdout}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         if not 0.0 <= self.crossover_prob <= 1.0:

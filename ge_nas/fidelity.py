@@ -35,7 +35,8 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         f"{config.dataset}|data_dir={config.data_dir}|val={config.val_fraction}|split_seed={config.split_seed}"
         f"|subset={config.train_subset}|epochs={epochs}|final={final}"
     )
-    return key + ("|bf16" if config.bf16 else "") + ("" if final else _measured(config))
+    held = f"|holdout={config.final_holdout}" if final and config.final_holdout else ""
+    return key + held + ("|bf16" if config.bf16 else "") + ("" if final else _measured(config))
 
 
 def _measured(config: RunConfig) -> str:

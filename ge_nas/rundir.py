@@ -41,6 +41,7 @@ PARETO_COLUMNS = (
     "epochs",
     "test_accuracy",
     "test_fidelity",
+    "holdout_accuracy",
     "params",
     "flops",
     "latency_ms",
@@ -69,6 +70,10 @@ def pareto_row(
         "epochs": epochs,
         "test_accuracy": _rounded(test, 6),
         "test_fidelity": fidelity,
+        # the finalist's accuracy on the held-out slice none of them trained on (it chooses best/)
+        "holdout_accuracy": _rounded(final.val_accuracy, 6)
+        if final is not None and final.ok
+        else None,
         "params": m.params,
         "flops": m.flops,
         "latency_ms": _rounded(m.latency_ms, 4),

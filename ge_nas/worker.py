@@ -25,6 +25,7 @@ from torch import nn
 from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.config import RunConfig
 from ge_nas.data import Splits, load_splits
+from ge_nas.data.datasets import final_splits
 from ge_nas.errors import ArchError
 from ge_nas.export import Meta, save_model
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
@@ -56,6 +57,9 @@ class EvalTask:
     max_flops: int = 0
     threads: int = 1
     final: bool = False  # train on train + validation data (finalists)
+    holdout: float = (
+        0.0  # final: share of the validation split held out to score it (its val_accuracy)
+    )
     save_dir: str | None = (
         None  # write model.pt (state dict) and spec.json here when training succeeds
     )
@@ -139,9 +143,11 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
     splits = splits_on(splits, device)
     torch.manual_seed(task.seed)
     model = place_model(build_model(spec, splits.input_shape, splits.num_classes), device)
+    if (
+        task.final
+    ):  # train + validation; a held-out slice of validation, never trained on, scores it
+        splits = final_splits(splits, task.holdout, task.split_seed)
     x, y = splits.x_train, splits.y_train
-    if task.final:
-        x, y = torch.cat([x, splits.x_val]), torch.cat([y, splits.y_val])
     start = time.perf_counter()
     status, error, epochs = train_model(
         model,

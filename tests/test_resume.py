@@ -60,10 +60,10 @@ def rows(path: Path) -> int:
         return 0
 
 
-def start_and_kill(out: Path, after_rows: int) -> None:
+def start_and_kill(out: Path, after_rows: int, *, run: list[str] = RUN) -> None:
     """Start a run in a subprocess and SIGKILL it once its archive holds after_rows evaluations."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ge_nas", "-q", *RUN, "--out", str(out)],
+        [sys.executable, "-m", "ge_nas", "-q", *run, "--out", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -100,6 +100,31 @@ def test_killed_run_resumes_to_the_same_front(
         json.loads(x)["generation"] for x in (out / rundir.GENERATIONS).read_text().splitlines()
     ]
     assert lines == [0, 1, 2]
+
+
+STEADY = [*RUN, "--mode", "steady"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_steady(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("steady") / "run"
+    assert main(["-q", *STEADY, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("after_rows", [3, 8])
+def test_killed_steady_state_run_resumes_to_the_same_front(
+    uninterrupted_steady: Path, tmp_path: Path, after_rows: int
+) -> None:
+    out = tmp_path / "run"
+    start_and_kill(out, after_rows, run=STEADY)
+    killed_with = archive_keys(out)
+    assert main(["-q", "resume", str(out)]) == 0
+    assert front(out) == front(uninterrupted_steady)
+    keys = archive_keys(out)
+    assert keys[: len(killed_with)] == killed_with, "no finished evaluation is lost"
+    assert len(keys) == len(set(keys)), "none is trained twice"
+    assert sorted(keys) == sorted(archive_keys(uninterrupted_steady))
 
 
 def test_resume_extends_a_finished_run(uninterrupted: Path, tmp_path: Path) -> None:

@@ -104,7 +104,8 @@ def random_search_hv(evaluations: int, seed: int) -> float:
     [("generational", "ge"), ("generational", "sge"), ("steady", "ge"), ("steady", "sge")],
 )
 def test_nsga2_reaches_hypervolume_threshold(tmp_path, mode: str, representation: str) -> None:
-    # Measured: search HV 3.58 (GE) and 3.65 (SGE) on average over these seeds, random search 2.9.
+    # Measured, mean HV over these seeds: generational 3.58 (GE), 3.65 (SGE); steady 3.85 (GE),
+    # 3.75 (SGE); random search with as many evaluations 2.9.
     hvs, baselines = [], []
     for seed in range(5):
         cfg = config(
@@ -116,7 +117,6 @@ def test_nsga2_reaches_hypervolume_threshold(tmp_path, mode: str, representation
         assert [s.generation for s in states] == list(range(13))
         assert states[-1].stats.hypervolume == pytest.approx(hvs[-1])
     mean_hv, mean_random = sum(hvs) / 5, sum(baselines) / 5
-    print(mode, representation, mean_hv, mean_random)
     assert mean_hv > 3.3, f"search HV {hvs}"
     assert mean_hv > 1.08 * mean_random, f"search HV {mean_hv:.3f} vs random {mean_random:.3f}"
 

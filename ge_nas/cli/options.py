@@ -188,7 +188,13 @@ RUN_OPTIONS = (
         "--finalists",
         "finalists",
         int,
-        "front members retrained at the end, best first (default {default}; 0: none)",
+        "front members retrained at the end, best first, one per structure (default {default}; 0: none)",
+    ),
+    Option(
+        "--final-holdout",
+        "final_holdout",
+        float,
+        "share of the validation split the finalists never train on; it chooses best/ (default {default})",
     ),
     Option("--workers", "workers", int, "worker processes (default: one per core)"),
     Option(

@@ -35,6 +35,7 @@ from ge_nas.grammar import Grammar, load_grammar, parse_grammar, read_grammar_te
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
 from ge_nas.search.evolution import initial_population
+from ge_nas.search.finalists import choose_best, pick_finalists
 from ge_nas.search.steady import run_steady
 from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
@@ -264,8 +265,15 @@ def _search_and_finalise(
         for rank, e in enumerate(front, start=1)
     ]
     rundir.write_pareto(out, rows)
-    if rows and (out / "front" / "1").exists():
-        shutil.copytree(out / "front" / "1", out / "best", dirs_exist_ok=True)
+    best = choose_best(
+        [
+            (r["rank"], finals[e.phenotype_hash])
+            for r, e in zip(rows, front)
+            if e.phenotype_hash in finals
+        ]
+    )
+    if best is not None and (out / "front" / str(best)).exists():
+        shutil.copytree(out / "front" / str(best), out / "best", dirs_exist_ok=True)
     return rows
 
 
@@ -298,11 +306,12 @@ def _train_finalists(
     executor: Executor,
     tick: Any,
 ) -> dict[str | None, Any]:
-    finalists = front[: config.finalists]
+    chosen = {id(e) for e in pick_finalists(front, config.finalists)}
+    finalists = [(rank, e) for rank, e in enumerate(front, start=1) if id(e) in chosen]
     fidelity = fidelity_key(config, epochs=config.final_epochs, final=True)
     results = {}
     todo = []
-    for rank, e in enumerate(finalists, start=1):
+    for rank, e in finalists:
         done = archive.lookup(e.phenotype_hash or "", fidelity)
         if done is not None and _saved_phenotype(out / "front" / str(rank)) == e.phenotype:
             results[e.phenotype_hash] = done  # trained before the run was stopped

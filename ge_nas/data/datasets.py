@@ -22,7 +22,7 @@ import functools
 import logging
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -326,4 +326,28 @@ def load_splits(
         val_fraction=val_fraction,
         seed=split_seed,
         train_subset=train_subset,
+    )
+
+
+def final_splits(splits: Splits, holdout: float, seed: int) -> Splits:
+    """Return the splits a finalist trains on: train plus validation, less a held-out slice.
+
+    The held-out slice (a stratified, seeded share of the validation split) becomes
+    the validation split, which no finalist trains on, so it can choose among them.
+    With holdout 0 the whole validation split is trained on and the validation split
+    is left as it was (its accuracy then means nothing).
+    """
+    if holdout <= 0:
+        x = torch.cat([splits.x_train, splits.x_val])
+        return replace(splits, x_train=x, y_train=torch.cat([splits.y_train, splits.y_val]))
+    y = splits.y_val.numpy()
+    held = _stratified_pick(y, max(1, round(holdout * len(y))), np.random.default_rng(seed))
+    rest = torch.from_numpy(np.setdiff1d(np.arange(len(y)), held, assume_unique=True))
+    held_t = torch.from_numpy(held)
+    return replace(
+        splits,
+        x_train=torch.cat([splits.x_train, splits.x_val[rest]]),
+        y_train=torch.cat([splits.y_train, splits.y_val[rest]]),
+        x_val=splits.x_val[held_t],
+        y_val=splits.y_val[held_t],
     )

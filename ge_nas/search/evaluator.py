@@ -374,6 +374,7 @@ def task_for(
         max_params=0,
         max_flops=0,
         final=True,
+        holdout=c.final_holdout,
         save_dir=save_dir,
         measure_latency=False,
         measure_robustness=False,

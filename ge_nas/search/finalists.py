@@ -1,0 +1,55 @@
+"""Finalists: the front members worth a full training, structurally different from each other.
+
+Two front members that differ only in a kernel size, an activation, a dropout
+rate or a hyperparameter are near-copies; retraining both spends a finalist
+slot on what is known. A network's structure here is its sequence of weighted
+layers (conv, sepconv, res, dense) with their widths (filters, units): the first
+of each structure in front order is taken.
+After the final training, the finalists' accuracy on a held-out slice of the
+validation split, on which none of them trained, chooses among them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from ge_nas.arch import parse_arch
+from ge_nas.errors import ArchError
+from ge_nas.metrics import Metrics, Scored
+
+S = TypeVar("S", bound=Scored)
+WIDTHS = ("filters", "units")
+
+
+def structure(phenotype: str) -> tuple[tuple[str, ...], ...]:
+    """Return a phenotype's weighted layers with their widths, e.g. (('conv', '32'), ('dense', '64'))."""
+    try:
+        spec = parse_arch(phenotype)
+    except ArchError:
+        return ((phenotype,),)
+    weighted = [layer for layer in spec.layers if any(k in WIDTHS for k, _ in layer.args)]
+    return tuple(
+        (layer.kind, *(str(v) for k, v in layer.args if k in WIDTHS)) for layer in weighted
+    )
+
+
+def pick_finalists(front: Sequence[S], k: int, *, max_params: int | None = None) -> list[S]:
+    """Return up to k front members in front order, one per structure; within max_params first."""
+    ordered = sorted(
+        front, key=lambda s: max_params is not None and (s.metrics.params or 0) > max_params
+    )
+    chosen: list[S] = []
+    seen: set[tuple[tuple[str, ...], ...]] = set()
+    for item in ordered:
+        shape = structure(item.phenotype or "")
+        if len(chosen) < k and shape not in seen:
+            chosen.append(item)
+            seen.add(shape)
+    return chosen
+
+
+def choose_best(finals: Sequence[tuple[int, Metrics]]) -> int | None:
+    """Return the rank of the finalist with the best held-out accuracy (smaller on ties), or None."""
+    trained = [(m.val_accuracy, -(m.params or 0), -rank, rank) for rank, m in finals if m.ok]
+    return max(trained)[3] if trained else None

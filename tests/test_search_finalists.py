@@ -1,0 +1,49 @@
+"""Finalists: one per structure, and the held-out slice chooses among them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ge_nas.metrics import OK, Metrics
+from ge_nas.search.finalists import choose_best, pick_finalists, structure
+
+
+@dataclass(frozen=True)
+class Item:
+    phenotype: str
+    metrics: Metrics
+    phenotype_hash: str | None = None
+    genome: tuple[int, ...] = ()
+
+
+def item(phenotype: str, params: int) -> Item:
+    return Item(phenotype, Metrics(OK, 0.9, None, params, params))
+
+
+def test_near_copies_share_a_structure() -> None:
+    a = structure("conv(24,5) bn relu pool conv(64,5) relu dropout(0.1) | opt=adam")
+    b = structure("conv(24,3) bn gelu pool(avg) conv(64,3) elu dropout(0.4) | opt=sgd lr=0.1")
+    assert a == b == (("conv", "24"), ("conv", "64"))
+    assert structure("conv(24,5) relu dense(10) | opt=adam") != a
+
+
+def test_finalists_skip_near_copies_and_prefer_the_size_target() -> None:
+    front = [
+        item("conv(64,5) relu conv(64,3) relu", 90_000),
+        item("conv(24,5) relu conv(64,5) relu", 40_000),
+        item("conv(24,3) gelu conv(64,3) relu", 39_000),
+        item("conv(24,5) relu res(16,3)", 7_000),
+    ]
+    chosen = pick_finalists(front, 2, max_params=50_000)
+    assert [c.metrics.params for c in chosen] == [40_000, 7_000]
+    assert len(pick_finalists(front, 9)) == 3
+
+
+def test_the_held_out_accuracy_chooses_the_best_finalist() -> None:
+    finals = [
+        (1, Metrics(OK, 0.91, 0.95, 40_000)),
+        (3, Metrics(OK, 0.93, 0.90, 7_000)),
+        (4, Metrics("failed")),
+    ]
+    assert choose_best(finals) == 3
+    assert choose_best([(2, Metrics("failed"))]) is None
