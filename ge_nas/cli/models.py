@@ -181,6 +181,7 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         epochs=epochs,
         threads=os.cpu_count() or 1,
         final=True,
+        holdout=base.final_holdout,
         save_dir=str(out),
         device=args.device or base.device,
         bf16=base.bf16 if args.bf16 is None else args.bf16,
