@@ -134,6 +134,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir")
     p.add_argument("--mode", default="generational", choices=("generational", "steady"))
     p.add_argument("--representation", default="ge", choices=("ge", "sge"))
+    p.add_argument(
+        "--prescreen",
+        type=int,
+        default=0,
+        help="steady state: pairs bred per pair trained, screened by a surrogate (default 0: off)",
+    )
     p.add_argument("--population", type=int, default=12)
     p.add_argument("--epochs", type=int, default=2, help="epochs per search evaluation (default 2)")
     p.add_argument(
@@ -184,7 +190,7 @@ def make_run_config(args: argparse.Namespace, seed: int) -> RunConfig:
     """Return the search configuration both searches share."""
     return RunConfig(
         args.grammar, dataset=args.dataset, data_dir=args.data_dir, seed=seed, mode=args.mode,
-        representation=args.representation, population=args.population, generations=10_000,
+        representation=args.representation, prescreen=args.prescreen, population=args.population, generations=10_000,
         epochs=args.epochs, train_subset=args.train_subset, val_fraction=args.val_fraction,
         max_params=args.max_params, final_epochs=args.final_epochs, finalists=args.finalists,
         final_holdout=args.final_holdout, workers=args.workers, init="sensible", test_in_search=False,

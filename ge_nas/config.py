@@ -48,6 +48,9 @@ class RunConfig:
     objectives: tuple[str, ...] = ("val_accuracy", "params")
     epochs: int = 8
     mode: str = "generational"
+    prescreen: int = (
+        0  # steady state: breed this many pairs per pair trained, keep the surrogate's best
+    )
     fidelity: str = "fixed"  # sh: successive halving, epochs x eta^rung for the best 1/eta^rung
     sh_eta: int = 3
     sh_rungs: int = 3
@@ -113,6 +116,7 @@ class RunConfig:
             "elites",
             "max_params",
             "max_flops",
+            "prescreen",
         ):
             _non_negative_int(name, getattr(self, name))
         for name in ("init_max_depth",):
@@ -131,6 +135,10 @@ class RunConfig:
         _choice("init", self.init, INITIALISERS)
         _choice("fidelity", self.fidelity, FIDELITIES)
         _choice("mode", self.mode, MODES)
+        if self.prescreen and self.mode != "steady":
+            raise ConfigError(
+                "--prescreen works with --mode steady; add it, or leave --prescreen out"
+            )
         if self.mode == "steady" and self.fidelity == "sh":
             raise ConfigError(
                 "--mode steady does not combine with --fidelity sh yet; use one of them"

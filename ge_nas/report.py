@@ -205,7 +205,7 @@ th, td { border-bottom: 1px solid #e4e7eb; padding: 4px 8px; text-align: left; v
 th { background: #f5f7fa; } .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 code, pre, td.code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 12px; }
 td.code { word-break: break-word; } td.key { white-space: nowrap; word-break: normal; }
-td.genome { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 11px; color: #616e7c; max-width: 220px; word-break: break-all; }
+td.genome { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 11px; color: #616e7c; max-width: 220px; word-break: normal; overflow-wrap: normal; }  /* codons are space-separated: lines break between codons, never inside one */
 pre { background: #f5f7fa; padding: 10px 12px; overflow-x: auto; white-space: pre-wrap; border-radius: 4px; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 .muted { color: #9aa5b1; }

@@ -259,3 +259,10 @@ def test_report_renders_in_headless_chromium(report_html: tuple[Path, str], tmp_
     pixels = imread(str(shot))
     assert pixels.shape[:2] == (2000, 1200)
     assert pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_the_genome_column_breaks_between_codons_not_inside_them() -> None:
+    from ge_nas.report import CSS
+
+    rule = next(line for line in CSS.splitlines() if line.startswith("td.genome"))
+    assert "break-all" not in rule and "word-break: normal" in rule

@@ -96,6 +96,12 @@ RUN_OPTIONS = (
         str,
         f"{', '.join(MODES)}: steady gives a free worker a child at once, no barrier (default {{default}})",
     ),
+    Option(
+        "--prescreen",
+        "prescreen",
+        int,
+        "steady state: breed K pairs of children per pair trained; a surrogate picks the pair (default {default}: off)",
+    ),
     Option("--population", "population", int, "individuals per generation (default {default})"),
     Option(
         "--generations", "generations", int, "generations after the initial one (default {default})"

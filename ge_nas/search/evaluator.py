@@ -274,7 +274,7 @@ class Evaluator:
         if (
             self.executor.workers > 1
             and len(keys) > self.executor.workers
-            and (shape := self._data_shape()) is not None
+            and (shape := self.data_shape()) is not None
         ):
             keys.sort(key=lambda k: -flops_hint(batch.phenotype(k), *shape))
         epochs = rung_epochs(self.config, batch.rung)
@@ -307,7 +307,7 @@ class Evaluator:
                 self.on_result(batch.finish(key, hit, trained=False))
         return missing
 
-    def _data_shape(self) -> tuple[tuple[int, int, int], int] | None:
+    def data_shape(self) -> tuple[tuple[int, int, int], int] | None:
         """Return (input shape, classes) of the run's data, or None when this process cannot load it."""
         c = self.config
         try:

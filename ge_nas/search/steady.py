@@ -38,7 +38,7 @@ from deap import tools
 from ge_nas.config import RunConfig
 from ge_nas.grammar import Grammar
 from ge_nas.rundir import Checkpoint
-from ge_nas.search.evaluator import Evaluation, Evaluator
+from ge_nas.search.evaluator import Evaluation, Evaluator, representation_for
 from ge_nas.search.evolution import (
     Individual,
     SearchState,
@@ -50,6 +50,7 @@ from ge_nas.search.evolution import (
     select_parents,
     vary,
 )
+from ge_nas.search.prescreen import Surrogate, candidates, most_promising
 
 
 @dataclass
@@ -67,6 +68,12 @@ class Steady:
     arrivals: int = 0
     since: list[Evaluation] = field(default_factory=list)  # arrivals since the last line
     stop: Callable[[], bool] = lambda: False  # e.g. a wall-clock budget: breed nothing more
+    surrogate: Surrogate | None = None  # --prescreen: predicts children's accuracy
+    # input shape and classes, to size children
+    shape: tuple[tuple[int, int, int], int] | None = None
+    seen: set[str] = field(
+        default_factory=set
+    )  # phenotypes evaluated: a screen never picks one again
 
     @property
     def budget(self) -> int:
@@ -89,13 +96,38 @@ class Steady:
             return initial_population(self.grammar, self.config, self.rng)[:1]
         population = list(self.population)
         rank_population(population)
-        parents = select_parents(population, 2, self.config, self.rng)
-        return vary(parents, self.grammar, self.config, self.rng)
+        if self.surrogate is None or self.surrogate.model is None or self.shape is None:
+            return vary(
+                select_parents(population, 2, self.config, self.rng),
+                self.grammar,
+                self.config,
+                self.rng,
+            )
+        return self._screened(population)
+
+    def _screened(self, population: list[Individual]) -> list[list[int]]:
+        """Breed --prescreen pairs of children; return the two the surrogate finds most promising."""
+        bred: list[list[int]] = []
+        for _ in range(self.config.prescreen):
+            bred += vary(
+                select_parents(population, 2, self.config, self.rng),
+                self.grammar,
+                self.config,
+                self.rng,
+            )
+        rep = representation_for(self.grammar, self.config)
+        pool = candidates(bred, [rep.map(g).phenotype for g in bred], self.surrogate, self.shape)  # type: ignore[arg-type]
+        chosen = most_promising(pool, 2, self.seen)
+        return [c.genome for c in chosen] if chosen else bred[:2]
 
     def admit(self, evaluation: Evaluation) -> bool:
         """Take one arrival into the population; True when it completes a line (every μ)."""
         individual = make_individuals([evaluation], self.config.objectives)[0]
         self._survive(individual)
+        m = evaluation.metrics
+        self.seen.add(evaluation.phenotype or "")
+        if self.surrogate is not None and m.ok and evaluation.phenotype:
+            self.surrogate.add(evaluation.phenotype, m.params or 1, m.flops or 1, m.val_accuracy)
         self.elites = keep_front([*self.elites, individual])
         if list(evaluation.genome) in self.out:
             self.out.remove(list(evaluation.genome))
@@ -117,6 +149,8 @@ class Steady:
     def state(self, seconds: float) -> SearchState:
         """Return the line's state for generations.jsonl and the checkpoint; start a new line."""
         generation = self.arrivals // self.config.population - 1
+        if self.surrogate is not None:
+            self.surrogate.fit()
         members = list(self.population)
         stats = generation_stats(generation, [*members, *self.elites], self.since, seconds)
         self.since = []
@@ -161,6 +195,8 @@ def run_steady(
     """
     steady = _start(grammar, config, evaluator, resume)
     steady.stop = stop
+    if config.prescreen:
+        steady.surrogate, steady.shape = Surrogate(config.seed), evaluator.data_shape()
     start = clock()
 
     def admit(evaluation: Evaluation) -> None:

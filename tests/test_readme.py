@@ -1,0 +1,80 @@
+"""Every command README.md shows runs, at tiny scale, so that no example can rot."""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ge_nas import rundir
+from ge_nas.cli import build_parser, main
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+COMMANDS = sorted(set(re.findall(r"python -m ge_nas ([^`\n#|]*)", README)))
+TINY = ["--population", "2", "--generations", "1", "--epochs", "1", "--train-subset", "0.2",
+        "--final-epochs", "1", "--finalists", "1", "--workers", "1"]  # fmt: skip
+# Flags README names that belong to other programs (pip, dask, ruff, mypy) or to benchmarks/.
+FOREIGN_FLAGS = {"--index-url", "--nthreads", "--check", "--strict", "--minutes", "--seeds"}
+
+
+def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
+    """Return a README command's arguments on the test's own run directory and files."""
+    argv = [
+        a.replace("runs/RUN", str(run)).replace("grammars/x.bnf", "grammars/cnn_small.bnf")
+        for a in shlex.split(command)
+    ]
+    if argv[0] == "run":
+        argv += [*TINY, "--out", str(tmp_path / "new-run")]
+    if "--rank" in argv:  # the tiny run's front is short: take its last rank for README's example
+        ranks = [row["rank"] for row in rundir.read_pareto(run)]
+        at = argv.index("--rank") + 1
+        if argv[at] not in ranks:
+            argv = [a.replace(f"front/{argv[at]}", f"front/{ranks[-1]}") for a in argv]
+            argv[at] = ranks[-1]
+    return argv
+
+
+def test_readme_shows_commands() -> None:
+    assert len(COMMANDS) >= 10
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_readme_command_parses(command: str, tmp_path: Path) -> None:
+    argv = argv_of(command, tmp_path, tmp_path) if "--rank" not in command else shlex.split(command)
+    build_parser(argv).parse_args(argv)
+
+
+def test_every_flag_readme_names_exists() -> None:
+    known = set()
+    for action in _actions(build_parser()):
+        known.update(s for s in action.option_strings if s.startswith("--"))
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", README)) - FOREIGN_FLAGS
+    assert sorted(named - known) == []
+
+
+def _actions(parser):  # type: ignore[no-untyped-def]
+    for action in parser._actions:
+        yield action
+        if isinstance(action.choices, dict):  # a sub-parser action: its commands' parsers
+            for sub in action.choices.values():
+                yield from _actions(sub)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_readme_command_runs(
+    command: str, run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime") if "onnx" in command else None
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    if "grammar map" in command:
+        genomes = re.search(r"echo '([^']*)' \| python -m ge_nas " + re.escape(command), README)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(genomes.group(1) if genomes else "[[1, 2]]"))
+    assert main(argv_of(command, run, tmp_path)) == 0
