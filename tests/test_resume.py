@@ -176,3 +176,22 @@ def test_resume_of_something_that_is_not_a_run(
 ) -> None:
     assert main(["resume", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_resume_refuses_an_archive_it_did_not_make_and_changes_nothing(
+    uninterrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import sqlite3
+
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted, out)
+    mine = tmp_path / "mine.db"
+    with sqlite3.connect(mine) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    config = (out / rundir.CONFIG).read_text()
+    (out / rundir.CONFIG).write_text(config.replace("# archive = (unset)", f'archive = "{mine}"'))
+    before = {p.name: p.read_bytes() for p in [mine, *out.iterdir()] if p.is_file()}
+    assert main(["resume", str(out)]) == 2
+    assert "not a ge_nas archive" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in [mine, *out.iterdir()] if p.is_file()} == before

@@ -46,7 +46,6 @@ from ge_nas.search.evolution import (
     generation_stats,
     initial_population,
     make_individuals,
-    pareto_front,
     select_parents,
     vary,
 )
@@ -226,8 +225,3 @@ def _start(
     steady.queue.extend(resume.pending)
     steady.arrivals = steady.bred = (resume.generation + 1) * config.population
     return steady
-
-
-def steady_front(population: Sequence[Individual]) -> list[Evaluation]:
-    """Return the front of a steady-state search's result (population and elites)."""
-    return pareto_front(population)
