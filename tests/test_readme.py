@@ -19,7 +19,15 @@ COMMANDS = sorted(set(re.findall(r"python -m ge_nas ([^`\n#|]*)", README)))
 TINY = ["--population", "2", "--generations", "1", "--epochs", "1", "--train-subset", "0.2",
         "--final-epochs", "1", "--finalists", "1", "--workers", "1"]  # fmt: skip
 # Flags README names that belong to other programs (pip, dask, ruff, mypy) or to benchmarks/.
-FOREIGN_FLAGS = {"--index-url", "--nthreads", "--check", "--strict", "--minutes", "--seeds"}
+FOREIGN_FLAGS = {
+    "--index-url",
+    "--nthreads",
+    "--check",
+    "--strict",
+    "--minutes",
+    "--seeds",
+    "--search-share",
+}
 
 
 def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
