@@ -36,6 +36,8 @@ def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
         a.replace("runs/RUN", str(run)).replace("grammars/x.bnf", "grammars/cnn_small.bnf")
         for a in shlex.split(command)
     ]
+    if argv[0] == "export" and "--rank" not in argv:  # README exports what its train line saved
+        argv = [re.sub(r"/front/\d+$", "/front/1", a) for a in argv]
     if argv[0] == "run":
         argv += [*TINY, "--out", str(tmp_path / "new-run")]
     if "--rank" in argv:  # the tiny run's front is short: take its last rank for README's example
@@ -44,6 +46,10 @@ def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
         if argv[at] not in ranks:
             argv = [a.replace(f"front/{argv[at]}", f"front/{ranks[-1]}") for a in argv]
             argv[at] = ranks[-1]
+    if argv[0] == "train" and "--out" in argv and Path(argv[argv.index("--out") + 1]).exists():
+        argv[argv.index("--out") + 1] = str(
+            tmp_path / "trained"
+        )  # the tiny run's rank is a finalist
     return argv
 
 
