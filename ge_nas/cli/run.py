@@ -127,9 +127,8 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
         config = make_config(load_toml(out / rundir.CONFIG), overrides)
         grammar = parse_grammar(rundir.checked_grammar_copy(out), str(out / rundir.GRAMMAR))
         checkpoint = rundir.read_checkpoint(out)
-        check_archive(
-            rundir.archive_path(out, config)
-        )  # never write into a file ge_nas did not make
+        # never write into a file ge_nas did not make
+        check_archive(rundir.archive_path(out, config))
         _check_run(config, grammar)
         with _executor(config) as executor:
             written_by = rundir.read_written_by(out)
