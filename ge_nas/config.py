@@ -11,7 +11,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,12 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 def _flag(name: str) -> str:
     return name.removesuffix("_s").replace("_", "-")
+
+
+def field_default(name: str) -> Any:
+    """Return RunConfig's default of a field (None for one without a default)."""
+    field = next(f for f in fields(RunConfig) if f.name == name)
+    return field.default if field.default is not MISSING else None
 
 
 def load_toml(path: str | os.PathLike[str], *, keep: str = "") -> dict[str, Any]:

@@ -14,16 +14,15 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from ge_nas.arch import ArchSpec, parse_arch
-from ge_nas.config import RunConfig
+from ge_nas.config import field_default
 from ge_nas.data import Splits, load_splits
 from ge_nas.data.datasets import final_splits
 from ge_nas.errors import ArchError
@@ -36,22 +35,18 @@ from ge_nas.train import accuracy, place_model, resolve_device, train_model
 log = logging.getLogger(__name__)
 
 
-def _run_default(name: str) -> Any:
-    return next(f.default for f in fields(RunConfig) if f.name == name)
-
-
 @dataclass(frozen=True)
 class EvalTask:
     """Everything a worker needs to evaluate one phenotype (plain data only); defaults are RunConfig's."""
 
     phenotype: str
     seed: int
-    dataset: str = _run_default("dataset")
+    dataset: str = field_default("dataset")
     data_dir: str | None = None
-    val_fraction: float = _run_default("val_fraction")
-    split_seed: int = _run_default("split_seed")
+    val_fraction: float = field_default("val_fraction")
+    split_seed: int = field_default("split_seed")
     train_subset: float | None = None
-    epochs: int = _run_default("epochs")
+    epochs: int = field_default("epochs")
     timeout_s: float | None = None
     max_params: int = 0  # 0: no limit
     max_flops: int = 0
@@ -63,13 +58,13 @@ class EvalTask:
     save_dir: str | None = (
         None  # write model.pt (state dict) and spec.json here when training succeeds
     )
-    device: str = _run_default("device")
+    device: str = field_default("device")
     bf16: bool = False  # bfloat16 autocast while training
     measure_latency: bool = False  # CPU ms per batch of LATENCY_BATCH validation images
     measure_robustness: bool = (
         False  # validation accuracy under Gaussian input noise of noise_sigma
     )
-    noise_sigma: float = _run_default("noise_sigma")
+    noise_sigma: float = field_default("noise_sigma")
     score_test: bool = True  # test accuracy too (reported only, never used for selection)
 
 

@@ -77,6 +77,7 @@ class LayerKind:
 _FILTERS = Param("filters", int, None, 1, 4096, doc="output channels")
 _KERNEL = Param("kernel", int, 3, 1, 15, doc="kernel size (same padding)")
 _STRIDE = Param("stride", int, 1, 1, 4, doc="stride")
+WIDTHS = ("filters", "units")  # the arguments that set a layer's width
 ACTIVATIONS = ("relu", "relu6", "leaky", "elu", "gelu", "silu", "hardswish", "tanh", "sigmoid")
 
 

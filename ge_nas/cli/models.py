@@ -17,8 +17,8 @@ from rich.markup import escape
 
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
-from ge_nas.cli.options import config_default, config_defaults
-from ge_nas.config import RunConfig
+from ge_nas.cli.options import config_defaults
+from ge_nas.config import RunConfig, field_default
 from ge_nas.data import DATASET_NAMES, load_raw, load_splits
 from ge_nas.errors import ConfigError
 from ge_nas.export import FORMATS, META, MODEL, ONNX, SPEC, Meta, export_onnx, export_torch
@@ -59,7 +59,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs",
         type=int,
-        help=f"training epochs (default {config_default('final_epochs')}, or the run's --final-epochs with --from)",
+        help=f"training epochs (default {field_default('final_epochs')}, or the run's --final-epochs with --from)",
     )
     p.add_argument(
         "--seed",

@@ -8,10 +8,10 @@ with the same defaults, so a grammar is sampled the way a run initialises it.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
-from ge_nas.config import EXECUTORS, INITIALISERS, MODES, REPRESENTATIONS, RunConfig
+from ge_nas.config import EXECUTORS, INITIALISERS, MODES, REPRESENTATIONS, RunConfig, field_default
 from ge_nas.objectives import OBJECTIVES
 
 
@@ -30,15 +30,9 @@ class Option:
         return self.flag[2:].replace("-", "_") + "_opt"
 
 
-def config_default(name: str) -> Any:
-    """Return RunConfig's default of a field."""
-    field = next(f for f in fields(RunConfig) if f.name == name)
-    return field.default if field.default is not MISSING else None
-
-
 def help_text(option: Option) -> str:
     """Return an option's help with its default filled in from RunConfig."""
-    return option.help.format(default=config_default(option.field))
+    return option.help.format(default=field_default(option.field))
 
 
 SEARCH_SPACE_OPTIONS = (
@@ -257,7 +251,7 @@ RUN_OPTIONS = (
 )
 
 OBJECTIVES_HELP = (
-    f"comma list from {', '.join(OBJECTIVES)} (default {','.join(config_default('objectives'))})"
+    f"comma list from {', '.join(OBJECTIVES)} (default {','.join(field_default('objectives'))})"
 )
 
 
@@ -293,7 +287,7 @@ def add_search_space_options(parser: argparse.ArgumentParser) -> None:
             option.flag,
             type=option.kind,
             dest=option.field,
-            default=config_default(option.field),
+            default=field_default(option.field),
             choices=choices,
             metavar=metavar,
             help=help_text(option),
@@ -307,4 +301,4 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def config_defaults() -> argparse.Namespace:
     """Return RunConfig's defaults as attributes (training one network needs no grammar)."""
-    return argparse.Namespace(**{f.name: config_default(f.name) for f in fields(RunConfig)})
+    return argparse.Namespace(**{f.name: field_default(f.name) for f in fields(RunConfig)})

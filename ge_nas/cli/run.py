@@ -25,8 +25,8 @@ from rich.progress import (
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec
 from ge_nas.archive import Archive, Record, check_archive, default_lease_s
-from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, config_default, run_overrides
-from ge_nas.config import RunConfig, default_out, load_toml, make_config
+from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, run_overrides
+from ge_nas.config import RunConfig, default_out, field_default, load_toml, make_config
 from ge_nas.data import DATASET_NAMES, load_splits
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
@@ -50,7 +50,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML file of run options (flags override it)")
     p.add_argument(
         "--dataset",
-        help=f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default {config_default('dataset')}, embedded)",
+        help=f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default {field_default('dataset')}, embedded)",
     )
     p.add_argument("--objectives", help=OBJECTIVES_HELP)
     p.add_argument(

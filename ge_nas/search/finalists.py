@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from ge_nas.arch import parse_arch
+from ge_nas.arch.signatures import WIDTHS
 from ge_nas.errors import ArchError
 from ge_nas.metrics import Metrics, Scored
 
 S = TypeVar("S", bound=Scored)
-WIDTHS = ("filters", "units")
 
 
 def structure(phenotype: str) -> tuple[tuple[str, ...], ...]:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ge_nas.arch import HPARAMS, LAYERS, ArchSpec, parse_arch
+from ge_nas.arch.signatures import WIDTHS
 from ge_nas.errors import ArchError
 from ge_nas.network.build import measure
 
 MIN_TRAINED = 20  # networks trained before the surrogate is trusted
-WIDTHS = ("filters", "units")
 
 
 def features(spec: ArchSpec, params: int, flops: int) -> list[float]:

@@ -167,10 +167,10 @@ def rank_population(population: Sequence[Individual]) -> None:
 
 def keep_front(individuals: list[Individual]) -> list[Individual]:
     """Return the individuals of the first front (trained ones only), one per phenotype."""
-    elites = {id(e): ind for ind in individuals if (e := ind.evaluation) and e.metrics.ok}
-    if not elites:
+    trained = [ind for ind in individuals if ind.evaluation and ind.evaluation.metrics.ok]
+    if not trained:
         return []
-    front = tools.sortNondominated(list(elites.values()), len(elites), first_front_only=True)[0]
+    front = tools.sortNondominated(trained, len(trained), first_front_only=True)[0]
     kept: dict[str | None, Individual] = {}
     for ind in front:
         kept.setdefault(ind.evaluation.phenotype_hash if ind.evaluation else None, ind)
