@@ -139,10 +139,6 @@ class RunConfig:
             raise ConfigError(
                 "--prescreen works with --mode steady; add it, or leave --prescreen out"
             )
-        if self.mode == "steady" and self.fidelity == "sh":
-            raise ConfigError(
-                "--mode steady does not combine with --fidelity sh yet; use one of them"
-            )
         _choice("representation", self.representation, REPRESENTATIONS)
         if isinstance(self.sh_eta, bool) or not isinstance(self.sh_eta, int) or self.sh_eta < 2:
             raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")

@@ -4,7 +4,8 @@ With `--fidelity sh`, every new phenotype is first trained for `--epochs`
 (rung 0). The best 1/eta of each generation's newcomers, in NSGA-II order (or
 by accuracy for a single objective), are trained again for eta times as many
 epochs (rung 1), the best 1/eta of those for eta^2 times (rung 2), up to
-`--sh-rungs` rungs. Most evaluations stay cheap; promising ones earn longer
+`--sh-rungs` rungs; in `--mode steady` the promotions are asynchronous
+(ASHA, see ge_nas.search.steady). Most evaluations stay cheap; promising ones earn longer
 budgets. Results at different rungs are stored under different fidelity keys
 and never compared as equals: selection ranks a higher rung above a lower one
 and compares individuals only within a rung, and the front holds the top rung.

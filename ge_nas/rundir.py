@@ -247,6 +247,10 @@ class Checkpoint:
     elites: list[list[int]] = field(
         default_factory=list
     )  # steady state: the front of every arrival
+    # steady state with successive halving (ASHA): each rung's results, and the (hash, rung) promoted
+    rung_results: list[list[list[int]]] = field(default_factory=list)
+    elite_rungs: list[int] = field(default_factory=list)  # the elites' rungs (none: all 0)
+    promoted: list[tuple[str, int]] = field(default_factory=list)
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -266,6 +270,9 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "rng": {"python": [version, list(internal), gauss]},
         "pending": checkpoint.pending,
         "elites": checkpoint.elites,
+        "rung_results": checkpoint.rung_results,
+        "elite_rungs": checkpoint.elite_rungs,
+        "promoted": [list(p) for p in checkpoint.promoted],
     }
     write_atomic(path / CHECKPOINT, json.dumps(record, allow_nan=False))
 
@@ -304,7 +311,23 @@ def _checked_checkpoint(doc: dict[str, Any]) -> Checkpoint:
         [int(ind.get("rung", 0)) for ind in population],
         pending=[_codons(g) for g in doc.get("pending", [])],
         elites=[_codons(g) for g in doc.get("elites", [])],
+        rung_results=[[_codons(g) for g in rung] for rung in doc.get("rung_results", [])],
+        elite_rungs=[_rung(r) for r in doc.get("elite_rungs", [])],
+        promoted=[_promoted(p) for p in doc.get("promoted", [])],
     )
+
+
+def _promoted(pair: Any) -> tuple[str, int]:
+    key, rung = pair
+    if not isinstance(key, str):
+        raise ValueError(f"a promotion must be [phenotype hash, rung], got {str(pair)[:60]}")
+    return key, _rung(rung)
+
+
+def _rung(rung: Any) -> int:
+    if type(rung) is not int or rung < 0:
+        raise ValueError(f"a rung must be an integer >= 0, got {rung!r}")
+    return rung
 
 
 def _codons(genome: Any) -> list[int]:

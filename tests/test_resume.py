@@ -127,6 +127,25 @@ def test_killed_steady_state_run_resumes_to_the_same_front(
     assert sorted(keys) == sorted(archive_keys(uninterrupted_steady))
 
 
+STEADY_SH = [*STEADY, "--fidelity", "sh", "--sh-rungs", "2", "--sh-eta", "2"]
+
+
+def test_killed_steady_run_with_asha_resumes_to_the_same_front(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    whole = tmp_path_factory.mktemp("steady-sh") / "run"
+    assert main(["-q", *STEADY_SH, "--out", str(whole)]) == 0
+    assert any("epochs=2" in fidelity for _, fidelity in archive_keys(whole)), "ASHA promoted"
+    out = tmp_path / "run"
+    start_and_kill(out, 7, run=STEADY_SH)
+    killed_with = archive_keys(out)
+    assert main(["-q", "resume", str(out)]) == 0
+    assert front(out) == front(whole)
+    keys = archive_keys(out)
+    assert keys[: len(killed_with)] == killed_with, "no finished evaluation is lost"
+    assert sorted(keys) == sorted(archive_keys(whole))
+
+
 def test_resume_extends_a_finished_run(uninterrupted: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     import shutil

@@ -90,31 +90,32 @@ class _Batch:
 
 @dataclass
 class _Flight:
-    """The phenotypes a steady-state search has sent to train, and the genomes waiting on each."""
+    """The phenotypes a steady-state search has sent to train, by rung, and the genomes waiting on each."""
 
-    fidelity: str
-    waiting: dict[str, list[Mapped]] = field(default_factory=dict)  # hash -> genomes, first sent
-    order: list[str] = field(default_factory=list)  # task index -> hash
+    fidelity: Callable[[int], str]  # a rung's archive key
+    waiting: dict[tuple[str, int], list[Mapped]] = field(default_factory=dict)  # first was sent
+    order: list[tuple[str, int]] = field(default_factory=list)  # task index -> (hash, rung)
 
-    def join(self, mapped: Mapped) -> bool:
+    def join(self, mapped: Mapped, rung: int) -> bool:
         """Add a genome to its phenotype's waiting list; True when it is the first (to be sent)."""
-        key = mapped[3] or ""
-        first = key not in self.waiting
-        self.waiting.setdefault(key, []).append(mapped)
+        job = (mapped[3] or "", rung)
+        first = job not in self.waiting
+        self.waiting.setdefault(job, []).append(mapped)
         if first:
-            self.order.append(key)
+            self.order.append(job)
         return first
 
-    def drop(self, key: str) -> None:
+    def drop(self, job: tuple[str, int]) -> None:
         """Forget a phenotype that will not be trained here."""
-        del self.waiting[key]
+        del self.waiting[job]
         self.order.pop()
 
-    def finish(self, key: str, metrics: Metrics) -> list[Evaluation]:
+    def finish(self, job: tuple[str, int], metrics: Metrics) -> list[Evaluation]:
         """Return the evaluations of every genome that waited on a phenotype (the first trained it)."""
+        key, rung = job
         return [
-            Evaluation(genome, derivation, phenotype, key, metrics, cached=n > 0)
-            for n, (genome, derivation, phenotype, _, _) in enumerate(self.waiting.pop(key))
+            Evaluation(genome, derivation, phenotype, key, metrics, cached=n > 0, rung=rung)
+            for n, (genome, derivation, phenotype, _, _) in enumerate(self.waiting.pop(job))
         ]
 
 
@@ -169,57 +170,58 @@ class Evaluator:
 
     def stream(
         self,
-        breed: Callable[[], Sequence[int] | None],
+        breed: Callable[[], tuple[Sequence[int], int] | None],
         admit: Callable[[Evaluation], None],
     ) -> None:
-        """Steady state: keep every worker busy with the next genome breed() gives, until it gives None.
+        """Steady state: keep every worker busy with the next (genome, rung) breed() gives, until it gives None.
 
         Each genome's Evaluation goes to admit() as soon as it is known: at once
         for an invalid or archived phenotype (then breed() is asked again), when
         its training ends otherwise. A genome whose phenotype is in training
-        here waits for that result; one that another run has claimed is
-        dropped (that run trains it; a later genome may find it archived).
+        here at that rung waits for that result; one that another run has
+        claimed is dropped (that run trains it; a later genome may find it
+        archived). The rung sets the training budget (successive halving).
         """
-        flight = _Flight(self.fidelity(0))
-        epochs = rung_epochs(self.config, 0)
+        flight = _Flight(self.fidelity)
 
         def tasks() -> Iterator[EvalTask]:
-            while (genome := breed()) is not None:
+            while (job := breed()) is not None:
+                genome, rung = job
                 mapped = self._map(genome)
-                if (known := self._known(mapped, flight)) is not None:
+                key = mapped[3] or ""
+                if (known := self._known(mapped, rung, flight)) is not None:
                     admit(known)
-                elif flight.join(mapped) and self.archive.claim(
-                    [(mapped[3] or "", flight.fidelity)]
-                ):
-                    yield self._task(mapped[2] or "", mapped[3] or "", epochs)
-                elif mapped[3] in flight.waiting and len(flight.waiting[mapped[3] or ""]) == 1:
-                    flight.drop(mapped[3] or "")  # another run's: it trains it
+                elif flight.join(mapped, rung) and self.archive.claim([(key, self.fidelity(rung))]):
+                    yield self._task(mapped[2] or "", key, rung_epochs(self.config, rung))
+                elif len(flight.waiting.get((key, rung), ())) == 1:
+                    flight.drop((key, rung))  # another run's: it trains it
 
         for index, outcome in self.executor.run(tasks()):
-            key = flight.order[index]
-            self._record(flight, key, outcome)
-            evaluations = flight.finish(key, outcome.metrics)
+            job = flight.order[index]
+            self._record(flight, job, outcome)
+            evaluations = flight.finish(job, outcome.metrics)
             for evaluation in evaluations:
                 admit(evaluation)
             self.on_result(evaluations[0])
 
-    def _known(self, mapped: Mapped, flight: _Flight) -> Evaluation | None:
+    def _known(self, mapped: Mapped, rung: int, flight: _Flight) -> Evaluation | None:
         """Return the evaluation of an invalid or archived phenotype; None when it needs training."""
         genome, derivation, phenotype, key, _ = mapped
         if key is None:
-            return self._invalid(mapped, 0)
-        if key in flight.waiting:
+            return self._invalid(mapped, rung)
+        if (key, rung) in flight.waiting:
             return None
-        hit = self.archive.lookup(key, flight.fidelity)
+        hit = self.archive.lookup(key, self.fidelity(rung))
         return (
             None
             if hit is None
-            else Evaluation(genome, derivation, phenotype, key, hit, cached=True)
+            else Evaluation(genome, derivation, phenotype, key, hit, cached=True, rung=rung)
         )
 
-    def _record(self, flight: _Flight, key: str, outcome: Outcome) -> None:
-        genome, _, phenotype, _, _ = flight.waiting[key][0]
-        record = Record(key, flight.fidelity, phenotype or "", genome, outcome.metrics,
+    def _record(self, flight: _Flight, job: tuple[str, int], outcome: Outcome) -> None:
+        genome, _, phenotype, _, _ = flight.waiting[job][0]
+        key, rung = job
+        record = Record(key, self.fidelity(rung), phenotype or "", genome, outcome.metrics,
                         outcome.worker, outcome.started, outcome.ended)  # fmt: skip
         self.archive.record(record)
 

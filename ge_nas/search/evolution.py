@@ -348,6 +348,9 @@ def checkpoint_of(state: SearchState) -> Checkpoint:
         [_rung(ind) for ind in state.population],
         pending=[list(g) for g in state.pending],
         elites=[list(ind) for ind in state.elites],
+        rung_results=[[list(g) for g in rung] for rung in state.rung_results],
+        elite_rungs=[_rung(ind) for ind in state.elites],
+        promoted=list(state.promoted),
     )
 
 
@@ -363,6 +366,8 @@ class SearchState:
     elites: list[Individual] = field(
         default_factory=list
     )  # steady state: the front of every arrival
+    rung_results: list[list[tuple[int, ...]]] = field(default_factory=list)  # steady ASHA: per rung
+    promoted: list[tuple[str, int]] = field(default_factory=list)  # steady ASHA: (hash, rung left)
 
 
 def evaluate_generation(

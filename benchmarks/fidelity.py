@@ -1,0 +1,153 @@
+"""Which search fidelity ranks networks as a longer training does? Spearman correlation per fidelity, and its cost.
+
+    python benchmarks/fidelity.py [--networks 24] [--fidelities 1x2000,1x4000,2x4000,1x8000,2x8000]
+                                  [--reference 4x20000] [--workers 2] [--out runs/bench-fidelity-<time>]
+
+It samples --networks distinct phenotypes of the grammar (grammars/cnn_fmnist.bnf
+by default) at random, as random search would, and trains each at every
+fidelity (EPOCHSxIMAGES: epochs over that many training images) and at the
+reference fidelity, all scored on the same validation split. Per fidelity it
+prints the Spearman and Kendall rank correlation of validation accuracy with
+the reference's, the training seconds per network, and how the networks that
+augment their data rank there against the reference (mean rank shift: negative
+means the fidelity ranks them worse than the reference does, a bias against
+augmentation). Each result is appended to results.jsonl as it arrives, so an
+interrupted run keeps what it trained. It reports what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from scipy.stats import kendalltau, rankdata, spearmanr
+
+from ge_nas.arch import parse_arch
+from ge_nas.config import RunConfig
+from ge_nas.executors import make_executor
+from ge_nas.grammar import load_grammar
+from ge_nas.grammar.initialise import random_population
+from ge_nas.grammar.mapper import map_genome
+from ge_nas.search.evaluator import task_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_fidelity(text: str) -> tuple[int, int]:
+    """Return (epochs, images) from 'EPOCHSxIMAGES'."""
+    try:
+        epochs, images = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"fidelity {text!r}: expected EPOCHSxIMAGES, e.g. 2x8000") from None
+    return epochs, images
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Return the benchmark's options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--grammar", default=str(ROOT / "grammars" / "cnn_fmnist.bnf"))
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--data-dir")
+    p.add_argument("--networks", type=int, default=24)
+    p.add_argument("--fidelities", default="1x2000,1x4000,2x4000,1x8000,2x8000")
+    p.add_argument("--reference", default="4x20000")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output directory (default runs/bench-fidelity-<time>)")
+    return p.parse_args(argv)
+
+
+def sample_phenotypes(config: RunConfig, n: int) -> list[str]:
+    """Return n distinct phenotypes of the grammar, sampled as random search samples them."""
+    grammar = load_grammar(config.grammar)
+    rng, found = random.Random(config.seed), dict[str, str]()
+    for genome in random_population(
+        grammar, rng, 4 * n, codon_size=config.codon_size, max_depth=config.max_depth
+    ):
+        text = map_genome(grammar, genome, max_depth=config.max_depth).phenotype
+        if text is not None:
+            spec = parse_arch(text)
+            found.setdefault(spec.hash(), spec.canonical())
+        if len(found) == n:
+            break
+    return list(found.values())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train every sampled network at every fidelity; print the correlations with the reference."""
+    args = parse_args(argv)
+    out = Path(args.out or ROOT / "runs" / f"bench-fidelity-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    fidelities = [f.strip() for f in args.fidelities.split(",") if f.strip()]
+    levels = [*fidelities, args.reference]
+    base = RunConfig(
+        args.grammar, dataset=args.dataset, data_dir=args.data_dir, seed=args.seed,
+        workers=args.workers, eval_timeout_s=None, test_in_search=False,
+    )  # fmt: skip
+    phenotypes = sample_phenotypes(base, args.networks)
+    print(f"{len(phenotypes)} networks x {len(levels)} fidelities; out {out}", flush=True)
+    executor = make_executor(base.executor, args.workers)
+    tasks, labels = [], []
+    for level in reversed(levels):  # the longest trainings first, so the workers finish together
+        epochs, images = parse_fidelity(level)
+        config = replace(base, train_subset=images)
+        for i, text in enumerate(phenotypes):
+            key = parse_arch(text).hash()
+            tasks.append(task_for(config, text, key, epochs=epochs, threads=executor.threads))
+            labels.append((level, i))
+    results: dict[str, dict[int, tuple[float, float, int]]] = {level: {} for level in levels}
+    try:
+        with (out / "results.jsonl").open("a") as log:
+            for index, outcome in executor.run(tasks):
+                level, i = labels[index]
+                m = outcome.metrics
+                row = {"fidelity": level, "network": i, "phenotype": phenotypes[i]}
+                row |= {"ok": m.ok, "val_accuracy": m.val_accuracy, "seconds": m.train_seconds}
+                row |= {"params": m.params, "error": m.failure() if not m.ok else ""}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                if m.ok:
+                    results[level][i] = (m.val_accuracy, m.train_seconds, m.params or 0)
+    finally:
+        executor.close()
+    print_table(results, fidelities, args.reference, phenotypes)
+    return 0
+
+
+def print_table(
+    results: dict[str, dict[int, tuple[float, float, int]]],
+    fidelities: list[str],
+    reference: str,
+    phenotypes: list[str],
+) -> None:
+    """Print, per fidelity, its rank correlation with the reference, its cost and its augmentation bias."""
+    ref = results[reference]
+    augmented = {i for i, text in enumerate(phenotypes) if "aug=none" not in text}
+    print(f"\nreference {reference}: {len(ref)} networks trained")
+    print(
+        f"{'fidelity':>10s}{'n':>5s}{'spearman':>10s}{'kendall':>9s}{'s/net':>8s}{'aug shift':>11s}"
+    )
+    for level in [*fidelities, reference]:
+        common = sorted(set(results[level]) & set(ref))
+        if len(common) < 3:
+            print(f"{level:>10s}{len(common):5d}  too few networks trained")
+            continue
+        low = [results[level][i][0] for i in common]
+        high = [ref[i][0] for i in common]
+        rho, tau = spearmanr(low, high).statistic, kendalltau(low, high).statistic
+        seconds = statistics.mean(results[level][i][1] for i in common)
+        low_rank, high_rank = rankdata(low), rankdata(high)
+        shift = [low_rank[k] - high_rank[k] for k, i in enumerate(common) if i in augmented]
+        bias = f"{statistics.mean(shift):+.1f}" if shift else "-"
+        print(f"{level:>10s}{len(common):5d}{rho:10.3f}{tau:9.3f}{seconds:8.1f}{bias:>11s}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
