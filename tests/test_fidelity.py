@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from test_search_evolution import GRAMMAR, SyntheticExecutor
 
 from ge_nas.archive import Archive
