@@ -126,8 +126,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--search-share",
         type=float,
-        default=0.5,
-        help="share of the budget for the GE search (default 0.5)",
+        default=0.8,
+        help="share of the budget for the GE search (default 0.8)",
     )
     p.add_argument("--grammar", default=str(ROOT / "grammars" / "cnn_fmnist.bnf"))
     p.add_argument("--dataset", default="fashion-mnist")
@@ -141,12 +141,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="steady state: pairs bred per pair trained, screened by a surrogate (default 0: off)",
     )
     p.add_argument("--population", type=int, default=12)
-    p.add_argument("--epochs", type=int, default=2, help="epochs per search evaluation (default 2)")
+    p.add_argument("--epochs", type=int, default=1, help="epochs per search evaluation (default 1)")
     p.add_argument(
         "--train-subset",
         type=float,
-        default=8000,
-        help="training images per search evaluation (default 8000)",
+        default=4000,
+        help="training images per search evaluation (default 4000; see benchmarks/fidelity.py)",
     )
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument(
