@@ -19,14 +19,11 @@ COMMANDS = sorted(set(re.findall(r"python -m ge_nas ([^`\n#|]*)", README)))
 TINY = ["--population", "2", "--generations", "1", "--epochs", "1", "--train-subset", "0.2",
         "--final-epochs", "1", "--finalists", "1", "--workers", "1"]  # fmt: skip
 # Flags README names that belong to other programs (pip, dask, ruff, mypy) or to benchmarks/.
-FOREIGN_FLAGS = {
-    "--index-url",
-    "--nthreads",
-    "--check",
-    "--strict",
-    "--minutes",
-    "--seeds",
-    "--search-share",
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+FOREIGN_FLAGS = {"--index-url", "--nthreads", "--check", "--strict"} | {
+    flag
+    for script in BENCHMARKS.glob("*.py")
+    for flag in re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"', script.read_text("utf-8"))
 }
 
 
