@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from data_files import make_parts, write_idx_set
+from data_files import make_parts, write_cifar10, write_idx_set
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -413,3 +413,31 @@ def test_bad_classes_are_one_clear_error(classes: str, message: str) -> None:
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
     with pytest.raises(ConfigError):
         load_raw("digits", classes=classes)
+
+
+def write_format(fmt: str, folder: Path) -> tuple[str, str]:
+    """Write a tiny data set of 10 classes in a file format; return its name and data_dir."""
+    if fmt == "idx":
+        write_idx_set(folder, make_parts())
+        return "mnist", str(folder)
+    if fmt == "cifar":
+        write_cifar10(folder / "cifar-10-batches-py", py2=False)
+        return "cifar10", str(folder)
+    parts = make_parts()
+    np.savez(folder / "d.npz", **parts)
+    return "npz:d.npz", str(folder)
+
+
+@pytest.mark.parametrize("fmt", ["idx", "cifar", "npz"])
+def test_views_work_with_every_file_format(fmt: str, tmp_path: Path) -> None:
+    name, folder = write_format(fmt, tmp_path)
+    raw, view = load_raw(name, folder), load_raw(name, folder, classes="1-3")
+    kept = np.isin(raw.y_train, [1, 2, 3])
+    assert np.array_equal(view.x_train, raw.x_train[kept])
+    assert np.array_equal(view.y_train, raw.y_train[kept] - 1) and view.num_classes == 3
+    assert np.array_equal(view.y_test, raw.y_test[np.isin(raw.y_test, [1, 2, 3])] - 1)
+    splits = load_splits(name, folder, 0.2, 0, None, "1-3", 1, 1)
+    assert sorted(splits.y_train.tolist()) == sorted(splits.y_val.tolist()) == [0, 1, 2]
+    assert splits.classes == (1, 2, 3)
+    with pytest.raises(ConfigError, match="the data set has labels 0-9"):
+        load_dataset(name, folder, classes="8-10")
