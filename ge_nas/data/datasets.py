@@ -103,9 +103,11 @@ class Splits:
         return _image_shape(self.x_train)
 
     def __repr__(self) -> str:
+        view = "" if self.classes is None else f", classes={list(self.classes)}"
+        view += "" if self.shots is None else f", shots={self.shots}"
         return (
             f"Splits(train={len(self.y_train)}, val={len(self.y_val)}, test={len(self.y_test)}, "
-            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+            f"input_shape={self.input_shape}, num_classes={self.num_classes}{view})"
         )
 
 
