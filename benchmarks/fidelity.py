@@ -55,6 +55,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--grammar", default=str(ROOT / "grammars" / "cnn_fmnist.bnf"))
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
+    p.add_argument("--classes", help="only these classes, e.g. 5-9 or 0,2,4 (default: all)")
     p.add_argument("--networks", type=int, default=24)
     p.add_argument("--fidelities", default="1x2000,1x4000,2x4000,1x8000,2x8000")
     p.add_argument("--reference", default="4x20000")
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fidelities = [f.strip() for f in args.fidelities.split(",") if f.strip()]
     levels = [*fidelities, args.reference]
     base = RunConfig(
-        args.grammar, dataset=args.dataset, data_dir=args.data_dir, seed=args.seed,
+        args.grammar, dataset=args.dataset, data_dir=args.data_dir, classes=args.classes, seed=args.seed,
         workers=args.workers, eval_timeout_s=None, test_in_search=False,
     )  # fmt: skip
     phenotypes = sample_phenotypes(base, args.networks)

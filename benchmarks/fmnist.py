@@ -52,7 +52,7 @@ from rich.console import Console
 from ge_nas import rundir
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.data import load_dataset, load_splits
+from ge_nas.data import load_dataset, run_splits
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key
 from ge_nas.grammar import Grammar, load_grammar
@@ -149,6 +149,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="training images per search evaluation (default 4000; see benchmarks/fidelity.py)",
     )
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--classes", help="only these classes, e.g. 5-9 or 0,2,4 (default: all)")
+    p.add_argument(
+        "--shots",
+        type=int,
+        help="few-shot: K training images per class, instead of --train-subset (default: off)",
+    )
+    p.add_argument("--val-shots", type=int, help="with --shots: V validation images per class")
     p.add_argument(
         "--max-params",
         type=int,
@@ -191,7 +198,9 @@ def make_run_config(args: argparse.Namespace, seed: int) -> RunConfig:
     return RunConfig(
         args.grammar, dataset=args.dataset, data_dir=args.data_dir, seed=seed, mode=args.mode,
         representation=args.representation, prescreen=args.prescreen, population=args.population, generations=10_000,
-        epochs=args.epochs, train_subset=args.train_subset, val_fraction=args.val_fraction,
+        epochs=args.epochs, val_fraction=args.val_fraction,
+        train_subset=None if args.shots else args.train_subset,
+        classes=args.classes, shots=args.shots, val_shots=args.val_shots,
         max_params=args.max_params, final_epochs=args.final_epochs, finalists=args.finalists,
         final_holdout=args.final_holdout, workers=args.workers, init="sensible", test_in_search=False,
     )  # fmt: skip
@@ -276,10 +285,12 @@ def fit_final_epochs(
     finalists: list[Record], config: RunConfig, seconds_left: float, workers: int
 ) -> int:
     """Return the most epochs (1..final_epochs) whose estimated training of the finalists fits in seconds_left."""
-    splits = load_splits(
-        config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset
-    )
-    scale = len(load_dataset(config.dataset, config.data_dir).y_train) / len(splits.y_train)
+    splits = run_splits(config)
+    if config.shots is not None:  # the finalists train on the shots alone
+        scale = 1.0
+    else:
+        full = load_dataset(config.dataset, config.data_dir, classes=config.classes)
+        scale = len(full.y_train) / len(splits.y_train)
     per_epoch = [r.metrics.train_seconds / max(1, r.metrics.epochs) * scale for r in finalists]
     wall_per_epoch = (
         max(sum(per_epoch) / workers, max(per_epoch)) * 1.3
@@ -434,7 +445,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock = time.monotonic) -> in
     if (out / "summary.json").exists():
         raise SystemExit(f"{out} already holds a benchmark; choose another --out")
     print(
-        f"{args.minutes:g} min per seed, {args.seeds} seed(s), --mode {args.mode} --representation {args.representation}, {args.workers} workers, {args.epochs} epoch(s) on {args.train_subset:g} images per evaluation; out {out}"
+        f"{args.minutes:g} min per seed, {args.seeds} seed(s), --mode {args.mode} --representation {args.representation}, {args.workers} workers, {args.epochs} epoch(s) on {f'{args.shots} images per class' if args.shots else f'{args.train_subset:g} images'} per evaluation; out {out}"
     )
     summaries = []
     for seed in range(args.seed, args.seed + args.seeds):

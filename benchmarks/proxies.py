@@ -83,10 +83,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--data-dir")
     parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--classes", help="the archives' class view, e.g. 5-9 (default: all)")
     args = parser.parse_args(argv)
     records = {r.phenotype_hash: r for path in args.archives for r in trained_records(path)}
     rows = list(records.values())
-    splits = load_splits(args.dataset, args.data_dir, args.val_fraction, 0, None)
+    splits = load_splits(args.dataset, args.data_dir, args.val_fraction, 0, None, args.classes)
     x = splits.x_train[:64]
     torch.manual_seed(0)
     accuracy = [r.metrics.val_accuracy for r in rows]

@@ -59,6 +59,12 @@ class RunConfig:
     split_seed: int = (
         0  # fixed by default so validation sets, and archives, are comparable across runs
     )
+    # Data views: a subset of the classes, relabelled 0..n-1 in ascending order ("5-9", "0,2,4"),
+    # and few-shot training: K images per class, with V validation images per class or
+    # --val-fraction of what the shots leave.
+    classes: str | None = None
+    shots: int | None = None
+    val_shots: int | None = None
     eval_timeout_s: float | None = None
     # Budgets a 2-core CPU can train; 0 lifts a limit. Larger networks are rejected before training.
     max_params: int = 5_000_000
@@ -145,6 +151,9 @@ class RunConfig:
         self._check_objectives()
         self._check_fractions()
         self._check_training()
+        if self.classes is not None:  # canonical, so that "0,1,2" and "0-2" are one view
+            object.__setattr__(self, "classes", classes_text(parse_classes(self.classes)))
+        check_data_view(self.shots, self.val_shots, self.train_subset)
 
     def _check_objectives(self) -> None:
         if not self.objectives:
@@ -196,6 +205,17 @@ class RunConfig:
         if self.eval_timeout_s is not None and self.eval_timeout_s <= 0:
             raise ConfigError(f"--eval-timeout must be positive seconds, got {self.eval_timeout_s}")
 
+    def data_text(self) -> str:
+        """Return the data set, its directory and its view in words, e.g. 'digits, classes 0-4, 20 shots per class'."""
+        parts = [self.dataset + (f" ({self.data_dir})" if self.data_dir else "")]
+        if self.classes is not None:
+            parts.append(f"classes {self.classes}")
+        if self.shots is not None:
+            parts.append(f"{self.shots} shots per class")
+        if self.val_shots is not None:
+            parts.append(f"{self.val_shots} validation images per class")
+        return ", ".join(parts)
+
     @property
     def single_objective(self) -> bool:
         """True when the search maximises validation accuracy alone."""
@@ -245,6 +265,98 @@ def _positive_int(name: str, value: Any) -> None:
 def _non_negative_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"--{_flag(name)} must be a non-negative integer, got {value!r}")
+
+
+CLASSES_EXAMPLES = "e.g. 5-9, 0,2,4 or 0-3,7"
+_CLASS_ITEM = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+
+
+def parse_classes(spec: Any) -> tuple[tuple[int, int], ...]:
+    """Return a --classes SPEC as sorted, disjoint (low, high) label ranges, both ends included.
+
+    SPEC is a comma list of labels and ranges ("5-9", "0,2,4", "0-3,7"). Ranges are
+    not expanded, so a huge label costs no memory; whether the data set has the
+    labels is checked where it is loaded.
+
+    Raises:
+        ConfigError: SPEC is empty or malformed, names a label twice, or keeps fewer than 2 classes.
+    """
+    if not isinstance(spec, str):
+        raise ConfigError(
+            f"--classes must be a string of labels and ranges, {CLASSES_EXAMPLES}; got {spec!r}"
+        )
+    if not spec.strip():
+        raise ConfigError(
+            f"--classes {spec!r}: no classes given; expected a comma list of labels and ranges, "
+            f"{CLASSES_EXAMPLES}"
+        )
+    ranges = []
+    for item in (part.strip() for part in spec.split(",")):
+        match = _CLASS_ITEM.fullmatch(item)
+        if match is None:
+            raise ConfigError(
+                f"--classes {spec!r}: {item!r} is neither a label nor a range LOW-HIGH; "
+                f"expected a comma list of non-negative labels and ranges, {CLASSES_EXAMPLES}"
+            )
+        low = int(match.group(1))
+        high = low if match.group(2) is None else int(match.group(2))
+        if high < low:
+            raise ConfigError(
+                f"--classes {spec!r}: the range {item!r} runs backwards; expected LOW-HIGH "
+                f"with LOW <= HIGH, e.g. {high}-{low}"
+            )
+        ranges.append((low, high))
+    ranges.sort()
+    for (_, high), (low, _) in zip(ranges, ranges[1:]):
+        if low <= high:
+            raise ConfigError(
+                f"--classes {spec!r}: label {low} is given twice; expected each label once"
+            )
+    count = sum(high - low + 1 for low, high in ranges)
+    if count < 2:
+        raise ConfigError(
+            f"--classes {spec!r} keeps {count} class; expected at least 2 (a classifier "
+            f"chooses between classes), {CLASSES_EXAMPLES}"
+        )
+    return tuple(ranges)
+
+
+def classes_text(ranges: tuple[tuple[int, int], ...]) -> str:
+    """Return the canonical SPEC of label ranges: ascending, runs of 3 or more as LOW-HIGH ("0-3,7")."""
+    merged: list[list[int]] = []
+    for low, high in ranges:
+        if merged and low == merged[-1][1] + 1:
+            merged[-1][1] = high
+        else:
+            merged.append([low, high])
+    items = []
+    for low, high in merged:
+        if high - low >= 2:
+            items.append(f"{low}-{high}")
+        else:
+            items.extend(str(label) for label in range(low, high + 1))
+    return ",".join(items)
+
+
+def check_data_view(shots: Any, val_shots: Any, train_subset: Any = None) -> None:
+    """Raise ConfigError unless --shots and --val-shots are positive integers that go together.
+
+    --val-shots needs --shots, and --train-subset conflicts with --shots (both choose the
+    training images). Whether the classes have enough images is checked where the data is loaded.
+    """
+    for name, value in (("shots", shots), ("val_shots", val_shots)):
+        if value is not None:
+            _positive_int(name, value)
+    if val_shots is not None and shots is None:
+        raise ConfigError(
+            f"--val-shots {val_shots} goes with --shots K (K training images per class); "
+            "add --shots, or leave --val-shots out (--val-fraction then sizes validation)"
+        )
+    if shots is not None and train_subset is not None:
+        raise ConfigError(
+            f"--train-subset {train_subset} and --shots {shots} conflict: both choose the training "
+            "images; give one of them"
+        )
 
 
 def check_device(name: Any) -> None:

@@ -2,8 +2,8 @@
 
 A torch export is a directory of three plain files: `model.pt` (the trained
 network's state dict), `spec.json` (the ArchSpec) and `meta.json` (input shape,
-class count, and the per-channel mean and std the data set was standardised
-with), so `load_model(dir)` rebuilds the network without the data set and puts
+class count, the per-channel mean and std the data set was standardised
+with, and under a class view the original label of each output), so `load_model(dir)` rebuilds the network without the data set and puts
 a `Standardize` in front of it: the loaded model, like the ONNX export, takes
 raw input as the data set's files give it. Weights are read with
 `torch.load(..., weights_only=True)`; nothing else is ever unpickled.
@@ -48,12 +48,15 @@ class Meta:
     """What a saved state dict needs besides its spec to become a network that takes raw input.
 
     standardization None (a meta.json written before ge_nas recorded it): the
-    network takes standardised input.
+    network takes standardised input. classes: under a class view (`--classes`),
+    the data set's original label of each output (output i means class classes[i]);
+    None: output i is label i.
     """
 
     input_shape: tuple[int, int, int]
     num_classes: int
     standardization: Standardization | None = None
+    classes: tuple[int, ...] | None = None
 
     def to_json(self) -> str:
         """Return meta.json's text."""
@@ -64,6 +67,8 @@ class Meta:
         s = self.standardization
         if s is not None:
             doc |= {"input_mean": list(s.mean), "input_std": list(s.std), "input": s.raw}
+        if self.classes is not None:
+            doc["classes"] = list(self.classes)
         return json.dumps(doc) + "\n"
 
     @classmethod
@@ -80,7 +85,26 @@ class Meta:
                 f"{source}: expected input_shape [C, H, W] and num_classes >= 1, got {doc}"
             )
         standardization = _standardization(doc, shape[0], source)
-        return cls((shape[0], shape[1], shape[2]), classes, standardization)
+        labels = _classes(doc, classes, source)
+        return cls((shape[0], shape[1], shape[2]), classes, standardization, labels)
+
+
+def _classes(doc: dict[str, Any], num_classes: int, source: str) -> tuple[int, ...] | None:
+    """Return meta.json's classes (each output's original label), or None when it has none."""
+    if "classes" not in doc:
+        return None
+    labels = doc["classes"]
+    if (
+        not isinstance(labels, list)
+        or len(labels) != num_classes
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in labels)
+        or labels != sorted(set(labels))
+    ):
+        raise ConfigError(
+            f"{source}: expected classes as {num_classes} ascending distinct labels >= 0 "
+            f"(the original label of each output), got {labels!r}"
+        )
+    return tuple(labels)
 
 
 def _standardization(doc: dict[str, Any], channels: int, source: str) -> Standardization | None:

@@ -37,7 +37,23 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         f"|subset={config.train_subset}|epochs={epochs}|final={final}"
     )
     held = f"|holdout={config.final_holdout}" if final and config.final_holdout else ""
-    return key + held + ("|bf16" if config.bf16 else "") + ("" if final else _measured(config))
+    return (
+        key
+        + _view(config)
+        + held
+        + ("|bf16" if config.bf16 else "")
+        + ("" if final else _measured(config))
+    )
+
+
+def _view(config: RunConfig) -> str:
+    """Return the key suffix naming the data view (empty without one, so older archives keep their keys)."""
+    parts = [
+        f"|{name}={getattr(config, name)}"
+        for name in ("classes", "shots", "val_shots")
+        if getattr(config, name) is not None
+    ]
+    return "".join(parts)
 
 
 def _measured(config: RunConfig) -> str:

@@ -271,7 +271,7 @@ def summary_items(snapshot: RunSnapshot) -> list[tuple[str, str]]:
     """Return (label, value) lines: data set, objectives, progress, evaluations, best."""
     c = snapshot.config
     return [
-        ("data set", c.dataset + (f" ({c.data_dir})" if c.data_dir else "")),
+        ("data set", c.data_text()),
         ("objectives", ", ".join(c.objectives)),
         (
             "budget",

@@ -46,6 +46,9 @@ class EvalTask:
     val_fraction: float = field_default("val_fraction")
     split_seed: int = field_default("split_seed")
     train_subset: float | None = None
+    classes: str | None = None  # data view: these classes only, relabelled 0..n-1
+    shots: int | None = None  # data view: training images per class
+    val_shots: int | None = None  # data view: validation images per class (with shots)
     epochs: int = field_default("epochs")
     timeout_s: float | None = None
     max_params: int = 0  # 0: no limit
@@ -108,9 +111,7 @@ def train_phenotype(task: EvalTask) -> Metrics:
     torch.set_num_threads(task.threads)
     try:
         spec = parse_arch(task.phenotype)
-        splits = load_splits(
-            task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset
-        )
+        splits = task_splits(task)
         size = measure(spec, splits.input_shape, splits.num_classes)
     except ArchError as exc:
         return Metrics(INVALID, error=str(exc), reason=exc.reason)
@@ -123,6 +124,14 @@ def train_phenotype(task: EvalTask) -> Metrics:
     except Exception as exc:  # a crash inside training is this individual's failure, not the run's
         log.debug("training failed", exc_info=True)
         return base.with_error(FAILED, f"{type(exc).__name__}: {exc}")
+
+
+def task_splits(task: EvalTask) -> Splits:
+    """Return the splits a task trains and validates on, in its data view (cached per process)."""
+    return load_splits(
+        task.dataset, task.data_dir, task.val_fraction, task.split_seed, task.train_subset,
+        task.classes, task.shots, task.val_shots,
+    )  # fmt: skip
 
 
 def _over_budget(task: EvalTask, params: int, flops: int) -> str:
@@ -164,7 +173,7 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
             model.cpu(),
             spec,
             metrics,
-            Meta(splits.input_shape, splits.num_classes, splits.standardization),
+            Meta(splits.input_shape, splits.num_classes, splits.standardization, splits.classes),
         )
     return metrics
 

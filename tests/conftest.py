@@ -39,6 +39,26 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# A few-shot search on a class view: digits 0-4, 20 training images per class.
+VIEW_RUN = [
+    *[a for a in TINY_RUN if a not in ("--train-subset", "0.3")],
+    "--classes",
+    "0-4",
+    "--shots",
+    "20",
+]
+
+
+@pytest.fixture(scope="session")
+def view_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the directory of a finished real search on a few-shot class view (read it only)."""
+    from ge_nas.cli import main
+
+    out = tmp_path_factory.mktemp("view") / "run"
+    assert main([*VIEW_RUN, "--out", str(out)]) == 0
+    return out
+
+
 @pytest.fixture
 def copy_run(run_dir: Path, tmp_path: Path) -> Callable[..., Path]:
     """Return a function that copies the run directory, leaving out the named files."""

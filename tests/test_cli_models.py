@@ -268,3 +268,77 @@ def test_show_notes_a_damaged_archive_in_one_line(copy_run) -> None:  # type: ig
         "archive.sqlite: a damaged SQLite database (database disk image is malformed)"
         in " ".join(text.split())
     )
+
+
+# --- data views ----------------------------------------------------------------------
+
+
+def test_train_from_a_view_run_keeps_its_view(view_run_dir: Path, tmp_path: Path) -> None:
+    code, text = command(
+        "train", "--from", str(view_run_dir), "--rank", "1", "--out", str(tmp_path / "t")
+    )
+    assert code == 0 and "epochs on 100 samples" in text  # the finalists keep to 20 shots a class
+    assert "its outputs 0..4 are the data set's classes 0, 1, 2, 3, 4" in " ".join(text.split())
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["classes"] == [0, 1, 2, 3, 4]
+    recorded = Metrics.from_json((view_run_dir / "front" / "1" / "metrics.json").read_text())
+    saved = Metrics.from_json((tmp_path / "t" / "metrics.json").read_text())
+    assert saved.test_accuracy == recorded.test_accuracy  # the run's finalist, reproduced
+
+
+def test_train_a_phenotype_on_a_view(tmp_path: Path) -> None:
+    code, text = command(
+        "train", "--phenotype", "conv(8,3) relu pool(max,2) | opt=adam lr=0.01 batch=32",
+        "--classes", "2,4,6", "--shots", "10", "--val-shots", "2", "--epochs", "1",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0 and "epochs on 30 samples" in text
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["num_classes"] == 3 and meta["classes"] == [2, 4, 6]
+    assert load_model(tmp_path)(torch.zeros(1, 1, 8, 8)).shape == (1, 3)
+
+
+def test_train_takes_the_runs_view_only_on_the_runs_data_set(view_run_dir: Path) -> None:
+    run = load_run_config(view_run_dir)
+    spec = parse_arch("conv(8,3) relu")
+
+    def view(*flags: str) -> tuple[str | None, int | None, int | None]:
+        args = build_parser().parse_args(["train", "--phenotype", "conv(8,3) relu", *flags])
+        task = _train_task(args, spec, run)
+        return task.classes, task.shots, task.val_shots
+
+    assert view() == ("0-4", 20, None)
+    assert view("--shots", "7", "--val-shots", "3") == ("0-4", 7, 3)
+    assert view("--dataset", "mnist") == (None, None, None)
+    assert view("--dataset", "mnist", "--classes", "1,2") == ("1,2", None, None)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--val-shots", "2"], "--val-shots 2 goes with --shots K"),
+        (["--shots", "0"], "--shots must be a positive integer, got 0"),
+        (["--classes", "0-10"], "digits has no label 10; the data set has labels 0-9"),
+        (["--classes", "1"], "--classes '1' keeps 1 class; expected at least 2"),
+        (["--shots", "500"], "--shots 500: too few training images: class 0 has"),
+    ],
+)
+def test_train_with_a_view_that_cannot_work_is_one_clear_error(
+    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    err = error_of(capsys, "train", "--phenotype", "conv(8,3) relu", *flags, "--out", str(tmp_path))
+    assert err.startswith("error:") and expected in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_export_of_a_view_run_keeps_its_classes(view_run_dir: Path, tmp_path: Path) -> None:
+    code, text = command(
+        "export", str(view_run_dir), "--format", "torch", "--out", str(tmp_path / "t")
+    )
+    assert code == 0 and "its outputs 0..4 are the data set's classes" in " ".join(text.split())
+    assert json.loads((tmp_path / "t" / "meta.json").read_text())["classes"] == [0, 1, 2, 3, 4]
+    pytest.importorskip("onnxruntime")
+    code, text = command(
+        "export", str(view_run_dir), "--format", "onnx", "--out", str(tmp_path / "o")
+    )
+    assert code == 0 and "onnxruntime matches torch on 64 raw test images" in text

@@ -10,12 +10,15 @@ import pytest
 import torch
 from test_archive import damage
 
-from ge_nas import rundir
+from ge_nas import load_model, rundir
 from ge_nas.arch import ArchSpec
 from ge_nas.archive import Archive
 from ge_nas.cli import main
 from ge_nas.config import load_toml, make_config
+from ge_nas.data import load_raw
+from ge_nas.metrics import Metrics
 from ge_nas.network.build import build_model
+from ge_nas.train import accuracy
 
 GRAMMAR = "grammars/cnn_small.bnf"
 
@@ -300,3 +303,55 @@ def test_run_without_a_valid_network_stops_with_exit_1_naming_the_grammar_line(
     assert line["invalid"] == 3 and line["invalid_reasons"] == {"unknown layer 'bogus'": 3}
     with Archive(out / rundir.ARCHIVE) as archive:
         assert {r.metrics.reason for r in archive.records()} == {"unknown layer 'bogus'"}
+
+
+# --- data views ----------------------------------------------------------------------
+
+
+def test_a_few_shot_run_on_a_class_view_saves_models_of_its_classes(view_run_dir: Path) -> None:
+    config = make_config(load_toml(view_run_dir / rundir.CONFIG), {})  # what resume reads
+    assert (config.classes, config.shots, config.val_shots) == ("0-4", 20, None)
+    meta = json.loads((view_run_dir / "best" / "meta.json").read_text())
+    assert meta["num_classes"] == 5 and meta["classes"] == [0, 1, 2, 3, 4]
+    model = load_model(view_run_dir / "best")
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 5)
+    raw = load_raw("digits", classes="0-4")  # the view's raw test images reproduce the score
+    x, y = torch.from_numpy(raw.x_test.astype("float32")), torch.from_numpy(raw.y_test)
+    recorded = Metrics.from_json((view_run_dir / "best" / "metrics.json").read_text())
+    assert accuracy(model, x, y) == recorded.test_accuracy
+    with Archive(view_run_dir / rundir.ARCHIVE) as archive:
+        keys = {r.fidelity for r in archive.records()}
+    assert keys and all("|classes=0-4|shots=20" in key for key in keys)
+
+
+def test_show_names_the_data_view(view_run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(view_run_dir)]) == 0
+    assert "digits, classes 0-4, 20 shots per class" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--classes", "0-12"],
+            "--classes '0-12': digits has no label 10; the data set has labels 0-9",
+        ),
+        (["--classes", "3"], "--classes '3' keeps 1 class; expected at least 2"),
+        (["--classes", "0-3,x"], "'x' is neither a label nor a range LOW-HIGH"),
+        (
+            ["--classes", "0-4", "--shots", "200"],
+            "--shots 200: too few training images: class 0 has",
+        ),
+        (["--shots", "5", "--train-subset", "0.3"], "--train-subset 0.3 and --shots 5 conflict"),
+        (["--val-shots", "2"], "--val-shots 2 goes with --shots K"),
+    ],
+)
+def test_a_data_view_that_cannot_work_is_one_line_and_writes_nothing(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    assert main([*TINY, "--workers", "1", *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split()) and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists(), "a corrected retry must find no half-made run directory"

@@ -134,6 +134,7 @@ def test_executor_did_you_mean() -> None:
             "workers": 3,
             "seed": 2**40,
         },
+        {"classes": "0-3,7", "shots": 20, "val_shots": 5},
     ],
 )
 def test_toml_round_trip(tmp_path: Path, changes: dict[str, Any]) -> None:
@@ -276,3 +277,82 @@ def test_train_subset_count_from_the_command_line_is_a_count() -> None:
     )  # 1 or below: a fraction
     with pytest.raises(ConfigError, match="must be whole"):
         RunConfig(grammar="g.bnf", train_subset=300.5)
+
+
+# --- data views --------------------------------------------------------------------
+
+
+def test_data_view_flags_reach_the_config() -> None:
+    argv = ["run", "--grammar", "g.bnf", "--classes", "5-9", "--shots", "20", "--val-shots", "4"]
+    args = build_parser().parse_args(argv)
+    args.command_line = "test"
+    config = config_from_args(args)
+    assert (config.classes, config.shots, config.val_shots) == ("5-9", 20, 4)
+    assert (
+        config.data_text()
+        == "digits, classes 5-9, 20 shots per class, 4 validation images per class"
+    )
+    assert RunConfig(grammar="g.bnf").data_text() == "digits"
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("5-9", "5-9"),
+        ("0,2,4", "0,2,4"),
+        ("9, 8,7,6 ,5", "5-9"),
+        ("7,0-3", "0-3,7"),
+        ("1,0", "0,1"),
+    ],
+)
+def test_classes_are_kept_in_canonical_form(given: str, canonical: str) -> None:
+    assert RunConfig(grammar="g.bnf", classes=given).classes == canonical
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        (
+            "",
+            "--classes '': no classes given; expected a comma list of labels and ranges, e.g. 5-9",
+        ),
+        ("3", "--classes '3' keeps 1 class; expected at least 2"),
+        ("4-4", "--classes '4-4' keeps 1 class; expected at least 2"),
+        ("0-3,2", "--classes '0-3,2': label 2 is given twice; expected each label once"),
+        ("1,1", "--classes '1,1': label 1 is given twice"),
+        (
+            "5-2",
+            "--classes '5-2': the range '5-2' runs backwards; expected LOW-HIGH with LOW <= HIGH",
+        ),
+        ("0,,2", "--classes '0,,2': '' is neither a label nor a range LOW-HIGH; expected a comma"),
+        ("-1,2", "--classes '-1,2': '-1' is neither a label nor a range"),
+        ("a-c", "--classes 'a-c': 'a-c' is neither a label nor a range"),
+        ("1-2-3", "--classes '1-2-3': '1-2-3' is neither a label nor a range"),
+        ([0, 1], "--classes must be a string of labels and ranges, e.g. 5-9"),
+    ],
+)
+def test_bad_classes_are_one_clear_line_naming_flag_value_and_what_is_expected(
+    classes: Any, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig(grammar="g.bnf", classes=classes)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"shots": 0}, "--shots must be a positive integer, got 0"),
+        ({"shots": 2.5}, "--shots must be a positive integer, got 2.5"),
+        ({"shots": 5, "val_shots": -1}, "--val-shots must be a positive integer, got -1"),
+        ({"val_shots": 3}, "--val-shots 3 goes with --shots K"),
+        ({"shots": 5, "train_subset": 0.5}, "--train-subset 0.5 and --shots 5 conflict"),
+        ({"shots": 5, "train_subset": 300}, "--train-subset 300 and --shots 5 conflict"),
+    ],
+)
+def test_bad_shots_are_refused_before_any_data_is_loaded(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig(grammar="g.bnf", **changes)
+    assert str(info.value).startswith(message)

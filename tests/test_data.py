@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from data_files import make_parts, write_idx_set
+from data_files import make_parts, write_cifar10, write_idx_set
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +20,7 @@ from ge_nas.data import (
     Standardization,
     load_dataset,
     load_raw,
+    load_splits,
     split_dataset,
 )
 from ge_nas.data import datasets as data
@@ -269,3 +270,174 @@ def test_a_train_subset_too_small_for_the_classes_is_refused() -> None:
     ):
         split_dataset(digits, train_subset=3)
     assert len(split_dataset(digits, train_subset=20).y_train) == 20
+
+
+# --- data views: --classes, --shots, --val-shots ------------------------------
+
+
+def test_class_view_keeps_each_image_and_relabels_by_ascending_original_label() -> None:
+    raw, view = load_raw("digits"), load_raw("digits", classes="7,2-4")
+    assert view.num_classes == 4 and view.raw == raw.raw
+    for part in ("train", "test"):
+        x, y = getattr(raw, f"x_{part}"), getattr(raw, f"y_{part}")
+        vx, vy = getattr(view, f"x_{part}"), getattr(view, f"y_{part}")
+        kept = np.isin(y, [2, 3, 4, 7])
+        assert np.array_equal(vx, x[kept])  # the rows, in their order
+        relabel = np.full(10, -1)
+        relabel[[2, 3, 4, 7]] = [0, 1, 2, 3]
+        assert np.array_equal(vy, relabel[y[kept]])
+    first_seven = int(np.flatnonzero(raw.y_train == 7)[0])  # a known sample
+    at = int(np.isin(raw.y_train[:first_seven], [2, 3, 4, 7]).sum())
+    assert np.array_equal(view.x_train[at], raw.x_train[first_seven]) and view.y_train[at] == 3
+
+
+def test_class_view_is_a_data_set_standardised_with_its_own_training_images() -> None:
+    ds, raw = load_dataset("digits", classes="5-9"), load_raw("digits", classes="5-9")
+    assert ds.num_classes == 5 and ds.classes == (5, 6, 7, 8, 9)
+    assert "classes=[5, 6, 7, 8, 9]" in repr(ds)
+    assert ds.standardization != load_dataset("digits").standardization
+    assert abs(float(ds.x_train.mean())) < 1e-5
+    mean, std = ds.standardization.tensors()
+    for x_raw, x in ((raw.x_train, ds.x_train), (raw.x_test, ds.x_test)):
+        assert torch.equal((torch.from_numpy(x_raw.astype(np.float32)) - mean) / std, x)
+    assert torch.equal(torch.from_numpy(raw.y_test), ds.y_test)
+    # one view under any spelling, loaded once
+    assert load_dataset("digits", classes="9,8,7,6,5") is ds
+    splits = split_dataset(ds, seed=1)
+    assert splits.classes == (5, 6, 7, 8, 9) and splits.standardization is ds.standardization
+
+
+def test_load_splits_applies_classes_and_shots_to_a_named_data_set() -> None:
+    splits = load_splits("digits", None, 0.2, 0, None, "0-4", 20)
+    assert splits.num_classes == 5 and splits.classes == (0, 1, 2, 3, 4) and splits.shots == 20
+    assert splits.y_train.bincount().tolist() == [20] * 5
+    view = load_raw("digits", classes="0-4")
+    assert torch.equal(splits.y_test, torch.from_numpy(view.y_test))  # the test set: filtered only
+    assert len(splits.y_test) == int(np.isin(load_raw("digits").y_test, range(5)).sum())
+
+
+def shots_dataset() -> Dataset:
+    """Return a toy data set with 30, 20 and 12 training images of classes 0, 1 and 2."""
+    return toy_dataset([0] * 30 + [1] * 20 + [2] * 12)
+
+
+@pytest.mark.parametrize("shots", [1, 5, 12])
+def test_shots_gives_exactly_k_training_images_per_class(shots: int) -> None:
+    splits = split_dataset(shots_dataset(), shots=shots, seed=4)
+    assert splits.y_train.bincount().tolist() == [shots] * 3 and splits.shots == shots
+    ds = shots_dataset()
+    assert (ds.y_train[splits.x_train.long().flatten()] == splits.y_train).all()
+
+
+def test_shots_are_seeded_and_reproducible() -> None:
+    a = split_dataset(shots_dataset(), shots=5, seed=4)
+    again = split_dataset(shots_dataset(), shots=5, seed=4)
+    other = split_dataset(shots_dataset(), shots=5, seed=5)
+    assert indices(a.x_train) == indices(again.x_train) and indices(a.x_val) == indices(again.x_val)
+    assert indices(a.x_train) != indices(other.x_train)
+
+
+def test_shots_validate_on_val_fraction_of_what_is_left_disjoint_from_train_and_test() -> None:
+    ds = shots_dataset()
+    splits = split_dataset(ds, shots=5, val_fraction=0.5, seed=2)
+    train, val = indices(splits.x_train), indices(splits.x_val)
+    assert not set(train) & set(val)
+    assert len(val) == round(0.5 * (62 - 15)) == 24  # from the 47 images the shots leave
+    assert splits.y_val.bincount().tolist() == [13, 8, 3]  # stratified: 25, 15 and 7 were left
+    test = {int(v) for v in ds.x_test.flatten()}  # toy test values are negative
+    assert not test & (set(train) | set(val)) and splits.x_test is ds.x_test
+
+
+def test_val_shots_gives_exactly_v_validation_images_per_class_from_what_is_left() -> None:
+    splits = split_dataset(shots_dataset(), shots=4, val_shots=3, seed=2)
+    assert splits.y_train.bincount().tolist() == [4] * 3
+    assert splits.y_val.bincount().tolist() == [3] * 3
+    assert not set(indices(splits.x_train)) & set(indices(splits.x_val))
+    fraction = split_dataset(shots_dataset(), shots=4, seed=2)
+    assert indices(fraction.x_train) == indices(splits.x_train)  # V never moves the shots
+
+
+def test_finalists_keep_to_the_shots() -> None:
+    shots = split_dataset(shots_dataset(), shots=4, val_shots=3)
+    assert data.final_splits(shots, 0.5, 0) is shots
+    full = split_dataset(shots_dataset())
+    assert len(data.final_splits(full, 0.0, 0).y_train) == 62  # without shots: train + val
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"shots": 13},
+            "--shots 13: too few training images: class 2 has 12; expected at least 13 per "
+            "class (13 to train on)",
+        ),
+        (
+            {"shots": 10, "val_shots": 11},
+            "--shots 10 --val-shots 11: too few training images: class 1 has 20, class 2 has "
+            "12; expected at least 21 per class (10 to train on + 11 to validate on)",
+        ),
+        ({"shots": 12}, "--shots 12 leaves 26 training images, and --val-fraction"),
+        ({"shots": 2, "train_subset": 0.5}, "--train-subset 0.5 and --shots 2 conflict"),
+        ({"val_shots": 2}, "--val-shots 2 goes with --shots K"),
+        ({"shots": 0}, "--shots must be a positive integer, got 0"),
+    ],
+)
+def test_shots_a_data_set_cannot_give_are_refused_naming_classes_and_counts(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        split_dataset(shots_dataset(), val_fraction=0.01, **kwargs)
+    assert str(info.value).startswith(message)
+
+
+def test_too_few_shots_names_the_original_labels_of_a_class_view() -> None:
+    with pytest.raises(ConfigError, match=r"^--shots 200: too few training images: class 5 has"):
+        load_splits("digits", None, 0.2, 0, None, "5-9", 200)
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        ("3,12", "--classes '3,12': digits has no label 12; the data set has labels 0-9"),
+        ("8-11", "--classes '8-11': digits has no label 10; the data set has labels 0-9"),
+        ("", "--classes '': no classes given; expected a comma list of labels and ranges"),
+        ("2", "--classes '2' keeps 1 class; expected at least 2"),
+        ("1,x", "--classes '1,x': 'x' is neither a label nor a range LOW-HIGH"),
+        ("0-3,3", "--classes '0-3,3': label 3 is given twice"),
+    ],
+)
+def test_bad_classes_are_one_clear_error(classes: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_dataset("digits", classes=classes)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError):
+        load_raw("digits", classes=classes)
+
+
+def write_format(fmt: str, folder: Path) -> tuple[str, str]:
+    """Write a tiny data set of 10 classes in a file format; return its name and data_dir."""
+    if fmt == "idx":
+        write_idx_set(folder, make_parts())
+        return "mnist", str(folder)
+    if fmt == "cifar":
+        write_cifar10(folder / "cifar-10-batches-py", py2=False)
+        return "cifar10", str(folder)
+    parts = make_parts()
+    np.savez(folder / "d.npz", **parts)
+    return "npz:d.npz", str(folder)
+
+
+@pytest.mark.parametrize("fmt", ["idx", "cifar", "npz"])
+def test_views_work_with_every_file_format(fmt: str, tmp_path: Path) -> None:
+    name, folder = write_format(fmt, tmp_path)
+    raw, view = load_raw(name, folder), load_raw(name, folder, classes="1-3")
+    kept = np.isin(raw.y_train, [1, 2, 3])
+    assert np.array_equal(view.x_train, raw.x_train[kept])
+    assert np.array_equal(view.y_train, raw.y_train[kept] - 1) and view.num_classes == 3
+    assert np.array_equal(view.y_test, raw.y_test[np.isin(raw.y_test, [1, 2, 3])] - 1)
+    splits = load_splits(name, folder, 0.2, 0, None, "1-3", 1, 1)
+    assert sorted(splits.y_train.tolist()) == sorted(splits.y_val.tolist()) == [0, 1, 2]
+    assert splits.classes == (1, 2, 3)
+    with pytest.raises(ConfigError, match="the data set has labels 0-9"):
+        load_dataset(name, folder, classes="8-10")

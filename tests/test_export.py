@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,10 @@ def test_old_meta_json_without_standardisation_loads_the_bare_network_with_a_war
 def test_meta_round_trip_and_checks() -> None:
     assert Meta.from_json(META.to_json()) == META
     assert Meta.from_json(OLD_META.to_json()) == OLD_META
+    view = Meta((1, 8, 8), 3, META.standardization, (2, 5, 9))
+    assert Meta.from_json(view.to_json()) == view
+    assert json.loads(view.to_json())["classes"] == [2, 5, 9]  # output i means label classes[i]
+    assert "classes" not in json.loads(META.to_json())  # no view: output i is label i
     with pytest.raises(ConfigError, match="input_shape"):
         Meta.from_json(json.dumps({"input_shape": [8, 8], "num_classes": 10}))
     with pytest.raises(ConfigError, match="malformed"):
@@ -114,6 +119,29 @@ def test_meta_with_bad_standardisation_is_refused(change: dict[str, object], mes
     doc = json.loads(META.to_json()) | change
     with pytest.raises(ConfigError, match=message):
         Meta.from_json(json.dumps(doc), "x/meta.json")
+
+
+@pytest.mark.parametrize("classes", [[0, 1], [0, 1, 1], [2, 1, 0], [0, 1, -2], [0, "1", 2], "012"])
+def test_meta_with_bad_classes_is_refused(classes: object) -> None:
+    doc = json.loads(Meta((1, 8, 8), 3, META.standardization).to_json()) | {"classes": classes}
+    with pytest.raises(ConfigError, match=r"x/meta.json: expected classes as 3 ascending distinct"):
+        Meta.from_json(json.dumps(doc), "x/meta.json")
+
+
+def test_a_class_view_model_takes_the_views_raw_images_and_records_its_classes(
+    tmp_path: Path,
+) -> None:
+    task = EvalTask(PHENOTYPE, seed=5, epochs=1, threads=1, final=True, save_dir=str(tmp_path))
+    assert evaluate(replace(task, classes="3,5-7")).metrics.ok
+    doc = json.loads((tmp_path / "meta.json").read_text())
+    assert doc["classes"] == [3, 5, 6, 7] and doc["num_classes"] == 4
+    stats = load_dataset("digits", classes="3,5-7").standardization
+    assert doc["input_mean"] == list(stats.mean)  # the view's own training images
+    model = load_model(tmp_path)
+    raw = load_raw("digits", classes="3,5-7")
+    x, y = torch.from_numpy(raw.x_test.astype("float32")), torch.from_numpy(raw.y_test)
+    assert model(x[:2]).shape == (2, 4)
+    assert accuracy(model, x, y) == recorded_test_accuracy(tmp_path)
 
 
 def test_saved_finalist_loads_directly(trained: Path) -> None:

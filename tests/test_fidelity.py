@@ -11,10 +11,10 @@ from test_search_evolution import GRAMMAR, SyntheticExecutor
 
 from ge_nas.archive import Archive
 from ge_nas.config import RunConfig
-from ge_nas.fidelity import rung_count, rung_epochs
+from ge_nas.fidelity import fidelity_key, rung_count, rung_epochs
 from ge_nas.grammar import load_grammar
 from ge_nas.search import pareto_front, run_search
-from ge_nas.search.evaluator import Evaluator
+from ge_nas.search.evaluator import Evaluator, task_for
 from ge_nas.search.steady import run_steady
 
 
@@ -158,3 +158,33 @@ def test_asha_promotes_the_best_third_of_a_rung_once_each() -> None:
     for i in (3, 4, 5):  # three at rung 1: the best of them goes to rung 2 before anything else
         asha.add(result(i, rung=1))
     assert asha.promotion() == ([5], 2)
+
+
+def test_a_data_view_gets_its_own_fidelity_key_and_no_view_keeps_the_old_one() -> None:
+    base = RunConfig(GRAMMAR)
+    assert "classes" not in fidelity_key(base) and "shots" not in fidelity_key(base)
+    # the key of every archive written before data views
+    assert fidelity_key(base) == (
+        "digits|data_dir=None|val=0.2|split_seed=0|subset=None|epochs=8|final=False"
+    )
+    views = [
+        replace(base, classes="0-4"),
+        replace(base, classes="5-9"),
+        replace(base, shots=20),
+        replace(base, shots=10),
+        replace(base, shots=20, val_shots=5),
+        replace(base, classes="0-4", shots=20),
+    ]
+    for final in (False, True):
+        keys = [fidelity_key(c, final=final) for c in [base, *views]]
+        assert len(set(keys)) == len(keys)
+    assert fidelity_key(replace(base, classes="0,1,2,3,4")) == fidelity_key(views[0])
+    assert fidelity_key(views[5]).endswith("|classes=0-4|shots=20")
+
+
+def test_tasks_carry_the_data_view_to_the_workers() -> None:
+    config = RunConfig(GRAMMAR, classes="7,0-3", shots=6, val_shots=2)
+    search = task_for(config, "conv(8,3)", "k", epochs=1, threads=1)
+    final = task_for(config, "conv(8,3)", "k", epochs=1, threads=1, save_dir="x")
+    for task in (search, final):
+        assert (task.classes, task.shots, task.val_shots) == ("0-3,7", 6, 2)

@@ -36,7 +36,11 @@ def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
     if argv[0] == "export" and "--rank" not in argv:  # README exports what its train line saved
         argv = [re.sub(r"/front/\d+$", "/front/1", a) for a in argv]
     if argv[0] == "run":
-        argv += [*TINY, "--out", str(tmp_path / "new-run")]
+        tiny = TINY
+        if "--shots" in argv:  # the shots choose the training images: no --train-subset
+            at = TINY.index("--train-subset")
+            tiny = TINY[:at] + TINY[at + 2 :]
+        argv += [*tiny, "--out", str(tmp_path / "new-run")]
     if "--rank" in argv:  # the tiny run's front is short: take its last rank for README's example
         ranks = [row["rank"] for row in rundir.read_pareto(run)]
         at = argv.index("--rank") + 1

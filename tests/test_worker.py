@@ -131,3 +131,11 @@ def test_cuda_without_a_gpu_fails_the_evaluation(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     m = evaluate(task(device="cuda")).metrics
     assert m.status == st.FAILED and "--device cuda: CUDA is not available" in m.error
+
+
+def test_a_task_trains_and_scores_in_its_data_view() -> None:
+    phenotype = "conv(8,3) relu pool(max,2) flatten | opt=adam lr=0.01 batch=32"
+    m = evaluate(task(phenotype, train_subset=None, classes="0-2", shots=10, val_shots=4)).metrics
+    assert m.status == st.OK and m.val_accuracy is not None and m.test_accuracy is not None
+    assert m.params == (8 * 9 + 8) + (8 * 4 * 4 * 3 + 3)  # three outputs
+    assert abs(m.val_accuracy * 12 - round(m.val_accuracy * 12)) < 1e-9  # 4 images a class

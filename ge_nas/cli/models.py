@@ -17,16 +17,17 @@ from rich.markup import escape
 
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
-from ge_nas.cli.options import config_defaults
-from ge_nas.config import RunConfig, field_default
-from ge_nas.data import DATASET_NAMES, load_raw, load_splits
+from ge_nas.cli.options import DATA_VIEW_OPTIONS, add_options, config_defaults
+from ge_nas.config import RunConfig, check_data_view, field_default
+from ge_nas.data import DATASET_NAMES, load_raw
+from ge_nas.data.datasets import final_splits
 from ge_nas.errors import ConfigError
 from ge_nas.export import FORMATS, META, MODEL, ONNX, SPEC, Meta, export_onnx, export_torch
 from ge_nas.grammar import load_grammar, map_genome
 from ge_nas.metrics import Metrics
 from ge_nas.network import measure
 from ge_nas.train import resolve_device
-from ge_nas.worker import EvalTask, derive_seed, evaluate
+from ge_nas.worker import EvalTask, derive_seed, evaluate, task_splits
 
 ONNX_SAMPLES = 64
 EXPORTED_FILES = (MODEL, SPEC, META, ONNX, ONNX + ".tmp")
@@ -56,6 +57,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help=f"data set: {', '.join(DATASET_NAMES)} or npz:PATH (default digits, or the run's)",
     )
     p.add_argument("--data-dir", help="directory holding the data set's files")
+    add_options(p, DATA_VIEW_OPTIONS, note=", or the run's with --from on its data set")
     p.add_argument(
         "--epochs",
         type=int,
@@ -86,12 +88,14 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
     spec = parse_arch(phenotype)
     task = _train_task(args, spec, run)
     rundir.check_empty_dir(Path(str(task.save_dir)))
-    # An unknown device, a missing GPU or a shape that cannot work stops here, before training.
+    # An unknown device, a missing GPU, a data view the data set cannot give or a shape that
+    # cannot work stops here, before training.
     resolve_device(task.device)
-    splits = load_splits(task.dataset, task.data_dir, task.val_fraction, task.split_seed, None)
+    splits = task_splits(task)
     size = measure(spec, splits.input_shape, splits.num_classes)
+    trained_on = len(final_splits(splits, task.holdout, task.split_seed).y_train)
     console.print(
-        f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {len(splits.y_train) + len(splits.y_val)} samples",
+        f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {trained_on} samples",
         highlight=False,
     )
     metrics = evaluate(task).metrics
@@ -101,7 +105,7 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
         )
         return 1
     _print_trained(console, metrics, task)
-    _print_input(console, splits.standardization.raw)
+    _print_input(console, splits.standardization.raw, splits.classes)
     return 0
 
 
@@ -170,6 +174,14 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         if args.out
         else Path("runs") / f"train-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
+    # The run's data view goes with the run's data set; a flag replaces its part of it.
+    view = {
+        option.field: getattr(args, option.dest)
+        if getattr(args, option.dest) is not None
+        else (None if args.dataset else getattr(base, option.field))
+        for option in DATA_VIEW_OPTIONS
+    }
+    check_data_view(view["shots"], view["val_shots"])
     return EvalTask(
         spec.canonical(),
         seed,
@@ -178,6 +190,9 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         val_fraction=base.val_fraction,
         split_seed=base.split_seed,
         train_subset=None,
+        classes=view["classes"],
+        shots=view["shots"],
+        val_shots=view["val_shots"],
         epochs=epochs,
         threads=os.cpu_count() or 1,
         final=True,
@@ -201,11 +216,16 @@ def _print_trained(console: Console, m: Metrics, task: EvalTask) -> None:
     console.print(f"load it with: ge_nas.load_model({str(task.save_dir)!r})", highlight=False)
 
 
-def _print_input(console: Console, raw: str) -> None:
+def _print_input(console: Console, raw: str, classes: tuple[int, ...] | None) -> None:
     console.print(
         f"the model takes raw float32 images (N, C, H, W): {escape(raw)}; it standardises them itself",
         highlight=False,
     )
+    if classes is not None:
+        console.print(
+            f"its outputs 0..{len(classes) - 1} are the data set's classes {', '.join(map(str, classes))} (meta.json's classes)",
+            highlight=False,
+        )
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -252,7 +272,7 @@ def command_export(args: argparse.Namespace, console: Console) -> int:
     if args.format == "torch":
         console.print(f"load it with: ge_nas.load_model({str(out)!r})", highlight=False)
     if meta.standardization is not None:
-        _print_input(console, meta.standardization.raw)
+        _print_input(console, meta.standardization.raw, meta.classes)
     return 0
 
 
@@ -275,7 +295,7 @@ def _export_source(path: Path, rank: int) -> tuple[Path, Path, RunConfig | None]
 def _onnx_sample(run: RunConfig | None, meta: Meta) -> tuple[torch.Tensor, str]:
     """Return raw inputs to check ONNX against torch: the run's test images, or seeded ones in the raw range."""
     if run is not None:
-        raw = load_raw(run.dataset, run.data_dir).x_test[:ONNX_SAMPLES]
+        raw = load_raw(run.dataset, run.data_dir, classes=run.classes).x_test[:ONNX_SAMPLES]
         return torch.from_numpy(raw.astype("float32")), f"{len(raw)} raw test images"
     mean, std = (
         meta.standardization.tensors() if meta.standardization else (torch.zeros(1), torch.ones(1))

@@ -2,7 +2,8 @@
 
 `run` takes every option here (an absent flag leaves the config file's value);
 the grammar commands take the search-space ones, under the same names and
-with the same defaults, so a grammar is sampled the way a run initialises it.
+with the same defaults, so a grammar is sampled the way a run initialises it;
+`train` takes the data-view ones.
 """
 
 from __future__ import annotations
@@ -80,6 +81,30 @@ SEARCH_SPACE_OPTIONS = (
     ),
 )
 
+DATA_VIEW_OPTIONS = (
+    Option(
+        "--classes",
+        "classes",
+        str,
+        "only these classes, relabelled 0..n-1 in ascending order: labels and ranges, "
+        "e.g. 5-9 or 0,2,4 (default: all)",
+    ),
+    Option(
+        "--shots",
+        "shots",
+        int,
+        "few-shot: train on K images per class, chosen with --split-seed; finalists too "
+        "(default: all)",
+    ),
+    Option(
+        "--val-shots",
+        "val_shots",
+        int,
+        "with --shots: validate on V images per class from the rest "
+        "(default: --val-fraction of the rest)",
+    ),
+)
+
 RUN_OPTIONS = (
     Option("--data-dir", "data_dir", str, "directory holding the data set's files"),
     Option("--out", "out", str, "run directory (default runs/<grammar>-<dataset>-<time>)"),
@@ -136,6 +161,7 @@ RUN_OPTIONS = (
         float,
         "fraction of the training data held out for validation (default {default})",
     ),
+    *DATA_VIEW_OPTIONS,
     Option(
         "--eval-timeout",
         "eval_timeout_s",
@@ -257,24 +283,26 @@ OBJECTIVES_HELP = (
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Add every RUN_OPTIONS flag; an absent flag is None, so the config file's value stays."""
-    for option in RUN_OPTIONS:
+    add_options(parser, RUN_OPTIONS)
+
+
+def add_options(
+    parser: argparse.ArgumentParser, options: tuple[Option, ...], note: str = ""
+) -> None:
+    """Add options as flags whose absence is None (help ends with note, e.g. where else a default comes from)."""
+    for option in options:
+        text = help_text(option)
+        if note:  # inside the closing parenthesis of "(default ...)"
+            text = text[:-1] + note + ")" if text.endswith(")") else text + note
         if option.kind is bool:  # a switch; --no-X sets False
             const = not option.flag.startswith("--no-")
             parser.add_argument(
-                option.flag,
-                action="store_const",
-                const=const,
-                dest=option.dest,
-                help=help_text(option),
+                option.flag, action="store_const", const=const, dest=option.dest, help=text
             )
         else:
             metavar = option.flag[2:].replace("-", "_").upper()
             parser.add_argument(
-                option.flag,
-                type=option.kind,
-                dest=option.dest,
-                metavar=metavar,
-                help=help_text(option),
+                option.flag, type=option.kind, dest=option.dest, metavar=metavar, help=text
             )
 
 

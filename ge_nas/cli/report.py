@@ -56,7 +56,7 @@ def command_show(args: argparse.Namespace, console: Console) -> int:
 def _config_lines(c: RunConfig) -> list[tuple[str, str]]:
     return [
         ("grammar", c.grammar),
-        ("data set", c.dataset + (f" ({c.data_dir})" if c.data_dir else "")),
+        ("data set", c.data_text()),
         ("objectives", ", ".join(c.objectives)),
         (
             "budget",

@@ -27,7 +27,7 @@ from ge_nas.arch import ArchSpec
 from ge_nas.archive import Archive, Record, check_archive, default_lease_s
 from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, run_overrides
 from ge_nas.config import RunConfig, default_out, field_default, load_toml, make_config
-from ge_nas.data import DATASET_NAMES, load_splits
+from ge_nas.data import DATASET_NAMES, run_splits
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
@@ -144,9 +144,7 @@ def _check_run(config: RunConfig, grammar: Grammar) -> None:
     """Raise ConfigError for anything that would stop the run later: search space, workers, data, device."""
     initial_population(grammar, config, random.Random(config.seed))
     config.check_workers()
-    load_splits(
-        config.dataset, config.data_dir, config.val_fraction, config.split_seed, config.train_subset
-    )
+    run_splits(config)  # the data set and its view: labels, shots per class
     resolve_device(config.device)
 
 

@@ -10,6 +10,7 @@ from ge_nas.data.datasets import (
     load_dataset,
     load_raw,
     load_splits,
+    run_splits,
     split_dataset,
 )
 from ge_nas.data.standardization import Standardization, Standardize
@@ -26,5 +27,6 @@ __all__ = [
     "load_dataset",
     "load_raw",
     "load_splits",
+    "run_splits",
     "split_dataset",
 ]

@@ -14,6 +14,12 @@ read with a restricted unpickler that builds nothing but numpy arrays;
 
 The validation split is carved from the training data only; the test set is
 passed through untouched so that it never takes part in selection.
+
+Data views (`views`): `classes` keeps some classes, relabelled 0..n-1, in both
+parts before standardisation (the view is standardised with its own training
+images); `shots` trains on K images per class, validating on `val_shots` per
+class or on `val_fraction` of the rest, and finalists then train on the K
+shots alone (`final_splits`).
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ge_nas.config import RunConfig, check_data_view, classes_text, parse_classes
 from ge_nas.data.arrays import Arrays
 from ge_nas.data.cifar import CIFAR_SETS, load_cifar
 from ge_nas.data.idx import IDX_SETS, load_idx
 from ge_nas.data.npz import NPZ_PREFIX as NPZ_PREFIX
 from ge_nas.data.npz import load_npz
 from ge_nas.data.standardization import Standardization, measure_standardization
+from ge_nas.data.views import pick_shots, select_classes
 from ge_nas.errors import ConfigError, DatasetError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,7 @@ class Dataset:
     y_test: torch.Tensor
     num_classes: int
     standardization: Standardization  # raw -> x_train's units
+    classes: tuple[int, ...] | None = None  # a class view: label i was classes[i]; None: all
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -66,9 +75,10 @@ class Dataset:
         return _image_shape(self.x_train)
 
     def __repr__(self) -> str:
+        view = "" if self.classes is None else f", classes={list(self.classes)}"
         return (
             f"Dataset({self.name!r}, train={len(self.y_train)}, test={len(self.y_test)}, "
-            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+            f"input_shape={self.input_shape}, num_classes={self.num_classes}{view})"
         )
 
 
@@ -84,6 +94,8 @@ class Splits:
     y_test: torch.Tensor
     num_classes: int
     standardization: Standardization
+    classes: tuple[int, ...] | None = None  # a class view: label i was classes[i]; None: all
+    shots: int | None = None  # few-shot: training images per class (finalists train on no more)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -91,9 +103,11 @@ class Splits:
         return _image_shape(self.x_train)
 
     def __repr__(self) -> str:
+        view = "" if self.classes is None else f", classes={list(self.classes)}"
+        view += "" if self.shots is None else f", shots={self.shots}"
         return (
             f"Splits(train={len(self.y_train)}, val={len(self.y_val)}, test={len(self.y_test)}, "
-            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+            f"input_shape={self.input_shape}, num_classes={self.num_classes}{view})"
         )
 
 
@@ -127,14 +141,16 @@ def _to_images(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def _make_dataset(name: str, arrays: Arrays) -> Dataset:
+def _make_dataset(name: str, arrays: Arrays, classes: tuple[int, ...] | None = None) -> Dataset:
     """Convert checked arrays to tensors standardised with the training set's statistics."""
     train, test = _to_images(arrays.x_train), _to_images(arrays.x_test)
     standardization = measure_standardization(train, arrays.raw, name)
     standardization.apply_(train)
     standardization.apply_(test)
     y_train, y_test = torch.from_numpy(arrays.y_train), torch.from_numpy(arrays.y_test)
-    dataset = Dataset(name, train, y_train, test, y_test, arrays.num_classes, standardization)
+    dataset = Dataset(
+        name, train, y_train, test, y_test, arrays.num_classes, standardization, classes
+    )
     log.info("loaded %r", dataset)
     return dataset
 
@@ -175,40 +191,62 @@ def _read_arrays(name: str, data_dir: str | None) -> Arrays:
     return load_idx(name, data_dir, SYSTEM_DATA_DIR)
 
 
+def _view_arrays(
+    name: str, data_dir: str | None, classes: str | None
+) -> tuple[Arrays, tuple[int, ...] | None]:
+    """Return the checked arrays of a data set by canonical name, in a class view if one is given."""
+    arrays = _read_arrays(name, data_dir)
+    if classes is None:
+        return arrays, None
+    return select_classes(arrays, classes, name)
+
+
 @functools.lru_cache(maxsize=8)
-def _load_cached(name: str, data_dir: str | None) -> Dataset:
-    return _make_dataset(name, _read_arrays(name, data_dir))
+def _load_cached(name: str, data_dir: str | None, classes: str | None = None) -> Dataset:
+    return _make_dataset(name, *_view_arrays(name, data_dir, classes))
 
 
 def _root(data_dir: str | os.PathLike[str] | None) -> str | None:
     return None if data_dir is None else str(Path(data_dir).expanduser())
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+def _canonical_classes(classes: str | None) -> str | None:
+    return None if classes is None else classes_text(parse_classes(classes))
+
+
+def load_dataset(
+    name: str, data_dir: str | os.PathLike[str] | None = None, *, classes: str | None = None
+) -> Dataset:
     """Load a data set by name into standardised in-memory tensors (cached per process).
 
     Args:
         name: one of DATASET_NAMES, or 'npz:PATH' for an archive holding x_train,
             y_train, x_test and y_test.
         data_dir: the directory holding the files; default: Debian's /usr/share/datasets.
+        classes: a class view, e.g. "5-9" or "0,2,4": only these classes, relabelled
+            0..n-1 in ascending order and standardised with their own training images.
 
     Raises:
         DatasetError: the name is unknown, or the files are missing or malformed.
+        ConfigError: classes is malformed or names a label the data set does not have.
     """
-    return _load_cached(_canonical_name(name), _root(data_dir))
+    return _load_cached(_canonical_name(name), _root(data_dir), _canonical_classes(classes))
 
 
-def load_raw(name: str, data_dir: str | os.PathLike[str] | None = None) -> Arrays:
-    """Return a data set's checked arrays before standardisation (not cached).
+def load_raw(
+    name: str, data_dir: str | os.PathLike[str] | None = None, *, classes: str | None = None
+) -> Arrays:
+    """Return a data set's checked arrays before standardisation (not cached), in a class view if given.
 
     The images, as float32 (N, C, H, W) tensors, are the input a saved model
     (`ge_nas.load_model`) takes; `load_dataset` gives the same rows in the
-    same order, standardised.
+    same order, standardised, with the same labels.
 
     Raises:
         DatasetError: the name is unknown, or the files are missing or malformed.
+        ConfigError: classes is malformed or names a label the data set does not have.
     """
-    return _read_arrays(_canonical_name(name), _root(data_dir))
+    return _view_arrays(_canonical_name(name), _root(data_dir), _canonical_classes(classes))[0]
 
 
 # --- splits -----------------------------------------------------------------------
@@ -232,13 +270,17 @@ def _stratified_pick(y: np.ndarray, total: int, rng: np.random.Generator) -> np.
     return np.sort(order[rank < np.repeat(_allocate(counts, total), counts)])
 
 
-def _val_count(val_fraction: float, n: int) -> int:
+def _check_val_fraction(val_fraction: float) -> None:
     if (
         isinstance(val_fraction, bool)
         or not isinstance(val_fraction, numbers.Real)
         or not 0 < val_fraction < 1
     ):
         raise ConfigError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
+
+
+def _val_count(val_fraction: float, n: int) -> int:
+    _check_val_fraction(val_fraction)
     count = round(float(val_fraction) * n)
     if not 0 < count < n:
         raise ConfigError(
@@ -282,19 +324,28 @@ def split_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
     train_subset: float | int | None = None,
+    shots: int | None = None,
+    val_shots: int | None = None,
 ) -> Splits:
     """Carve a stratified, seeded validation split (and optional training subset) from the training data.
 
     The test set is passed through untouched. train_subset is a fraction in (0, 1]
     or a sample count, taken (stratified) from what the validation split leaves.
+    With shots, the training split is shots images per class (seeded), and the
+    validation split is val_shots images per class, or val_fraction (stratified),
+    of the images the shots leave.
 
     Raises:
-        ConfigError: a fraction or count is out of range.
+        ConfigError: a fraction or count is out of range, or a class has too few images for the shots.
     """
+    check_data_view(shots, val_shots, train_subset)
     y = dataset.y_train.numpy()
     rng = np.random.default_rng(seed)
-    val = _stratified_pick(y, _val_count(val_fraction, len(y)), rng)
-    train = np.setdiff1d(np.arange(len(y)), val, assume_unique=True)
+    if shots is not None:
+        train, val = _shot_indices(dataset, y, shots, val_shots, val_fraction, rng)
+    else:
+        val = _stratified_pick(y, _val_count(val_fraction, len(y)), rng)
+        train = np.setdiff1d(np.arange(len(y)), val, assume_unique=True)
     if train_subset is not None:
         count = _subset_count(train_subset, len(train))
         _check_enough(count, dataset.num_classes, f"--train-subset {train_subset}")
@@ -309,7 +360,33 @@ def split_dataset(
         y_test=dataset.y_test,
         num_classes=dataset.num_classes,
         standardization=dataset.standardization,
+        classes=dataset.classes,
+        shots=shots,
     )
+
+
+def _shot_indices(
+    dataset: Dataset,
+    y: np.ndarray,
+    shots: int,
+    val_shots: int | None,
+    val_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the sorted training and validation indices of a shots view."""
+    train, val = pick_shots(y, dataset.num_classes, shots, val_shots, rng, dataset.classes)
+    if val is not None:
+        return train, val
+    _check_val_fraction(val_fraction)
+    rest = np.setdiff1d(np.arange(len(y)), train, assume_unique=True)
+    count = round(float(val_fraction) * len(rest))
+    if count == 0:
+        raise ConfigError(
+            f"--shots {shots} leaves {len(rest)} training images, and --val-fraction "
+            f"{val_fraction} of them is none; expected a validation split: give fewer --shots, "
+            "a larger --val-fraction, or --val-shots V"
+        )
+    return train, rest[_stratified_pick(y[rest], count, rng)]
 
 
 @functools.lru_cache(maxsize=4)
@@ -319,14 +396,28 @@ def load_splits(
     val_fraction: float,
     split_seed: int,
     train_subset: float | None,
+    classes: str | None = None,
+    shots: int | None = None,
+    val_shots: int | None = None,
 ) -> Splits:
-    """Return a data set's splits, loaded once per process for each setting."""
+    """Return a data set's splits in a data view, loaded once per process for each setting."""
     return split_dataset(
-        load_dataset(dataset, data_dir),
+        load_dataset(dataset, data_dir, classes=classes),
         val_fraction=val_fraction,
         seed=split_seed,
         train_subset=train_subset,
+        shots=shots,
+        val_shots=val_shots,
     )
+
+
+def run_splits(config: RunConfig) -> Splits:
+    """Return the splits a run's search trains and validates on (cached, as load_splits)."""
+    c = config
+    return load_splits(
+        c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset,
+        c.classes, c.shots, c.val_shots,
+    )  # fmt: skip
 
 
 def final_splits(splits: Splits, holdout: float, seed: int) -> Splits:
@@ -335,8 +426,12 @@ def final_splits(splits: Splits, holdout: float, seed: int) -> Splits:
     The held-out slice (a stratified, seeded share of the validation split) becomes
     the validation split, which no finalist trains on, so it can choose among them.
     With holdout 0 the whole validation split is trained on and the validation split
-    is left as it was (its accuracy then means nothing).
+    is left as it was (its accuracy then means nothing). In a shots view the splits
+    are returned as they are: a finalist trains on the shots alone, and the whole
+    validation split, never trained on, scores it.
     """
+    if splits.shots is not None:
+        return splits
     if holdout <= 0:
         x = torch.cat([splits.x_train, splits.x_val])
         return replace(splits, x_train=x, y_train=torch.cat([splits.y_train, splits.y_val]))

@@ -24,7 +24,7 @@ from ge_nas.arch import parse_arch
 from ge_nas.arch.spec import text_hash
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.data import load_splits
+from ge_nas.data import run_splits
 from ge_nas.errors import ArchError
 from ge_nas.executors import Executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
@@ -313,9 +313,7 @@ class Evaluator:
         """Return (input shape, classes) of the run's data, or None when this process cannot load it."""
         c = self.config
         try:
-            splits = load_splits(
-                c.dataset, c.data_dir, c.val_fraction, c.split_seed, c.train_subset
-            )  # cached: loaded at start
+            splits = run_splits(c)  # cached: loaded at start
         except Exception:  # the data may live on Dask workers only: no cost hint, the order stays
             return None
         return splits.input_shape, splits.num_classes
@@ -355,6 +353,9 @@ def task_for(
         val_fraction=c.val_fraction,
         split_seed=c.split_seed,
         train_subset=c.train_subset,
+        classes=c.classes,
+        shots=c.shots,
+        val_shots=c.val_shots,
         epochs=epochs,
         timeout_s=c.eval_timeout_s,
         max_params=c.max_params,
