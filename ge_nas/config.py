@@ -32,6 +32,7 @@ MODES = (
     "steady",
 )  # steady: no generational barrier, a free worker gets a child at once
 REPRESENTATIONS = ("ge", "sge")  # codons (GE) or one list of choices per rule (structured GE)
+CROSSOVERS = ("one-point", "two-point", "uniform")  # GE: over used codons; SGE: over rules
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class RunConfig:
     max_depth: int = 40
     max_wraps: int = 0
     codon_size: int = 100_000
+    crossover: str | None = None  # one of CROSSOVERS; None: one-point for GE, uniform for SGE
     crossover_prob: float = 0.9
     mutation_prob: float | None = None  # per codon; default 1 / codons used
     tournament_size: int = 2
@@ -146,6 +148,8 @@ class RunConfig:
                 "--prescreen works with --mode steady; add it, or leave --prescreen out"
             )
         _choice("representation", self.representation, REPRESENTATIONS)
+        if self.crossover is not None:
+            _choice("crossover", self.crossover, CROSSOVERS)
         if isinstance(self.sh_eta, bool) or not isinstance(self.sh_eta, int) or self.sh_eta < 2:
             raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")
         self._check_objectives()
@@ -160,8 +164,10 @@ class RunConfig:
             raise ConfigError(f"--objectives needs at least one of {', '.join(OBJECTIVES)}")
         for name in self.objectives:
             _choice("objectives", name, OBJECTIVES)
-        if "val_accuracy" not in self.objectives:
-            raise ConfigError("--objectives must include val_accuracy")
+        if not {"val_accuracy", "val_loss"} & set(self.objectives):
+            raise ConfigError(
+                "--objectives must include val_accuracy or val_loss (what the networks are chosen for)"
+            )
         if len(set(self.objectives)) != len(self.objectives):
             raise ConfigError(f"--objectives lists a name twice: {','.join(self.objectives)}")
 
@@ -218,8 +224,8 @@ class RunConfig:
 
     @property
     def single_objective(self) -> bool:
-        """True when the search maximises validation accuracy alone."""
-        return self.objectives == ("val_accuracy",)
+        """True when the search has one objective (validation accuracy, or validation loss)."""
+        return len(self.objectives) == 1
 
     def resolved_workers(self) -> int:
         """Return the worker count, one per core when unset."""

@@ -61,6 +61,6 @@ def _measured(config: RunConfig) -> str:
     names = [
         n if n != "robustness" else f"robustness@{config.noise_sigma}"
         for n in config.objectives
-        if n in ("latency", "robustness")
+        if n in ("latency", "robustness", "val_loss")
     ]
     return f"|measured={','.join(names)}" if names else ""

@@ -20,6 +20,7 @@ class Metrics:
 
     status: str
     val_accuracy: float = 0.0
+    val_loss: float | None = None  # mean cross-entropy on the validation split (no label smoothing)
     test_accuracy: float | None = None
     params: int | None = None
     flops: int | None = None

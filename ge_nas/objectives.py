@@ -2,7 +2,8 @@
 
 Accuracies (val_accuracy, robustness) are maximised as fractions; sizes and
 costs (params, FLOPs, latency) are minimised on a log10 scale, so each order
-of magnitude counts alike. A network that did not train gets the worst finite
+of magnitude counts alike; the validation loss (val_loss, mean cross-entropy)
+is minimised as it is. A network that did not train gets the worst finite
 values, never NaN (a NaN fitness sits in DEAP's first Pareto front).
 """
 
@@ -13,11 +14,13 @@ from collections.abc import Sequence
 
 from ge_nas.metrics import Metrics
 
-OBJECTIVES = ("val_accuracy", "params", "flops", "latency", "robustness")
+OBJECTIVES = ("val_accuracy", "params", "flops", "latency", "robustness", "val_loss")
 WORST_LOG10 = 12.0  # the size given to networks that did not train: worse than any real one
+WORST_LOSS = 1e3  # the validation loss given to networks that did not train
 
 OBJECTIVE_WEIGHTS = {
     "val_accuracy": 1.0,
+    "val_loss": -1.0,
     "params": -1.0,
     "flops": -1.0,
     "latency": -1.0,
@@ -39,6 +42,11 @@ def _fitness_value(metrics: Metrics, name: str) -> float:
     if name in ("val_accuracy", "robustness"):
         score = getattr(metrics, name)
         return float(score) if metrics.ok and score is not None else 0.0
+    if name == "val_loss":  # cross-entropy as it is: already on a log scale
+        loss = metrics.val_loss
+        if not metrics.ok or loss is None or not math.isfinite(loss):
+            return WORST_LOSS
+        return min(float(loss), WORST_LOSS)
     cost = metrics.latency_ms if name == "latency" else getattr(metrics, name)
     if not metrics.ok or cost is None:
         return WORST_LOG10

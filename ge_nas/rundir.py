@@ -38,6 +38,7 @@ GRAMMAR = "grammar.bnf"  # a copy of the run's grammar, so the run stays readabl
 PARETO_COLUMNS = (
     "rank",
     "val_accuracy",
+    "val_loss",
     "epochs",
     "test_accuracy",
     "test_fidelity",
@@ -67,6 +68,7 @@ def pareto_row(
     return {
         "rank": rank,
         "val_accuracy": round(m.val_accuracy, 6),
+        "val_loss": _rounded(m.val_loss, 6),
         "epochs": epochs,
         "test_accuracy": _rounded(test, 6),
         "test_fidelity": fidelity,

@@ -125,7 +125,6 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-@torch.no_grad()
 def accuracy(
     model: nn.Module,
     x: torch.Tensor,
@@ -134,15 +133,28 @@ def accuracy(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """Return the fraction of x (each batch passed through transform, if given) that model classifies as y."""
+    return accuracy_and_loss(model, x, y, transform=transform)[0]
+
+
+@torch.no_grad()
+def accuracy_and_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[float, float]:
+    """Return the accuracy on (x, y) and the mean cross-entropy, with no label smoothing (0, 0 when empty)."""
     if len(y) == 0:
-        return 0.0
+        return 0.0, 0.0
     model.eval()
-    correct = 0
+    correct, loss = 0, 0.0
     for i in range(0, len(y), EVAL_BATCH):
-        batch = x[i : i + EVAL_BATCH]
-        logits = model(batch if transform is None else transform(batch))
-        correct += int((logits.argmax(dim=1) == y[i : i + EVAL_BATCH]).sum())
-    return correct / len(y)
+        batch, labels = x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]
+        logits = model(batch if transform is None else transform(batch)).float()
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+    return correct / len(y), loss / len(y)
 
 
 class TrainingTimeout(Exception):

@@ -30,7 +30,7 @@ from ge_nas.export import Meta, save_model
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
 from ge_nas.network.build import build_model, measure
 from ge_nas.scoring import LATENCY_BATCH, latency_ms, robustness
-from ge_nas.train import accuracy, place_model, resolve_device, train_model
+from ge_nas.train import accuracy, accuracy_and_loss, place_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
 
 def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -> Metrics:
     """Return trained with the accuracies and the objectives the task asks for."""
-    val = accuracy(model, splits.x_val, splits.y_val)
+    val, val_loss = accuracy_and_loss(model, splits.x_val, splits.y_val)
     test = accuracy(model, splits.x_test, splits.y_test) if task.score_test else None
     robust = None
     if task.measure_robustness:  # the same noise for every network of a run: seeded by the split
@@ -189,7 +189,12 @@ def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -
         )
     latency = latency_ms(model, _latency_batch(splits)) if task.measure_latency else None
     return replace(
-        trained, val_accuracy=val, test_accuracy=test, robustness=robust, latency_ms=latency
+        trained,
+        val_accuracy=val,
+        val_loss=val_loss,
+        test_accuracy=test,
+        robustness=robust,
+        latency_ms=latency,
     )
 
 

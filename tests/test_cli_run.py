@@ -227,6 +227,25 @@ def test_a_single_objective_run_does_not_call_its_table_a_pareto_front(
     assert "Best networks by validation accuracy" in out and "Pareto front" not in out
 
 
+def test_a_search_on_validation_loss_with_the_transfer_gas_settings(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    argv = [*TINY, *FAST, "--objective", "loss", "--tournament-size", "2"]
+    assert main([*argv, "--crossover", "two-point", "--out", str(out)]) == 0
+    rows = rundir.read_pareto(out)
+    losses = [float(r["val_loss"]) for r in rows]
+    assert rows and losses == sorted(losses), "ranked by validation loss, lowest first"
+
+
+def test_an_unknown_crossover_is_refused_before_anything_is_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    assert main([*TINY, *FAST, "--crossover", "two-points", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--crossover: unknown value 'two-points' (did you mean 'two-point'?)" in err
+    assert not out.exists()
+
+
 def test_interrupt_says_how_to_resume(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,7 +90,7 @@ def test_invalid_value_names_the_flag(name: str, value: Any, flag: str) -> None:
     [
         ((), "--objectives needs at least one of val_accuracy, params, flops"),
         (("val_accuracy", "parms"), "--objectives: unknown value 'parms' (did you mean 'params'?)"),
-        (("params",), "--objectives must include val_accuracy"),
+        (("params",), "--objectives must include val_accuracy or val_loss"),
         (("val_accuracy", "params", "params"), "--objectives lists a name twice"),
     ],
 )

@@ -11,13 +11,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ge_nas.errors import ConfigError
-from ge_nas.grammar.operators import int_flip_mutation, one_point_crossover, two_point_crossover
+from ge_nas.grammar.operators import (
+    int_flip_mutation,
+    one_point_crossover,
+    two_point_crossover,
+    uniform_crossover,
+)
 
 CODON_SIZE = 1000
 GENOMES = st.lists(st.integers(0, CODON_SIZE - 1), min_size=1, max_size=40)
 USED = st.integers(0, 120)  # wrapping can use more codons than a genome has
 Crossover = Callable[..., tuple[list[int], list[int]]]
-CROSSOVERS: list[Crossover] = [one_point_crossover, two_point_crossover]
+CROSSOVERS: list[Crossover] = [one_point_crossover, two_point_crossover, uniform_crossover]
 
 
 @pytest.mark.parametrize("crossover", CROSSOVERS)
@@ -56,6 +61,21 @@ def test_two_point_swaps_segments_and_keeps_tails() -> None:
     assert (
         child_a[-6:] == a[4:] and child_b[-6:] == b[4:]
     )  # cut points never go past the used codons
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_uniform_swaps_positions_both_parents_used_and_keeps_lengths(seed: int) -> None:
+    a, b = list(range(10)), list(range(100, 106))
+    child_a, child_b = uniform_crossover(random.Random(seed), a, b, used_a=8, used_b=4)
+    assert (len(child_a), len(child_b)) == (10, 6)
+    assert child_a[4:] == a[4:] and child_b[4:] == b[4:], "only positions both used are swapped"
+    assert all({child_a[i], child_b[i]} == {a[i], b[i]} for i in range(4))
+
+
+def test_uniform_swaps_about_half_the_positions() -> None:
+    a, b = [0] * 1000, [1] * 1000
+    child_a, _ = uniform_crossover(random.Random(0), a, b, used_a=1000, used_b=1000)
+    assert 430 < sum(child_a) < 570
 
 
 def test_empty_parents_come_back_unchanged() -> None:

@@ -114,6 +114,31 @@ def test_crossover_swaps_whole_lists_per_rule() -> None:
     assert len(seen) == 8
 
 
+@pytest.mark.parametrize("kind", ["one-point", "two-point"])
+def test_point_crossovers_swap_a_run_of_rules(kind: str) -> None:
+    grammar = parse_grammar(
+        "<s> ::= <a><b><c><d>\n<a> ::= x | y\n<b> ::= u | v\n<c> ::= p | q\n<d> ::= m | n"
+    )
+    a = {r: [0] for r in "sabcd"}
+    b = {"s": [0], **{r: [1] for r in "abcd"}}
+    seen = set()
+    for seed in range(80):
+        first, _ = crossover_sge(grammar, a, b, random.Random(seed), max_depth=3, kind=kind)
+        taken = "".join(str(first[r][0]) for r in "sabcd")
+        assert taken.strip("0").count("0") == 0, f"{kind} swaps one run of rules, got {taken}"
+        if kind == "one-point":
+            assert taken.endswith("1"), "one-point swaps every rule from its cut on"
+        seen.add(taken)
+    assert len(seen) > 2
+
+
+def test_unknown_crossover_kind_is_a_config_error() -> None:
+    grammar = parse_grammar("<s> ::= <a><b>\n<a> ::= x | y\n<b> ::= u | v")
+    a = {"s": [0], "a": [0], "b": [0]}
+    with pytest.raises(ConfigError, match="expected one-point, two-point or uniform"):
+        crossover_sge(grammar, a, a, random.Random(0), max_depth=3, kind="three-point")
+
+
 def test_json_errors_say_what_is_wrong() -> None:
     with pytest.raises(ConfigError, match="JSON object"):
         sge_from_json(EXPR, [[0]])

@@ -16,7 +16,7 @@ from ge_nas.config import RunConfig
 from ge_nas.fidelity import fidelity_key
 from ge_nas.grammar import load_grammar
 from ge_nas.metrics import FAILED, OK, Metrics
-from ge_nas.objectives import OBJECTIVE_WEIGHTS, WORST_LOG10, fitness_values
+from ge_nas.objectives import OBJECTIVE_WEIGHTS, WORST_LOG10, WORST_LOSS, fitness_values
 from ge_nas.scoring import latency_ms, robustness
 from ge_nas.search.evaluator import Evaluator
 from ge_nas.train import accuracy
@@ -116,6 +116,19 @@ def test_fitness_of_latency_is_log10_ms_and_robustness_a_fraction() -> None:
     assert fitness_values(m, OBJECTIVES) == pytest.approx((0.9, 3.0, math.log10(25.0), 0.7))
     assert fitness_values(replace(m, latency_ms=0.0), ("latency",)) == (-3.0,)  # floored, finite
     assert [OBJECTIVE_WEIGHTS[n] for n in OBJECTIVES] == [1.0, -1.0, -1.0, 1.0]
+
+
+def test_validation_loss_is_minimised_as_it_is_and_failures_get_the_worst() -> None:
+    assert fitness_values(Metrics(OK, 0.9, val_loss=0.35), ("val_loss",)) == (0.35,)
+    assert OBJECTIVE_WEIGHTS["val_loss"] == -1.0
+    assert fitness_values(Metrics(FAILED, val_loss=0.1), ("val_loss",)) == (WORST_LOSS,)
+    assert fitness_values(Metrics(OK, 0.9), ("val_loss",)) == (WORST_LOSS,)
+    assert fitness_values(Metrics(OK, 0.1, val_loss=float("inf")), ("val_loss",)) == (WORST_LOSS,)
+
+
+def test_evaluate_records_the_validation_loss() -> None:
+    m = scored()
+    assert m.ok and m.val_loss is not None and 0 < m.val_loss < 10
 
 
 def test_failures_get_the_worst_finite_objectives() -> None:

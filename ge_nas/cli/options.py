@@ -269,6 +269,12 @@ RUN_OPTIONS = (
         "per-codon mutation probability (default: 1 / codons used)",
     ),
     Option(
+        "--crossover",
+        "crossover",
+        str,
+        "crossover: one-point, two-point or uniform (default: one-point for ge, uniform for sge)",
+    ),
+    Option(
         "--crossover-prob",
         "crossover_prob",
         float,

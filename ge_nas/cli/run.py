@@ -55,8 +55,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objectives", help=OBJECTIVES_HELP)
     p.add_argument(
         "--objective",
-        choices=["accuracy"],
-        help="shortcut: single-objective search on validation accuracy",
+        choices=["accuracy", "loss"],
+        help="shortcut: single-objective search on validation accuracy, or on validation loss",
     )
     add_run_options(p)
     p.set_defaults(func=command_run)
@@ -70,8 +70,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides["dataset"] = args.dataset
     if args.objectives:
         overrides["objectives"] = tuple(s.strip() for s in args.objectives.split(",") if s.strip())
-    if args.objective == "accuracy":
-        overrides["objectives"] = ("val_accuracy",)
+    if args.objective:
+        overrides["objectives"] = (
+            ("val_accuracy",) if args.objective == "accuracy" else ("val_loss",)
+        )
     overrides["command"] = args.command_line
     return make_config(base, overrides)
 

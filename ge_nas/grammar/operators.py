@@ -1,8 +1,10 @@
-"""GE variation on plain integer genomes: variable one- and two-point crossover, int-flip mutation.
+"""GE variation on plain integer genomes: one-point, two-point and uniform crossover, int-flip mutation.
 
 Crossover points fall within the codons each parent used when it was mapped
 (PonyGE2's ``within_used`` default [Fenton2017]), chosen independently in each
 parent, so children change length. Every child keeps at least one codon.
+Uniform crossover swaps each codon position that both parents used with
+probability 1/2; the children keep their parents' lengths.
 Mutation redraws each used codon with a per-codon probability. Parents are
 never modified; all randomness comes from the rng passed in.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from ge_nas.config import CROSSOVERS as CROSSOVER_NAMES
 from ge_nas.errors import ConfigError
 
 
@@ -39,6 +42,24 @@ def two_point_crossover(
     child_a = list(a[:p1]) + list(b[q1:q2]) + list(a[p2:])
     child_b = list(b[:q1]) + list(a[p1:p2]) + list(b[q2:])
     return child_a, child_b
+
+
+def uniform_crossover(
+    rng: random.Random, a: Sequence[int], b: Sequence[int], *, used_a: int, used_b: int
+) -> tuple[list[int], list[int]]:
+    """Swap each codon position within the used codons of both parents with probability 1/2."""
+    child_a, child_b = list(a), list(b)
+    if not a or not b:
+        return child_a, child_b
+    for i in range(min(_span(a, used_a), _span(b, used_b))):
+        if rng.random() < 0.5:
+            child_a[i], child_b[i] = child_b[i], child_a[i]
+    return child_a, child_b
+
+
+CROSSOVERS = dict(
+    zip(CROSSOVER_NAMES, (one_point_crossover, two_point_crossover, uniform_crossover))
+)  # by --crossover name
 
 
 def int_flip_mutation(

@@ -34,7 +34,7 @@ from ge_nas.grammar import sge
 from ge_nas.grammar.grammar import Grammar
 from ge_nas.grammar.initialise import initial_genomes
 from ge_nas.grammar.mapper import Derivation, map_genome
-from ge_nas.grammar.operators import int_flip_mutation, one_point_crossover
+from ge_nas.grammar.operators import CROSSOVERS, int_flip_mutation
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,20 @@ class Representation:
     max_wraps: int = 0
     codon_size: int = 100_000
     mutation_prob: float | None = None  # GE: per used codon; default 1 / codons used
+    crossover_kind: str | None = (
+        None  # one-point, two-point, uniform (None: one-point GE, uniform SGE)
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in REPRESENTATIONS:
             raise ConfigError(
                 f"--representation: unknown value {self.kind!r}{did_you_mean(self.kind, REPRESENTATIONS)}; "
                 f"expected one of {', '.join(REPRESENTATIONS)}"
+            )
+        if self.crossover_kind is not None and self.crossover_kind not in CROSSOVERS:
+            raise ConfigError(
+                f"--crossover: unknown value {self.crossover_kind!r}{did_you_mean(self.crossover_kind, CROSSOVERS)}; "
+                f"expected one of {', '.join(CROSSOVERS)}"
             )
 
     def map(self, genome: Sequence[int]) -> Derivation:
@@ -81,12 +89,14 @@ class Representation:
     def crossover(
         self, a: Sequence[int], b: Sequence[int], rng: random.Random, *, used_a: int, used_b: int
     ) -> tuple[list[int], list[int]]:
-        """Return two children: GE one-point within used codons, or SGE uniform over rules."""
+        """Return two children: GE crossover within used codons (one-point unless set), or SGE over rules (uniform unless set)."""
         if self.kind == "ge":
-            return one_point_crossover(rng, a, b, used_a=used_a, used_b=used_b)
+            cross = CROSSOVERS[self.crossover_kind or "one-point"]
+            return cross(rng, a, b, used_a=used_a, used_b=used_b)
         first, second = sge.crossover_sge(
-            self.grammar, self._sge(a), self._sge(b), rng, max_depth=self.max_depth
-        )
+            self.grammar, self._sge(a), self._sge(b), rng, max_depth=self.max_depth,
+            kind=self.crossover_kind or "uniform",
+        )  # fmt: skip
         return flatten(self.grammar, first), flatten(self.grammar, second)
 
     def mutate(self, genome: Sequence[int], rng: random.Random, *, used: int) -> list[int]:

@@ -213,20 +213,36 @@ def crossover_sge(
     rng: random.Random,
     *,
     max_depth: int,
+    kind: str = "uniform",
 ) -> tuple[Genotype, Genotype]:
-    """Return two children of a uniform crossover over rules, each repaired by grow_sge.
+    """Return two children that swap whole rules' lists of choices, each repaired by grow_sge.
 
-    A fair coin per rule (rule id order) says whether the children swap that rule's
-    whole list of choices; the first child takes the rest from a, the second from b.
+    Rules are taken in rule id order. uniform: a fair coin per rule says whether
+    the children swap it; one-point: every rule from a random cut on; two-point:
+    the rules between two random cuts. The first child takes the rest from a, the
+    second from b.
     """
     _check_max_depth(grammar, max_depth)
     first, second = _copy_rows(grammar, a), _copy_rows(grammar, b)
-    for rule in range(len(first)):
-        if rng.random() < 0.5:
-            first[rule], second[rule] = second[rule], first[rule]
+    for rule in _swapped_rules(len(first), rng, kind):
+        first[rule], second[rule] = second[rule], first[rule]
     _grow(grammar.codes, first, rng, max_depth)
     _grow(grammar.codes, second, rng, max_depth)
     return _genotype(grammar.codes, first), _genotype(grammar.codes, second)
+
+
+def _swapped_rules(rules: int, rng: random.Random, kind: str) -> range | list[int]:
+    """Return the rule ids a crossover of this kind swaps."""
+    if kind == "uniform":
+        return [rule for rule in range(rules) if rng.random() < 0.5]
+    if rules < 2:
+        return []
+    if kind == "one-point":
+        return range(rng.randint(1, rules - 1), rules)
+    if kind == "two-point":
+        start, end = sorted(rng.sample(range(rules + 1), 2))
+        return range(start, end)
+    raise ConfigError(f"unknown crossover {kind!r}; expected one-point, two-point or uniform")
 
 
 def sge_from_json(grammar: Grammar, data: object) -> Genotype:

@@ -326,7 +326,7 @@ def representation_for(grammar: Grammar, config: RunConfig) -> Representation:
     """Return the run's representation: how its genomes map, start and vary."""
     return Representation(
         config.representation, grammar, config.max_depth, config.max_wraps,
-        config.codon_size, config.mutation_prob,
+        config.codon_size, config.mutation_prob, config.crossover,
     )  # fmt: skip
 
 
