@@ -1,11 +1,19 @@
-"""Objectives measured on a trained network: CPU latency and robustness to input noise.
+"""Objectives measured on a trained network: CPU latency, robustness to input noise, out-of-distribution detection.
 
 Both cost time, so a worker measures them only when the run's objectives ask
 for them. Latency is the median wall time of a forward pass of one fixed batch
 on one CPU thread, after a warm-up, so networks compare no matter how many
 threads the worker trains with. Robustness is accuracy on the validation set
 with seeded Gaussian noise added to the (normalized) inputs; every network of
-a run sees the same noise.
+a run sees the same noise. Out-of-distribution detection is the AUROC with
+which a score of the logits (max softmax probability [Hendrycks2017], or the
+negative free energy [Liu2020]) ranks in-distribution images above
+out-of-distribution ones: 0.5 is chance, 1 is perfect.
+
+[Hendrycks2017] D. Hendrycks, K. Gimpel. A baseline for detecting
+misclassified and out-of-distribution examples in neural networks. ICLR 2017.
+[Liu2020] W. Liu, X. Wang, J. Owens, Y. Li. Energy-based out-of-distribution
+detection. NeurIPS 2020.
 """
 
 from __future__ import annotations
@@ -65,3 +73,46 @@ def robustness(
         return batch + sigma * noise
 
     return accuracy(model, x, y, transform=add_noise)
+
+
+OOD_SCORES = ("msp", "energy")
+EVAL_BATCH = 1024
+
+
+@torch.no_grad()
+def ood_scores(model: nn.Module, x: torch.Tensor, score: str = "msp") -> torch.Tensor:
+    """Return each image's in-distribution score: max softmax probability, or logsumexp of the logits (energy)."""
+    if score not in OOD_SCORES:
+        raise ValueError(f"unknown OoD score {score!r}; expected one of {', '.join(OOD_SCORES)}")
+    model.eval()
+    parts = []
+    for i in range(0, len(x), EVAL_BATCH):
+        logits = model(x[i : i + EVAL_BATCH]).float()
+        parts.append(
+            logits.softmax(dim=1).amax(dim=1) if score == "msp" else logits.logsumexp(dim=1)
+        )
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """Return the probability that a positive scores above a negative (ties count half): the ROC curve's area."""
+    if not len(positive) or not len(negative):
+        raise ValueError("AUROC needs at least one positive and one negative score")
+    scores = torch.cat([positive, negative]).double()
+    order = scores.argsort()
+    ranks = torch.empty_like(scores)
+    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.double)
+    for value in scores.unique():  # tied scores share their mean rank
+        tied = scores == value
+        if int(tied.sum()) > 1:
+            ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = len(positive), len(negative)
+    u = float(ranks[:n_pos].sum()) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def ood_auroc(
+    model: nn.Module, x_in: torch.Tensor, x_out: torch.Tensor, *, score: str = "msp"
+) -> float:
+    """Return the AUROC of in-distribution images x_in against out-of-distribution x_out by the score."""
+    return auroc(ood_scores(model, x_in, score), ood_scores(model, x_out, score))

@@ -171,3 +171,35 @@ def test_tasks_ask_for_what_the_objectives_need(
     for task in executor.tasks:
         assert (task.measure_latency, task.measure_robustness) == (latency, robust)
         assert (task.noise_sigma, task.device, task.bf16) == (0.3, "cpu", True)
+
+
+def test_auroc_counts_pairs_ranked_right_and_ties_half() -> None:
+    from ge_nas.scoring import auroc
+
+    assert auroc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
+    assert auroc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
+    assert auroc(torch.tensor([1.0, 3.0]), torch.tensor([2.0])) == 0.5
+    assert auroc(torch.tensor([2.0, 2.0]), torch.tensor([2.0, 2.0, 2.0])) == 0.5
+    gen = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(300, generator=gen) + 1, torch.randn(200, generator=gen)
+    brute = sum(float(p > n) + 0.5 * float(p == n) for p in pos for n in neg) / (300 * 200)
+    assert auroc(pos, neg) == pytest.approx(brute)
+    with pytest.raises(ValueError, match="at least one positive and one negative"):
+        auroc(torch.tensor([1.0]), torch.tensor([]))
+
+
+def test_ood_auroc_separates_what_the_network_is_sure_of() -> None:
+    from ge_nas.scoring import ood_auroc, ood_scores
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(3, 4) * 10)
+        model[1].bias.zero_()
+    sure = torch.zeros(20, 1, 2, 2)
+    sure.view(20, 4)[:, 0] = 1.0  # a large logit for class 0
+    unsure = torch.zeros(20, 1, 2, 2)  # every logit 0: softmax 1/3
+    assert ood_auroc(model, sure, unsure) == 1.0
+    assert ood_auroc(model, sure, unsure, score="energy") == 1.0
+    assert torch.allclose(ood_scores(model, unsure), torch.full((20,), 1 / 3))
+    with pytest.raises(ValueError, match="expected one of msp, energy"):
+        ood_scores(model, sure, "entropy")

@@ -37,15 +37,41 @@ def build_model(
     Raises:
         ArchError: a layer cannot take the shape it receives.
     """
+    return build_with_slots(spec, input_shape, num_classes)[0]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one layer of a spec went in the built network: its module (if any) and its output shape."""
+
+    module: (
+        int | None
+    )  # index in the Sequential; None when the layer built nothing (a skipped pool)
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+def build_with_slots(
+    spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int
+) -> tuple[nn.Sequential, list[Slot]]:
+    """Return build_model's network and, for each layer of the spec, its Slot (the classifier is the last module).
+
+    Raises:
+        ArchError: a layer cannot take the shape it receives.
+    """
     modules: list[nn.Module] = []
+    slots: list[Slot] = []
     shape: Shape = tuple(input_shape)
     for index, layer in enumerate(spec.layers, start=1):
+        before = len(modules)
+        incoming = shape
         shape = _append(modules, layer, shape, index)
+        slots.append(Slot(len(modules) - 1 if len(modules) > before else None, incoming, shape))
     if len(shape) == 3:
         modules.append(_global_pool())
         shape = (shape[0],)
     modules.append(nn.Linear(shape[0], num_classes))
-    return nn.Sequential(*modules)
+    return nn.Sequential(*modules), slots
 
 
 def _append(modules: list[nn.Module], layer: Layer, shape: Shape, index: int) -> Shape:
