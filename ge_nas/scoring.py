@@ -99,13 +99,12 @@ def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
     if not len(positive) or not len(negative):
         raise ValueError("AUROC needs at least one positive and one negative score")
     scores = torch.cat([positive, negative]).double()
-    order = scores.argsort()
+    ordered, order = scores.sort()
+    _, counts = torch.unique_consecutive(ordered, return_counts=True)
+    ends = counts.cumsum(0).double()
+    mean_ranks = ends - (counts.double() - 1) / 2  # tied scores share their mean rank (1-based)
     ranks = torch.empty_like(scores)
-    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.double)
-    for value in scores.unique():  # tied scores share their mean rank
-        tied = scores == value
-        if int(tied.sum()) > 1:
-            ranks[tied] = ranks[tied].mean()
+    ranks[order] = mean_ranks.repeat_interleave(counts)
     n_pos, n_neg = len(positive), len(negative)
     u = float(ranks[:n_pos].sum()) - n_pos * (n_pos + 1) / 2
     return u / (n_pos * n_neg)
