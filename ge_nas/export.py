@@ -32,11 +32,13 @@ from ge_nas.data import Standardization, Standardize
 from ge_nas.errors import ArchError, ConfigError, ExportError
 from ge_nas.metrics import Metrics
 from ge_nas.network.build import build_model
+from ge_nas.network.ensemble import VOTES, Ensemble
 
 log = logging.getLogger(__name__)
 
 MODEL = "model.pt"
 SPEC = "spec.json"
+ENSEMBLE = "ensemble.json"  # instead of spec.json: the members' specs and the vote
 META = "meta.json"
 ONNX = "model.onnx"
 FORMATS = ("torch", "onnx")
@@ -156,9 +158,15 @@ def _model_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def load_weights(directory: Path, meta: Meta) -> nn.Module:
-    """Rebuild the network of directory's spec.json and load its model.pt (eval mode)."""
-    spec = ArchSpec.from_json(_read(directory / SPEC))
-    model = build_model(spec, meta.input_shape, meta.num_classes)
+    """Rebuild the network of directory's spec.json (or ensemble.json) and load its model.pt (eval mode)."""
+    if (directory / ENSEMBLE).is_file():
+        specs, vote = read_ensemble(directory / ENSEMBLE)
+        members = [build_model(spec, meta.input_shape, meta.num_classes) for spec in specs]
+        model: nn.Module = Ensemble(members, vote)
+    else:
+        model = build_model(
+            ArchSpec.from_json(_read(directory / SPEC)), meta.input_shape, meta.num_classes
+        )
     try:
         state = torch.load(directory / MODEL, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -205,6 +213,36 @@ def load_model(path: str | os.PathLike[str]) -> nn.Module:
     return raw_input_model(load_weights(directory, meta), meta)
 
 
+def read_ensemble(path: Path) -> tuple[list[ArchSpec], str]:
+    """Return the members' specs and the vote of an ensemble.json.
+
+    Raises:
+        ConfigError: the file is not an ensemble ge_nas wrote.
+    """
+    try:
+        doc = json.loads(_read(path))
+        vote, members = doc["vote"], doc["members"]
+        if vote not in VOTES or not isinstance(members, list) or not members:
+            raise ValueError(f"expected a vote in {VOTES} and a non-empty list of members")
+        return [ArchSpec.from_json(json.dumps(member)) for member in members], vote
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not an ensemble ge_nas wrote ({exc})") from None
+
+
+def save_ensemble(
+    directory: Path, ensemble: Ensemble, specs: list[ArchSpec], meta: Meta, sources: list[str]
+) -> None:
+    """Write model.pt (the ensemble's state dict), ensemble.json and meta.json: load_model reads them."""
+    write_meta(directory, meta)
+    torch.save(ensemble.state_dict(), directory / MODEL)
+    doc = {
+        "vote": ensemble.vote,
+        "members": [json.loads(spec.to_json()) for spec in specs],
+        "sources": sources,
+    }
+    (directory / ENSEMBLE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
 def raw_input_model(network: nn.Module, meta: Meta) -> nn.Module:
     """Return network behind a Standardize of meta's statistics (network itself without them), in eval mode."""
     if meta.standardization is None:
@@ -224,7 +262,9 @@ def export_torch(source: Path, out: Path, meta: Meta) -> Exported:
     """Copy source's model.pt and spec.json to out with a meta.json, checking that they load."""
     load_weights(source, meta)
     out.mkdir(parents=True, exist_ok=True)
-    files = [Path(shutil.copyfile(source / name, out / name)) for name in (MODEL, SPEC)]
+    files = [
+        Path(shutil.copyfile(source / name, out / name)) for name in (MODEL, _spec_file(source))
+    ]
     files.append(write_meta(out, meta))
     return Exported(out, tuple(files))
 
@@ -250,8 +290,16 @@ def export_onnx(source: Path, out: Path, meta: Meta, sample: torch.Tensor) -> Ex
             f"ONNX model differs from torch by {diff:.3g} (> {ONNX_TOLERANCE:g}) on {len(sample)} sample inputs; not written"
         )
     os.replace(tmp, target)
-    files = (target, Path(shutil.copyfile(source / SPEC, out / SPEC)), write_meta(out, meta))
+    spec = _spec_file(source)
+    if source.resolve() != out.resolve():
+        shutil.copyfile(source / spec, out / spec)
+    files = (target, out / spec, write_meta(out, meta))
     return Exported(out, files, diff)
+
+
+def _spec_file(directory: Path) -> str:
+    """Return the name of what describes directory's network: ensemble.json or spec.json."""
+    return ENSEMBLE if (directory / ENSEMBLE).is_file() else SPEC
 
 
 def _require_onnx() -> None:

@@ -47,6 +47,9 @@ def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
         if argv[at] not in ranks:
             argv = [a.replace(f"front/{argv[at]}", f"front/{ranks[-1]}") for a in argv]
             argv[at] = ranks[-1]
+    if argv[0] == "ensemble":  # an ensemble needs two trained networks: train a second one in
+        second = ["train", "--phenotype", "conv(4,3) relu | opt=adam", "--dataset", "digits"]
+        assert main([*second, "--epochs", "1", "--out", str(run / "front" / "99")]) == 0
     if argv[0] == "train" and "--out" in argv and Path(argv[argv.index("--out") + 1]).exists():
         argv[argv.index("--out") + 1] = str(
             tmp_path / "trained"

@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ge_nas.cli.models",
         "fully train one network on train+validation and score it on the test set",
     ),
+    "ensemble": (
+        "ge_nas.cli.ensemble",
+        "combine a run's trained networks into one voting model; compare it with its best member",
+    ),
     "grammar": ("ge_nas.cli.grammar", "check a BNF search space, sample it, map genomes with it"),
 }
 

@@ -1,0 +1,258 @@
+"""The ensemble command: a run's trained networks voting as one, against its best member.
+
+python -m ge_nas ensemble runs/RUN [--members front|top:K] [--vote soft|hard] [--out DIR]
+
+Members are the run's trained networks (front/<rank>/: the finalists, and any
+front member trained into the run with `ge_nas train --from RUN --rank N --out
+RUN/front/N`). They are scored on the held-out slice of the validation split
+that no finalist trained on (the run's --final-holdout; under --shots the whole
+validation split) and on the test set. The best member is the one the
+held-out slice chooses; `top:K` takes the K best by held-out accuracy. The
+test set is reported, never used to choose. The ensemble is saved as one
+module (model.pt with ensemble.json and meta.json, which ge_nas.load_model
+opens, and model.onnx when onnx is installed), taking raw input like any
+exported model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from torch import nn
+
+from ge_nas import rundir
+from ge_nas.arch import ArchSpec
+from ge_nas.config import RunConfig
+from ge_nas.data import load_splits
+from ge_nas.data.datasets import Splits, final_splits
+from ge_nas.errors import ConfigError
+from ge_nas.export import (
+    ENSEMBLE,
+    META,
+    MODEL,
+    ONNX,
+    SPEC,
+    Meta,
+    export_onnx,
+    load_weights,
+    save_ensemble,
+)
+from ge_nas.network import count_params
+from ge_nas.network.ensemble import VOTES, Ensemble
+from ge_nas.train import accuracy
+
+ENSEMBLE_FILES = (MODEL, ENSEMBLE, META, ONNX, ONNX + ".tmp", "metrics.json")
+ONNX_SAMPLES = 64
+
+
+def add_ensemble_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the arguments of `ensemble`."""
+    p.add_argument("run", metavar="RUN_DIR", help="a finished run directory")
+    p.add_argument(
+        "--members",
+        default="front",
+        help="front (every trained network of the run) or top:K (the K best on the held-out slice); default front",
+    )
+    p.add_argument(
+        "--vote",
+        choices=VOTES,
+        default="soft",
+        help="soft (mean probability, default) or hard (majority)",
+    )
+    p.add_argument("--out", help="where to save the ensemble (default RUN_DIR/ensemble)")
+    p.set_defaults(func=command_ensemble)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One trained network of the run and its scores."""
+
+    name: str  # front/<rank>
+    spec: ArchSpec
+    network: nn.Module
+    meta: Meta
+    holdout: float
+    test: float
+
+    @property
+    def params(self) -> int:
+        return count_params(self.network)
+
+
+def command_ensemble(args: argparse.Namespace, console: Console) -> int:
+    """Score the ensemble of a run's trained networks against its best member; save it as one module."""
+    run = Path(args.run)
+    config = rundir.load_run_config(run)
+    count = _member_count(args.members)
+    out = Path(args.out) if args.out else run / "ensemble"
+    rundir.check_empty_dir(out, allowed=ENSEMBLE_FILES)
+    directories = trained_members(run)
+    if count is not None and count > len(directories):
+        raise ConfigError(
+            f"--members top:{count}: {run} has only {len(directories)} trained networks"
+        )
+    meta = _common_meta(directories)
+    held, test = _scoring_splits(config)
+    members = [_scored(d, run, meta, held, test) for d in directories]
+    if count is not None:
+        members = sorted(members, key=lambda m: -m.holdout)[:count]
+    ensemble = Ensemble([m.network for m in members], args.vote).eval()
+    scores = {
+        "holdout": accuracy(ensemble, held.x_val, held.y_val),
+        "test": accuracy(ensemble, test.x_test, test.y_test),
+    }
+    best = max(members, key=lambda m: m.holdout)
+    console.print(_table(members, scores, best, args.vote, config))
+    gain = (scores["holdout"] - best.holdout, scores["test"] - best.test)
+    console.print(
+        f"ensemble of {len(members)} ({args.vote} vote) against the best member ({best.name}, chosen on the "
+        f"held-out slice): {gain[0]:+.4f} held-out, {gain[1]:+.4f} test accuracy",
+        highlight=False,
+    )
+    _save(out, ensemble, members, meta, scores, best, test)
+    console.print(
+        f"saved to {escape(str(out))}; load it with ge_nas.load_model({str(out)!r})",
+        highlight=False,
+    )
+    return 0
+
+
+def _member_count(text: str) -> int | None:
+    """Return K of 'top:K' (None for 'front'), or raise ConfigError."""
+    if text == "front":
+        return None
+    head, _, k = text.partition(":")
+    if head != "top" or not k.isdigit() or int(k) < 2:
+        raise ConfigError(f"--members {text!r}: expected front or top:K with K >= 2 (e.g. top:3)")
+    return int(k)
+
+
+def trained_members(run: Path) -> list[Path]:
+    """Return the run's trained model directories (front/<rank> with weights), by rank; at least two.
+
+    Raises:
+        ConfigError: fewer than two trained networks.
+    """
+    front = run / "front"
+    found = sorted(
+        (d for d in front.iterdir() if d.name.isdigit() and (d / MODEL).is_file()),
+        key=lambda d: int(d.name),
+    ) if front.is_dir() else []  # fmt: skip
+    if len(found) < 2:
+        raise ConfigError(
+            f"{run}: an ensemble needs at least 2 trained networks, found {len(found)} in front/; "
+            f"train another front member into the run: python -m ge_nas train --from {run} --rank N --out {front}/N"
+        )
+    return found
+
+
+def _common_meta(directories: list[Path]) -> Meta:
+    """Return the members' shared meta.json, or raise ConfigError naming the member that differs."""
+    metas = [
+        Meta.from_json((d / META).read_text(encoding="utf-8"), str(d / META)) for d in directories
+    ]
+    first = metas[0]
+    for directory, meta in zip(directories[1:], metas[1:]):
+        for what, ours, theirs in (
+            ("input shape", meta.input_shape, first.input_shape),
+            ("class count", meta.num_classes, first.num_classes),
+            ("classes", meta.classes, first.classes),
+            ("input standardisation", meta.standardization, first.standardization),
+        ):
+            if ours != theirs:
+                raise ConfigError(
+                    f"{directory}: its {what} is {ours}, but {directories[0]}'s is {theirs}; "
+                    "ensemble members must take the same input and give the same classes"
+                )
+    return first
+
+
+def _scoring_splits(config: RunConfig) -> tuple[Splits, Splits]:
+    """Return (splits whose validation part is the held-out slice, the run's splits for the test set)."""
+    c = config
+    splits = load_splits(
+        c.dataset, c.data_dir, c.val_fraction, c.split_seed, None, c.classes, c.shots, c.val_shots
+    )
+    return final_splits(splits, c.final_holdout, c.split_seed), splits
+
+
+def _scored(directory: Path, run: Path, meta: Meta, held: Splits, test: Splits) -> Member:
+    network = load_weights(directory, meta)
+    return Member(
+        str(directory.relative_to(run)),
+        ArchSpec.from_json((directory / SPEC).read_text(encoding="utf-8")),
+        network,
+        meta,
+        accuracy(network, held.x_val, held.y_val),
+        accuracy(network, test.x_test, test.y_test),
+    )
+
+
+def _table(
+    members: list[Member], scores: dict[str, float], best: Member, vote: str, config: RunConfig
+) -> Table:
+    honest = config.final_holdout > 0 or config.shots is not None
+    table = Table(
+        title="Ensemble against its members"
+        + (
+            ""
+            if honest
+            else " (no held-out slice: --final-holdout 0, held-out figures were trained on)"
+        ),
+        title_justify="left",
+    )
+    for head in ("member", "params", "held-out acc", "test acc"):
+        table.add_column(head, justify="left" if head == "member" else "right")
+    for m in members:
+        mark = " (best)" if m is best else ""
+        table.add_row(m.name + mark, f"{m.params:,}", f"{m.holdout:.4f}", f"{m.test:.4f}")
+    total = sum(m.params for m in members)
+    table.add_row(
+        f"ensemble ({vote})", f"{total:,}", f"{scores['holdout']:.4f}", f"{scores['test']:.4f}"
+    )
+    return table
+
+
+def _save(
+    out: Path,
+    ensemble: Ensemble,
+    members: list[Member],
+    meta: Meta,
+    scores: dict[str, float],
+    best: Member,
+    test: Splits,
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    save_ensemble(out, ensemble, [m.spec for m in members], meta, [m.name for m in members])
+    doc = {
+        "members": [m.name for m in members],
+        "vote": ensemble.vote,
+        "holdout_accuracy": scores["holdout"],
+        "test_accuracy": scores["test"],
+        "best_member": {
+            "name": best.name,
+            "holdout_accuracy": best.holdout,
+            "test_accuracy": best.test,
+        },
+        "params": sum(m.params for m in members),
+    }
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return
+    x = test.x_test[:ONNX_SAMPLES]  # standardised: back to raw test images, as the model takes them
+    if meta.standardization is not None:
+        mean, std = meta.standardization.tensors()
+        x = x * std + mean
+    export_onnx(out, out, meta, x)
+
+
+PARSERS = {"ensemble": add_ensemble_arguments}
