@@ -20,12 +20,12 @@ class Metrics:
 
     status: str
     val_accuracy: float = 0.0
-    val_loss: float | None = None  # mean cross-entropy on the validation split (no label smoothing)
     test_accuracy: float | None = None
     params: int | None = None
     flops: int | None = None
     latency_ms: float | None = None
     robustness: float | None = None
+    val_loss: float | None = None  # mean cross-entropy on the validation split (no label smoothing)
     train_seconds: float = 0.0
     epochs: int = 0
     error: str = ""
