@@ -26,6 +26,8 @@ class Metrics:
     flops: int | None = None
     latency_ms: float | None = None
     robustness: float | None = None
+    ood_auroc: float | None = None  # validation images against out-of-distribution ones (search)
+    test_ood_auroc: float | None = None  # test images against out-of-distribution ones (finalists)
     train_seconds: float = 0.0
     epochs: int = 0
     error: str = ""
