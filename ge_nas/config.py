@@ -33,6 +33,7 @@ MODES = (
 )  # steady: no generational barrier, a free worker gets a child at once
 REPRESENTATIONS = ("ge", "sge")  # codons (GE) or one list of choices per rule (structured GE)
 CROSSOVERS = ("one-point", "two-point", "uniform")  # GE: over used codons; SGE: over rules
+OOD_SCORES = ("msp", "energy")  # max softmax probability, or logsumexp of the logits
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class RunConfig:
     max_params: int = 5_000_000
     max_flops: int = 200_000_000  # per sample, 2 x multiply-accumulates
     noise_sigma: float = 0.1  # the robustness objective's Gaussian input noise, in normalized units
+    # The ood_auroc objective's out-of-distribution images (see parse_ood) and their score.
+    ood: str | None = None
+    ood_score: str = "msp"
     device: str = "auto"  # auto, cpu, cuda or cuda:N; auto: a GPU when torch sees one
     bf16: bool = False  # bfloat16 autocast while training
     test_in_search: bool = (
@@ -158,6 +162,23 @@ class RunConfig:
         if self.classes is not None:  # canonical, so that "0,1,2" and "0-2" are one view
             object.__setattr__(self, "classes", classes_text(parse_classes(self.classes)))
         check_data_view(self.shots, self.val_shots, self.train_subset)
+        self._check_ood()
+
+    def _check_ood(self) -> None:
+        """Check --ood and --ood-score, and that they go with the ood_auroc objective; canonicalise --ood."""
+        _choice("ood_score", self.ood_score, OOD_SCORES)
+        if self.ood is not None:
+            object.__setattr__(self, "ood", parse_ood(self.ood).text())
+        if "ood_auroc" in self.objectives and self.ood is None:
+            raise ConfigError(
+                "--objectives ood_auroc needs --ood SPEC, the out-of-distribution images: "
+                f"{OOD_FORMS}"
+            )
+        if self.ood is not None and "ood_auroc" not in self.objectives:
+            raise ConfigError(
+                f"--ood {self.ood}: ood_auroc is not among --objectives "
+                f"{','.join(self.objectives)}; add it, or leave --ood out"
+            )
 
     def _check_objectives(self) -> None:
         if not self.objectives:
@@ -277,23 +298,26 @@ CLASSES_EXAMPLES = "e.g. 5-9, 0,2,4 or 0-3,7"
 _CLASS_ITEM = re.compile(r"([0-9]+)(?:-([0-9]+))?")
 
 
-def parse_classes(spec: Any) -> tuple[tuple[int, int], ...]:
+def parse_classes(
+    spec: Any, *, flag: str = "--classes", least: int = 2
+) -> tuple[tuple[int, int], ...]:
     """Return a --classes SPEC as sorted, disjoint (low, high) label ranges, both ends included.
 
     SPEC is a comma list of labels and ranges ("5-9", "0,2,4", "0-3,7"). Ranges are
     not expanded, so a huge label costs no memory; whether the data set has the
-    labels is checked where it is loaded.
+    labels is checked where it is loaded. flag names the option in messages; least is
+    the fewest classes SPEC may keep.
 
     Raises:
-        ConfigError: SPEC is empty or malformed, names a label twice, or keeps fewer than 2 classes.
+        ConfigError: SPEC is empty or malformed, names a label twice, or keeps fewer than least classes.
     """
     if not isinstance(spec, str):
         raise ConfigError(
-            f"--classes must be a string of labels and ranges, {CLASSES_EXAMPLES}; got {spec!r}"
+            f"{flag} must be a string of labels and ranges, {CLASSES_EXAMPLES}; got {spec!r}"
         )
     if not spec.strip():
         raise ConfigError(
-            f"--classes {spec!r}: no classes given; expected a comma list of labels and ranges, "
+            f"{flag} {spec!r}: no classes given; expected a comma list of labels and ranges, "
             f"{CLASSES_EXAMPLES}"
         )
     ranges = []
@@ -301,14 +325,14 @@ def parse_classes(spec: Any) -> tuple[tuple[int, int], ...]:
         match = _CLASS_ITEM.fullmatch(item)
         if match is None:
             raise ConfigError(
-                f"--classes {spec!r}: {item!r} is neither a label nor a range LOW-HIGH; "
+                f"{flag} {spec!r}: {item!r} is neither a label nor a range LOW-HIGH; "
                 f"expected a comma list of non-negative labels and ranges, {CLASSES_EXAMPLES}"
             )
         low = int(match.group(1))
         high = low if match.group(2) is None else int(match.group(2))
         if high < low:
             raise ConfigError(
-                f"--classes {spec!r}: the range {item!r} runs backwards; expected LOW-HIGH "
+                f"{flag} {spec!r}: the range {item!r} runs backwards; expected LOW-HIGH "
                 f"with LOW <= HIGH, e.g. {high}-{low}"
             )
         ranges.append((low, high))
@@ -316,12 +340,12 @@ def parse_classes(spec: Any) -> tuple[tuple[int, int], ...]:
     for (_, high), (low, _) in zip(ranges, ranges[1:]):
         if low <= high:
             raise ConfigError(
-                f"--classes {spec!r}: label {low} is given twice; expected each label once"
+                f"{flag} {spec!r}: label {low} is given twice; expected each label once"
             )
     count = sum(high - low + 1 for low, high in ranges)
-    if count < 2:
+    if count < least:
         raise ConfigError(
-            f"--classes {spec!r} keeps {count} class; expected at least 2 (a classifier "
+            f"{flag} {spec!r} keeps {count} class; expected at least {least} (a classifier "
             f"chooses between classes), {CLASSES_EXAMPLES}"
         )
     return tuple(ranges)
@@ -342,6 +366,63 @@ def classes_text(ranges: tuple[tuple[int, int], ...]) -> str:
         else:
             items.extend(str(label) for label in range(low, high + 1))
     return ",".join(items)
+
+
+OOD_NOISE = "noise"
+OOD_NPZ = "npz:"
+OOD_FORMS = (
+    "expected DATASET:classes=LIST (held-out classes, e.g. digits:classes=8,9), DATASET "
+    "(another data set, e.g. mnist), npz:PATH (an .npz with an array x of images) or noise"
+)
+
+
+@dataclass(frozen=True)
+class OodSpec:
+    """A parsed --ood SPEC: where the out-of-distribution images come from."""
+
+    kind: str  # "dataset", "npz" or "noise"
+    name: str = ""  # the data set's name (dataset) or the archive's path (npz)
+    classes: str | None = None  # dataset: these classes only (canonical SPEC); None: all
+
+    def text(self) -> str:
+        """Return the canonical SPEC, e.g. 'digits:classes=8,9', 'npz:x.npz' or 'noise'."""
+        if self.kind == "noise":
+            return OOD_NOISE
+        if self.kind == "npz":
+            return OOD_NPZ + self.name
+        return self.name + ("" if self.classes is None else f":classes={self.classes}")
+
+
+def parse_ood(spec: Any) -> OodSpec:
+    """Return the parsed --ood SPEC: DATASET:classes=LIST, DATASET, npz:PATH or noise.
+
+    Whether the data set or the file exists, and whether its images fit the run's
+    input, is checked where the images are loaded (ge_nas.data.ood).
+
+    Raises:
+        ConfigError: SPEC is not a string of one of these forms, or its class list is malformed.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"--ood: no out-of-distribution images given ({spec!r}); {OOD_FORMS}")
+    text = spec.strip()
+    if text.lower() == OOD_NOISE:
+        return OodSpec("noise")
+    if text[: len(OOD_NPZ)].lower() == OOD_NPZ:
+        if not text[len(OOD_NPZ) :]:
+            raise ConfigError(f"--ood {spec!r}: npz: without a path; {OOD_FORMS}")
+        return OodSpec("npz", text[len(OOD_NPZ) :])
+    name, colon, rest = text.partition(":")
+    if not name.strip():
+        raise ConfigError(f"--ood {spec!r}: no data set name before ':'; {OOD_FORMS}")
+    if not colon:
+        return OodSpec("dataset", name.strip())
+    key, equals, labels = rest.partition("=")
+    if key.strip() != "classes" or not equals:
+        raise ConfigError(
+            f"--ood {spec!r}: {rest!r} after the data set is not classes=LIST; {OOD_FORMS}"
+        )
+    ranges = parse_classes(labels.strip(), flag=f"--ood {spec!r}: classes", least=1)
+    return OodSpec("dataset", name.strip(), classes_text(ranges))
 
 
 def check_data_view(shots: Any, val_shots: Any, train_subset: Any = None) -> None:

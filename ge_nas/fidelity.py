@@ -42,7 +42,7 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         + _view(config)
         + held
         + ("|bf16" if config.bf16 else "")
-        + ("" if final else _measured(config))
+        + (_final_measured(config) if final else _measured(config))
     )
 
 
@@ -59,8 +59,22 @@ def _view(config: RunConfig) -> str:
 def _measured(config: RunConfig) -> str:
     """Return the key suffix naming the optional objectives measured (a result without them must not be reused)."""
     names = [
-        n if n != "robustness" else f"robustness@{config.noise_sigma}"
+        _measured_name(config, n)
         for n in config.objectives
-        if n in ("latency", "robustness", "val_loss")
+        if n in ("latency", "robustness", "val_loss", "ood_auroc")
     ]
     return f"|measured={','.join(names)}" if names else ""
+
+
+def _measured_name(config: RunConfig, name: str) -> str:
+    """Return an objective's name with the settings its value depends on (noise, OoD images, score)."""
+    if name == "robustness":
+        return f"robustness@{config.noise_sigma}"
+    if name == "ood_auroc":
+        return f"ood_auroc@{config.ood}@{config.ood_score}"
+    return name
+
+
+def _final_measured(config: RunConfig) -> str:
+    """Return a finalist's key suffix: the test-set OoD AUROC it reports (empty without --ood)."""
+    return f"|measured=test_ood_auroc@{config.ood}@{config.ood_score}" if config.ood else ""

@@ -26,6 +26,8 @@ class Metrics:
     latency_ms: float | None = None
     robustness: float | None = None
     val_loss: float | None = None  # mean cross-entropy on the validation split (no label smoothing)
+    ood_auroc: float | None = None  # validation images against out-of-distribution ones (search)
+    test_ood_auroc: float | None = None  # test images against out-of-distribution ones (finalists)
     train_seconds: float = 0.0
     epochs: int = 0
     error: str = ""

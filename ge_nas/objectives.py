@@ -1,6 +1,7 @@
 """Objectives: the names a run can optimise, their directions, and the fitness tuple of a Metrics.
 
-Accuracies (val_accuracy, robustness) are maximised as fractions; sizes and
+Accuracies (val_accuracy, robustness) and the out-of-distribution AUROC
+(ood_auroc) are maximised as fractions; sizes and
 costs (params, FLOPs, latency) are minimised on a log10 scale, so each order
 of magnitude counts alike; the validation loss (val_loss, mean cross-entropy)
 is minimised as it is. A network that did not train gets the worst finite
@@ -14,7 +15,16 @@ from collections.abc import Sequence
 
 from ge_nas.metrics import Metrics
 
-OBJECTIVES = ("val_accuracy", "params", "flops", "latency", "robustness", "val_loss")
+OBJECTIVES = (
+    "val_accuracy",
+    "params",
+    "flops",
+    "latency",
+    "robustness",
+    "val_loss",
+    "ood_auroc",
+)
+FRACTIONS = ("val_accuracy", "robustness", "ood_auroc")  # maximised as they are; 0 for a failure
 WORST_LOG10 = 12.0  # the size given to networks that did not train: worse than any real one
 WORST_LOSS = 1e3  # the validation loss given to networks that did not train
 
@@ -25,6 +35,7 @@ OBJECTIVE_WEIGHTS = {
     "flops": -1.0,
     "latency": -1.0,
     "robustness": 1.0,
+    "ood_auroc": 1.0,
 }
 LATENCY_FLOOR_MS = 1e-3  # log10 of a latency below a microsecond per batch is taken as -3
 
@@ -32,14 +43,14 @@ LATENCY_FLOOR_MS = 1e-3  # log10 of a latency below a microsecond per batch is t
 def fitness_values(metrics: Metrics, objectives: Sequence[str]) -> tuple[float, ...]:
     """Return the fitness tuple; failures get the worst finite values (never NaN).
 
-    Accuracies (val_accuracy, robustness) are fractions, 0 for a failure; params,
+    Accuracies (val_accuracy, robustness) and ood_auroc are fractions, 0 for a failure; params,
     FLOPs and latency (ms per batch) are log10, so each order of magnitude counts alike.
     """
     return tuple(_fitness_value(metrics, name) for name in objectives)
 
 
 def _fitness_value(metrics: Metrics, name: str) -> float:
-    if name in ("val_accuracy", "robustness"):
+    if name in FRACTIONS:
         score = getattr(metrics, name)
         return float(score) if metrics.ok and score is not None else 0.0
     if name == "val_loss":  # cross-entropy as it is: already on a log scale

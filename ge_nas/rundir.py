@@ -47,6 +47,8 @@ PARETO_COLUMNS = (
     "flops",
     "latency_ms",
     "robustness",
+    "ood_auroc",
+    "test_ood_auroc",
     "train_seconds",
     "status",
     "phenotype_hash",
@@ -80,6 +82,11 @@ def pareto_row(
         "flops": m.flops,
         "latency_ms": _rounded(m.latency_ms, 4),
         "robustness": _rounded(m.robustness, 6),
+        "ood_auroc": _rounded(m.ood_auroc, 6),
+        # the finalist's test images against the OoD source's test part
+        "test_ood_auroc": _rounded(final.test_ood_auroc, 6)
+        if final is not None and final.ok
+        else None,
         "train_seconds": round(m.train_seconds, 3),
         "status": m.status,
         "phenotype_hash": item.phenotype_hash,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ge_nas.config import OOD_SCORES as OOD_SCORES
 from ge_nas.train import accuracy
 
 LATENCY_BATCH = 64  # images per timed forward pass
@@ -75,7 +76,6 @@ def robustness(
     return accuracy(model, x, y, transform=add_noise)
 
 
-OOD_SCORES = ("msp", "energy")
 EVAL_BATCH = 1024
 
 

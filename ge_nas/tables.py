@@ -47,7 +47,7 @@ def _clip(text: str, width: int) -> str:
 def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front") -> Table:
     """Return the front (rank, accuracies, size, phenotype) as a rich Table.
 
-    Latency and robustness get columns when some row has them (runs that optimised them).
+    Latency, robustness and OoD AUROC get columns when some row has them (runs that optimised them).
     """
     extras = measured_columns(rows)
     table = Table(title=title, title_justify="left")
@@ -76,7 +76,12 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
 
 
 # (row key, column heading, format) of the objectives that only some runs measure
-OPTIONAL_COLUMNS = (("latency_ms", "latency ms", "{:.3f}"), ("robustness", "robust acc", "{:.4f}"))
+OPTIONAL_COLUMNS = (
+    ("latency_ms", "latency ms", "{:.3f}"),
+    ("robustness", "robust acc", "{:.4f}"),
+    ("ood_auroc", "OoD AUROC", "{:.4f}"),
+    ("test_ood_auroc", "test OoD AUROC", "{:.4f}"),
+)
 
 
 def measured_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:

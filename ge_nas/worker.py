@@ -25,11 +25,12 @@ from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.config import field_default
 from ge_nas.data import Splits, load_splits
 from ge_nas.data.datasets import final_splits
+from ge_nas.data.ood import ood_images
 from ge_nas.errors import ArchError
 from ge_nas.export import Meta, save_model
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
 from ge_nas.network.build import build_model, measure
-from ge_nas.scoring import LATENCY_BATCH, latency_ms, robustness
+from ge_nas.scoring import LATENCY_BATCH, latency_ms, ood_auroc, robustness
 from ge_nas.train import accuracy, accuracy_and_loss, place_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class EvalTask:
         False  # validation accuracy under Gaussian input noise of noise_sigma
     )
     noise_sigma: float = field_default("noise_sigma")
+    # out-of-distribution images (--ood SPEC): the search scores validation images against them
+    # (ood_auroc), a finalist its test images (test_ood_auroc); None: neither
+    ood: str | None = None
+    ood_score: str = field_default("ood_score")
     score_test: bool = True  # test accuracy too (reported only, never used for selection)
 
 
@@ -188,6 +193,7 @@ def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -
             model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed
         )
     latency = latency_ms(model, _latency_batch(splits)) if task.measure_latency else None
+    ood = _ood_auroc(task, model, splits)
     return replace(
         trained,
         val_accuracy=val,
@@ -195,7 +201,23 @@ def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -
         test_accuracy=test,
         robustness=robust,
         latency_ms=latency,
+        ood_auroc=None if task.final else ood,
+        test_ood_auroc=ood if task.final else None,
     )
+
+
+def _ood_auroc(task: EvalTask, model: nn.Module, splits: Splits) -> float | None:
+    """Return the OoD AUROC the task asks for: a search's of validation images, a finalist's of test ones.
+
+    The OoD images come from the source's training part during a search and from
+    its test part for finalists; both are the same for every network of a run.
+    """
+    if task.ood is None:
+        return None
+    part, x_in = ("test", splits.x_test) if task.final else ("train", splits.x_val)
+    x_out = ood_images(task.ood, task.dataset, task.data_dir, task.classes, part, len(x_in),
+                       task.split_seed)  # fmt: skip
+    return ood_auroc(model, x_in, x_out.to(x_in.device), score=task.ood_score)
 
 
 def _latency_batch(splits: Splits) -> torch.Tensor:

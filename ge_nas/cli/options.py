@@ -12,7 +12,15 @@ import argparse
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ge_nas.config import EXECUTORS, INITIALISERS, MODES, REPRESENTATIONS, RunConfig, field_default
+from ge_nas.config import (
+    EXECUTORS,
+    INITIALISERS,
+    MODES,
+    OOD_SCORES,
+    REPRESENTATIONS,
+    RunConfig,
+    field_default,
+)
 from ge_nas.objectives import OBJECTIVES
 
 
@@ -185,6 +193,20 @@ RUN_OPTIONS = (
         "noise_sigma",
         float,
         "robustness objective: Gaussian input noise, in normalized units (default {default})",
+    ),
+    Option(
+        "--ood",
+        "ood",
+        str,
+        "ood_auroc objective's out-of-distribution images: DATASET:classes=LIST (held out, e.g. "
+        "digits:classes=8,9 with --classes 0-7), DATASET, npz:PATH (array x) or noise",
+    ),
+    Option(
+        "--ood-score",
+        "ood_score",
+        str,
+        f"ood_auroc objective's score of the logits: {', '.join(OOD_SCORES)} "
+        "(max softmax probability, or logsumexp) (default {default})",
     ),
     Option(
         "--device",

@@ -57,7 +57,11 @@ def _config_lines(c: RunConfig) -> list[tuple[str, str]]:
     return [
         ("grammar", c.grammar),
         ("data set", c.data_text()),
-        ("objectives", ", ".join(c.objectives)),
+        (
+            "objectives",
+            ", ".join(c.objectives)
+            + (f" (OoD images {c.ood}, score {c.ood_score})" if c.ood else ""),
+        ),
         (
             "budget",
             f"population {c.population}, generations {c.generations}, epochs {c.epochs}; finalists {c.finalists}, final epochs {c.final_epochs}",

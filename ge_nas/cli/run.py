@@ -28,6 +28,7 @@ from ge_nas.archive import Archive, Record, check_archive, default_lease_s
 from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, run_overrides
 from ge_nas.config import RunConfig, default_out, field_default, load_toml, make_config
 from ge_nas.data import DATASET_NAMES, run_splits
+from ge_nas.data.ood import check_ood
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key, rung_epochs
@@ -146,7 +147,8 @@ def _check_run(config: RunConfig, grammar: Grammar) -> None:
     """Raise ConfigError for anything that would stop the run later: search space, workers, data, device."""
     initial_population(grammar, config, random.Random(config.seed))
     config.check_workers()
-    run_splits(config)  # the data set and its view: labels, shots per class
+    splits = run_splits(config)  # the data set and its view: labels, shots per class
+    check_ood(config, len(splits.y_val))  # the OoD images: found, held out, of a usable shape
     resolve_device(config.device)
 
 

@@ -166,7 +166,7 @@ _ALIASES = {
 }
 
 
-def _canonical_name(name: str) -> str:
+def canonical_name(name: str) -> str:
     """Return the canonical spelling of a data set name, or raise listing the valid ones."""
     if name[: len(NPZ_PREFIX)].lower() == NPZ_PREFIX:
         return NPZ_PREFIX + name[len(NPZ_PREFIX) :]
@@ -230,7 +230,7 @@ def load_dataset(
         DatasetError: the name is unknown, or the files are missing or malformed.
         ConfigError: classes is malformed or names a label the data set does not have.
     """
-    return _load_cached(_canonical_name(name), _root(data_dir), _canonical_classes(classes))
+    return _load_cached(canonical_name(name), _root(data_dir), _canonical_classes(classes))
 
 
 def load_raw(
@@ -246,7 +246,7 @@ def load_raw(
         DatasetError: the name is unknown, or the files are missing or malformed.
         ConfigError: classes is malformed or names a label the data set does not have.
     """
-    return _view_arrays(_canonical_name(name), _root(data_dir), _canonical_classes(classes))[0]
+    return _view_arrays(canonical_name(name), _root(data_dir), _canonical_classes(classes))[0]
 
 
 # --- splits -----------------------------------------------------------------------

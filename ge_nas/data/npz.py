@@ -17,7 +17,7 @@ def load_npz(spec: str, data_dir: str | None) -> Arrays:
     """Read the archive named by spec ('npz:PATH'; a relative PATH is also tried under data_dir)."""
     path = _find(spec, data_dir)
     arrays = _read(path)
-    x_train, x_test = (_to_nchw(arrays[k], f"{path}:{k}") for k in ("x_train", "x_test"))
+    x_train, x_test = (to_nchw(arrays[k], f"{path}:{k}") for k in ("x_train", "x_test"))
     y_train, y_test = (_labels(arrays[k], f"{path}:{k}") for k in ("y_train", "y_test"))
     check_alike(x_train, x_test, f"{path}:x_train", f"{path}:x_test")
     for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
@@ -69,7 +69,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         ) from exc
 
 
-def _to_nchw(x: np.ndarray, source: str) -> np.ndarray:
+def to_nchw(x: np.ndarray, source: str) -> np.ndarray:
     """Return images as (N, C, H, W), taking a small last axis below larger H, W as channels."""
     if x.dtype.kind not in "biuf":
         raise DatasetError(f"{source}: expected numeric images, found dtype {x.dtype}")

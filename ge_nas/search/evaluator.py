@@ -342,7 +342,8 @@ def task_for(
     """Return the task that trains a phenotype under a run's settings.
 
     With save_dir it is a finalist's: trained on train + validation, scored on the test set, saved there,
-    with no time limit or budget check and without the search's optional objectives.
+    with no time limit or budget check and without the search's optional objectives (with --ood it
+    reports the test images' OoD AUROC instead of the validation images').
     """
     c = config
     task = EvalTask(
@@ -366,6 +367,8 @@ def task_for(
         measure_latency="latency" in c.objectives,
         measure_robustness="robustness" in c.objectives,
         noise_sigma=c.noise_sigma,
+        ood=c.ood,
+        ood_score=c.ood_score,
         score_test=c.test_in_search,
     )
     if save_dir is None:
