@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fully train one network on train+validation and score it on the test set",
     ),
     "grammar": ("ge_nas.cli.grammar", "check a BNF search space, sample it, map genomes with it"),
+    "backbone": (
+        "ge_nas.cli.backbone",
+        "list a trained network's blocks, for transfer learning with --backbone",
+    ),
 }
 
 

@@ -30,6 +30,7 @@ from ge_nas.config import RunConfig, default_out, field_default, load_toml, make
 from ge_nas.data import DATASET_NAMES, load_splits
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
+from ge_nas.export import load_backbone
 from ge_nas.fidelity import fidelity_key, rung_epochs
 from ge_nas.grammar import Grammar, load_grammar, parse_grammar, read_grammar_text
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
@@ -141,7 +142,10 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check_run(config: RunConfig, grammar: Grammar) -> None:
-    """Raise ConfigError for anything that would stop the run later: search space, workers, data, device."""
+    """Raise ConfigError for anything that would stop the run later: search space, workers, data, device,
+    backbone."""
+    if config.backbone is not None:
+        load_backbone(config.backbone)
     initial_population(grammar, config, random.Random(config.seed))
     config.check_workers()
     load_splits(
