@@ -74,6 +74,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.objective == "accuracy":
         overrides["objectives"] = ("val_accuracy",)
     overrides["command"] = args.command_line
+    backbone = overrides.get("backbone")
+    if backbone and not backbone.startswith("torchvision:"):  # resume may run from elsewhere
+        overrides["backbone"] = str(Path(backbone).resolve())
     return make_config(base, overrides)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -144,10 +145,11 @@ class TransferNet(nn.Sequential):
     not one of them); frozen: those of them that are frozen. Frozen modules have
     requires_grad False and stay in eval mode when the network trains, so their
     batch-norm statistics do not move and their dropout is off. The state dict
-    is that of nn.Sequential: load_model rebuilds it from the expanded spec.
+    is that of nn.Sequential: load_model rebuilds it from the expanded spec. A
+    slice (net[:-1]) is a TransferNet with nothing marked.
     """
 
-    def __init__(self, modules: Sequence[nn.Module], backbone: range, frozen: range) -> None:
+    def __init__(self, *modules: Any, backbone: range = range(0), frozen: range = range(0)) -> None:
         super().__init__(*modules)
         self.backbone_modules = backbone
         self.frozen_modules = frozen
@@ -208,9 +210,10 @@ def build_transfer(
     if plan.adapter and not _on_meta(modules[0]):
         _init_adapter(modules[0], input_shape[0])
     return TransferNet(
-        [*modules, *_head(shape, num_classes)],
-        _modules_of(spans, plan.backbone_layers),
-        _modules_of(spans, plan.frozen_layers),
+        *modules,
+        *_head(shape, num_classes),
+        backbone=_modules_of(spans, plan.backbone_layers),
+        frozen=_modules_of(spans, plan.frozen_layers),
     )
 
 
