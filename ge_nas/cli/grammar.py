@@ -254,13 +254,13 @@ def _meta_builder(shape: tuple[int, int, int], classes: int, backbone_dir: str |
     import torch
 
     from ge_nas.export import load_backbone
-    from ge_nas.network.build import build_model, count_params
+    from ge_nas.network.build import build_model, size_params
 
     backbone = load_backbone(backbone_dir) if backbone_dir else None
 
     def build(spec: Any) -> int:
         with torch.device("meta"):  # shapes are checked, nothing is allocated
-            return count_params(build_model(spec, shape, classes, backbone))
+            return size_params(build_model(spec, shape, classes, backbone))
 
     return build
 

@@ -26,7 +26,7 @@ from ge_nas.network.layers import BUILDERS, Shape
 
 @dataclass(frozen=True)
 class Size:
-    """What a network costs before it is trained."""
+    """What a network costs before it is trained (params: all of them, frozen ones included)."""
 
     params: int
     flops: int
@@ -96,7 +96,12 @@ def _global_pool() -> nn.Module:
 
 
 def count_params(model: nn.Module) -> int:
-    """Return the number of parameters, frozen backbone blocks included (the network's size)."""
+    """Return the number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def size_params(model: nn.Module) -> int:
+    """Return the number of parameters, frozen backbone blocks included: the network's size."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -118,7 +123,7 @@ def measure(
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(sample)
-    return Size(params=count_params(model), flops=int(counter.get_total_flops()))
+    return Size(params=size_params(model), flops=int(counter.get_total_flops()))
 
 
 # --- transfer learning -----------------------------------------------------------------------------
@@ -297,5 +302,5 @@ def block_sizes(spec: ArchSpec, input_shape: tuple[int, int, int]) -> list[Block
             modules: list[nn.Module] = []
             for index, layer in enumerate(block.layers, start=block.start + 1):
                 shape = _append(modules, layer, shape, index)
-            sizes.append(BlockSize(block, shape, sum(count_params(m) for m in modules)))
+            sizes.append(BlockSize(block, shape, sum(size_params(m) for m in modules)))
     return sizes
