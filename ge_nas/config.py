@@ -146,6 +146,11 @@ class RunConfig:
             raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")
         if self.backbone is not None and (not isinstance(self.backbone, str) or not self.backbone):
             raise ConfigError(f"--backbone must be a model directory path, got {self.backbone!r}")
+        if self.backbone is not None and self.prescreen:
+            raise ConfigError(
+                "--prescreen does not work with --backbone yet (its surrogate builds networks "
+                "without the backbone); leave one of them out"
+            )
         self._check_objectives()
         self._check_fractions()
         self._check_training()

@@ -251,6 +251,19 @@ def test_transfer_grammar_runs_end_to_end(backbone_dir: Path, tmp_path: Path) ->
     raw = torch.rand(4, *DIGITS) * 16  # digits' raw range
     assert model(raw).shape == (4, 10)
     assert f'backbone = "{backbone_dir.resolve()}"' in (out / "config.toml").read_text()
+    saved = (out / "best" / "spec.json").read_text()
+    assert '"backbone"' not in saved and '"res"' in saved  # the expanded network
+    trained = tmp_path / "trained"  # `train --from` takes the run's backbone
+    assert (
+        main(["train", "--from", str(out), "--rank", "1", "--epochs", "1", "--out", str(trained)])
+        == 0
+    )
+    assert load_model(trained)(raw).shape == (4, 10)
+
+
+def test_prescreen_does_not_go_with_a_backbone() -> None:
+    with pytest.raises(ConfigError, match="--prescreen does not work with --backbone"):
+        RunConfig("g.bnf", mode="steady", prescreen=4, backbone="runs/source")
 
 
 def _corrupt(tmp_path: Path, backbone_dir: Path) -> Path:
