@@ -100,6 +100,8 @@ class RunConfig:
     mutation_prob: float | None = None  # per codon; default 1 / codons used
     tournament_size: int = 2
     elites: int = 1
+    # A trained ge_nas model directory whose blocks `backbone(keep=K, freeze=F)` layers take.
+    backbone: str | None = None
     command: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +158,13 @@ class RunConfig:
             _choice("crossover", self.crossover, CROSSOVERS)
         if isinstance(self.sh_eta, bool) or not isinstance(self.sh_eta, int) or self.sh_eta < 2:
             raise ConfigError(f"--sh-eta must be an integer of at least 2, got {self.sh_eta!r}")
+        if self.backbone is not None and (not isinstance(self.backbone, str) or not self.backbone):
+            raise ConfigError(f"--backbone must be a model directory path, got {self.backbone!r}")
+        if self.backbone is not None and self.prescreen:
+            raise ConfigError(
+                "--prescreen does not work with --backbone yet (its surrogate builds networks "
+                "without the backbone); leave one of them out"
+            )
         self._check_objectives()
         self._check_fractions()
         self._check_training()

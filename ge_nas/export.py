@@ -21,6 +21,7 @@ import shutil
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,12 @@ import torch
 from torch import nn
 
 from ge_nas.arch import ArchSpec
+from ge_nas.arch.blocks import blocks
 from ge_nas.data import Standardization, Standardize
 from ge_nas.errors import ArchError, ConfigError, ExportError
+from ge_nas.fidelity import backbone_digest, weights_file
 from ge_nas.metrics import Metrics
-from ge_nas.network.build import build_model
+from ge_nas.network.build import Backbone, build_model
 from ge_nas.network.ensemble import VOTES, Ensemble
 
 log = logging.getLogger(__name__)
@@ -353,3 +356,43 @@ def save_model(
     torch.save(model.state_dict(), directory / "model.pt")
     (directory / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
     (directory / "metrics.json").write_text(metrics.to_json() + "\n", encoding="utf-8")
+
+
+@lru_cache(maxsize=2)
+def load_backbone(path: str, digest: str = "") -> Backbone:
+    """Return the backbone network of a ge_nas model directory, its trained weights loaded (cached per process).
+
+    digest, when given, must be the weights file's (ge_nas.fidelity.backbone_digest):
+    a backbone that changed since the run started is refused.
+
+    Raises:
+        ConfigError: a file is missing, unreadable, corrupt or changed; the network
+            has no blocks or is itself a transfer network. The message is one line.
+    """
+    weights = weights_file(path)
+    directory = weights.parent
+    found = backbone_digest(path)
+    if digest and found != digest:
+        raise ConfigError(
+            f"--backbone {path}: {weights} changed since the run started (sha256 {found}, "
+            f"expected {digest})"
+        )
+    try:
+        spec = ArchSpec.from_json(_read(directory / SPEC))
+        meta_path = directory / META
+        meta = Meta.from_json(_read(meta_path), str(meta_path))
+        network = load_weights(directory, meta)
+        count = len(blocks(spec))
+    except (ConfigError, ArchError) as exc:
+        raise ConfigError(f"--backbone {path}: {_first_line(exc)}") from None
+    if count == 0:
+        raise ConfigError(
+            f"--backbone {path}: its network has no weighted layer (conv, sepconv, res, dense), "
+            "so no block to keep"
+        )
+    assert isinstance(network, nn.Sequential)  # what build_model returns
+    return Backbone(spec, meta.input_shape, network, found)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().split("\n")[0]

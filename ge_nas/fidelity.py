@@ -12,11 +12,22 @@ and compares individuals only within a rung, and the front holds the top rung.
 
 [Jamieson2016] K. Jamieson, A. Talwalkar, "Non-stochastic best arm
 identification and hyperparameter optimization", AISTATS 2016.
+
+A run with `--backbone` adds the backbone's identity to every key: the
+sha256 of its weights file (first 16 hex digits), so runs with different
+backbones never share results, and runs without one keep their keys.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
 from ge_nas.config import RunConfig
+from ge_nas.errors import ConfigError
+
+WEIGHTS = "model.pt"  # a ge_nas model directory's weights file (ge_nas.export.MODEL)
 
 
 def rung_count(config: RunConfig) -> int:
@@ -37,11 +48,13 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         f"|subset={config.train_subset}|epochs={epochs}|final={final}"
     )
     held = f"|holdout={config.final_holdout}" if final and config.final_holdout else ""
+    backbone = f"|backbone={backbone_digest(config.backbone)}" if config.backbone else ""
     return (
         key
         + _view(config)
         + held
         + ("|bf16" if config.bf16 else "")
+        + backbone
         + (_final_measured(config) if final else _measured(config))
     )
 
@@ -54,6 +67,52 @@ def _view(config: RunConfig) -> str:
         if getattr(config, name) is not None
     ]
     return "".join(parts)
+
+
+def weights_file(backbone: str) -> Path:
+    """Return the weights file of a backbone: DIR/model.pt for a model directory, else the path itself.
+
+    Raises:
+        ConfigError: there is no such file, or backbone names a torchvision network.
+    """
+    if backbone.startswith("torchvision:"):
+        raise ConfigError(
+            f"--backbone {backbone}: torchvision backbones need torchvision installed (and are not "
+            "supported yet); give a ge_nas model directory"
+        )
+    path = Path(backbone)
+    weights = path / WEIGHTS if path.is_dir() else path
+    if not weights.is_file():
+        where = f"{path} has no {WEIGHTS}" if path.is_dir() else f"{path} does not exist"
+        raise ConfigError(
+            f"--backbone {backbone}: {where}; expected a ge_nas model directory "
+            "(front/N or best/ of a run, or what `ge_nas train` wrote)"
+        )
+    return weights
+
+
+def backbone_digest(backbone: str) -> str:
+    """Return the first 16 hex digits of the sha256 of a backbone's weights file.
+
+    Raises:
+        ConfigError: the file is missing or unreadable.
+    """
+    weights = weights_file(backbone)
+    try:
+        stat = weights.stat()
+        return _file_digest(str(weights.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise ConfigError(f"--backbone {backbone}: cannot read {weights}: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """Return the digest of a file's content (cached per process by path, mtime and size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def _measured(config: RunConfig) -> str:

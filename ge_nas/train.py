@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,14 +25,29 @@ from ge_nas.arch import Value
 from ge_nas.config import check_device
 from ge_nas.errors import ConfigError
 from ge_nas.metrics import FAILED, OK, TIMEOUT
+from ge_nas.network.build import TransferNet
 
 EVAL_BATCH = 128  # measured on CPU: 28x28 CNNs score twice as fast as in batches of 1024 (activations stay in cache)
 
 
+def param_groups(model: nn.Module, lr: float, blr: float) -> list[dict[str, Any]]:
+    """Return the optimizer's parameter groups: the network's own at lr, and (for a TransferNet)
+    the unfrozen backbone blocks' at lr x blr. Frozen parameters are in no group."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not isinstance(model, TransferNet):
+        return [{"params": trainable, "lr": lr}]
+    backbone = {id(p) for p in model.backbone_parameters()}
+    own = [p for p in trainable if id(p) not in backbone]
+    groups = [{"params": own, "lr": lr}]
+    if backbone:
+        groups.append({"params": model.backbone_parameters(), "lr": lr * blr})
+    return groups
+
+
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Value]) -> torch.optim.Optimizer:
-    """Return the optimizer named by the hyperparameters."""
+    """Return the optimizer named by the hyperparameters (blr scales the backbone blocks' rate)."""
     lr, wd, momentum = float(hparams["lr"]), float(hparams["wd"]), float(hparams["momentum"])
-    params = model.parameters()
+    params = param_groups(model, lr, float(hparams.get("blr", 1.0)))
     name = hparams["opt"]
     if name == "sgd":
         return torch.optim.SGD(
@@ -51,8 +67,9 @@ def make_schedule(
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
     if name == "onecycle":
+        peaks = [float(group["lr"]) for group in optimizer.param_groups]  # lr, lr x blr
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=max(2, total_steps)
+            optimizer, max_lr=peaks, total_steps=max(2, total_steps)
         )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 

@@ -26,10 +26,10 @@ from ge_nas.config import field_default
 from ge_nas.data import Splits, load_splits
 from ge_nas.data.datasets import final_splits
 from ge_nas.data.ood import ood_images
-from ge_nas.errors import ArchError
-from ge_nas.export import Meta, save_model
+from ge_nas.errors import ArchError, ConfigError
+from ge_nas.export import Meta, load_backbone, save_model
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
-from ge_nas.network.build import build_model, measure
+from ge_nas.network.build import Backbone, build_model, measure, transfer_plan
 from ge_nas.scoring import LATENCY_BATCH, latency_ms, ood_auroc, robustness
 from ge_nas.train import accuracy, accuracy_and_loss, place_model, resolve_device, train_model
 
@@ -74,6 +74,8 @@ class EvalTask:
     ood: str | None = None
     ood_score: str = field_default("ood_score")
     score_test: bool = True  # test accuracy too (reported only, never used for selection)
+    backbone: str | None = None  # a ge_nas model directory that backbone layers take blocks from
+    backbone_digest: str = ""  # its weights file's digest: the worker refuses a changed file
 
 
 @dataclass(frozen=True)
@@ -117,15 +119,18 @@ def train_phenotype(task: EvalTask) -> Metrics:
     try:
         spec = parse_arch(task.phenotype)
         splits = task_splits(task)
-        size = measure(spec, splits.input_shape, splits.num_classes)
+        backbone = _backbone(task) if spec.backbone is not None else None
+        size = measure(spec, splits.input_shape, splits.num_classes, backbone)
     except ArchError as exc:
         return Metrics(INVALID, error=str(exc), reason=exc.reason)
+    except ConfigError as exc:  # the backbone cannot be read (the run checked it when it started)
+        return Metrics(FAILED, error=str(exc))
     base = Metrics(OK, params=size.params, flops=size.flops)
     over = _over_budget(task, size.params, size.flops)
     if over:
         return base.with_error(OVER_BUDGET, over)
     try:
-        return _train_and_score(task, spec, splits, base)
+        return _train_and_score(task, spec, splits, base, backbone)
     except Exception as exc:  # a crash inside training is this individual's failure, not the run's
         log.debug("training failed", exc_info=True)
         return base.with_error(FAILED, f"{type(exc).__name__}: {exc}")
@@ -139,6 +144,13 @@ def task_splits(task: EvalTask) -> Splits:
     )  # fmt: skip
 
 
+def _backbone(task: EvalTask) -> Backbone | None:
+    """Return the task's backbone (loaded once per process), or None when the run has none."""
+    if task.backbone is None:
+        return None
+    return load_backbone(task.backbone, task.backbone_digest)
+
+
 def _over_budget(task: EvalTask, params: int, flops: int) -> str:
     if task.max_params and params > task.max_params:
         return f"{params:,} parameters exceed --max-params {task.max_params}"
@@ -147,11 +159,13 @@ def _over_budget(task: EvalTask, params: int, flops: int) -> str:
     return ""
 
 
-def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics) -> Metrics:
+def _train_and_score(
+    task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics, backbone: Backbone | None
+) -> Metrics:
     device = resolve_device(task.device)
     splits = splits_on(splits, device)
     torch.manual_seed(task.seed)
-    model = place_model(build_model(spec, splits.input_shape, splits.num_classes), device)
+    model = place_model(build_model(spec, splits.input_shape, splits.num_classes, backbone), device)
     if (
         task.final
     ):  # train + validation; a held-out slice of validation, never trained on, scores it
@@ -173,10 +187,16 @@ def _train_and_score(task: EvalTask, spec: ArchSpec, splits: Splits, base: Metri
         return trained.with_error(status, error)
     metrics = _score(task, model, splits, trained)
     if task.save_dir is not None:
+        # A transfer network is saved with its backbone layer expanded: load_model needs no backbone.
+        saved = (
+            spec
+            if spec.backbone is None
+            else transfer_plan(spec, backbone, splits.input_shape).spec
+        )
         save_model(
             Path(task.save_dir),
             model.cpu(),
-            spec,
+            saved,
             metrics,
             Meta(splits.input_shape, splits.num_classes, splits.standardization, splits.classes),
         )

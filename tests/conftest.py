@@ -93,3 +93,38 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# A backbone with six blocks: conv+bn, conv+pool, sepconv, res, conv, dense+dropout.
+BACKBONE = (
+    "conv(8,3) bn relu conv(8,3) relu pool(max,2) sepconv(16,3) relu res(16,3) conv(16,3) relu "
+    "dense(32) relu dropout(0.1) | lr=0.003 batch=32"
+)
+
+
+def save_network(directory: Path, phenotype: str, *, epochs: int = 0) -> Path:
+    """Save a network of phenotype for digits (trained epochs on a third of it) as a model directory."""
+    import torch
+
+    from ge_nas.arch import parse_arch
+    from ge_nas.data import load_splits
+    from ge_nas.export import Meta, save_model
+    from ge_nas.metrics import OK, Metrics
+    from ge_nas.network import build_model
+    from ge_nas.train import train_model
+
+    spec = parse_arch(phenotype)
+    splits = load_splits("digits", None, 0.2, 0, 0.3)
+    torch.manual_seed(0)
+    model = build_model(spec, splits.input_shape, splits.num_classes)
+    if epochs:
+        train_model(model, spec.hparam_map(), splits.x_train, splits.y_train, epochs=epochs, seed=0)
+    meta = Meta(splits.input_shape, splits.num_classes, splits.standardization)
+    save_model(directory, model, spec, Metrics(OK), meta)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a model directory of a six-block network trained one epoch on digits (read it, don't change it)."""
+    return save_network(tmp_path_factory.mktemp("backbone") / "model", BACKBONE, epochs=1)

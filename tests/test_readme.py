@@ -30,7 +30,9 @@ FOREIGN_FLAGS = {"--index-url", "--nthreads", "--check", "--strict"} | {
 def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
     """Return a README command's arguments on the test's own run directory and files."""
     argv = [
-        a.replace("runs/RUN", str(run)).replace("grammars/x.bnf", "grammars/cnn_small.bnf")
+        a.replace("runs/RUN", str(run))
+        .replace("grammars/x.bnf", "grammars/cnn_small.bnf")
+        .replace("runs/source", str(run / "source"))  # Transfer learning's source model
         for a in shlex.split(command)
     ]
     if argv[0] == "export" and "--rank" not in argv:  # README exports what its train line saved
@@ -86,11 +88,18 @@ def _actions(parser):  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_readme_command_runs(
-    command: str, run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    command: str,
+    run_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     pytest.importorskip("onnxruntime") if "onnx" in command else None
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
+    if "runs/source" in command and not command.startswith("train"):
+        # README's source model (its train line is tested on its own): the tests' six-block backbone
+        shutil.copytree(request.getfixturevalue("backbone_dir"), run / "source")
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     if "grammar map" in command:
         genomes = re.search(r"echo '([^']*)' \| python -m ge_nas " + re.escape(command), README)

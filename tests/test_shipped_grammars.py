@@ -1,4 +1,8 @@
-"""Every grammar shipped in grammars/ passes `grammar check --arch` for 8x8 and 28x28 inputs."""
+"""Every grammar shipped in grammars/ passes `grammar check --arch` for 8x8 and 28x28 inputs.
+
+A transfer-learning grammar (one with backbone layers) is built on the tests' six-block
+backbone (conftest.backbone_dir), the block count its keep range is written for.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,13 @@ def test_there_are_shipped_grammars() -> None:
 @pytest.mark.parametrize("shape", ["1,8,8", "1,28,28"])
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_grammar_checks_and_builds(
-    path: Path, shape: str, capsys: pytest.CaptureFixture[str]
+    path: Path, shape: str, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:
-    assert main(["grammar", "check", str(path), "--arch", "--input-shape", shape, "-n", "100"]) == 0
+    backbone = []
+    if "backbone(" in path.read_text(encoding="utf-8"):
+        backbone = ["--backbone", str(request.getfixturevalue("backbone_dir"))]
+    argv = ["grammar", "check", str(path), "--arch", "--input-shape", shape, "-n", "100"]
+    assert main([*argv, *backbone]) == 0
     out = capsys.readouterr().out
     assert "0 warning(s)" in out
     built = re.search(r"built for input .*?(\d+\.\d)%", out)

@@ -28,6 +28,9 @@ class Param:
     high: float | None = None
     choices: tuple[str, ...] = ()
     doc: str = ""
+    # True: left out of canonical text and spec JSON at its default, so that adding the
+    # parameter changed no existing phenotype's text, hash or archive key.
+    omit_default: bool = False
 
     def check(self, value: Value, where: str) -> Value:
         """Return value converted to this parameter's type, or raise ArchError."""
@@ -77,6 +80,7 @@ class LayerKind:
 _FILTERS = Param("filters", int, None, 1, 4096, doc="output channels")
 _KERNEL = Param("kernel", int, 3, 1, 15, doc="kernel size (same padding)")
 _STRIDE = Param("stride", int, 1, 1, 4, doc="stride")
+BACKBONE = "backbone"  # the transfer-learning layer: blocks of a trained network (first layer only)
 WIDTHS = ("filters", "units")  # the arguments that set a layer's width
 ACTIVATIONS = ("relu", "relu6", "leaky", "elu", "gelu", "silu", "hardswish", "tanh", "sigmoid")
 
@@ -111,6 +115,15 @@ def _layer_kinds() -> dict[str, LayerKind]:
         LayerKind("dense", (Param("units", int, None, 1, 65536),), "fully connected layer"),
         LayerKind("bn", (), "batch normalisation"),
         LayerKind(
+            BACKBONE,
+            (
+                Param("keep", int, None, 1, 4096, doc="blocks of the run's backbone kept"),
+                Param("freeze", int, 0, 0, 4096, doc="of those, how many (from the input) frozen"),
+            ),
+            "the first keep blocks of the run's --backbone network, trained weights included; "
+            "only as the first layer",
+        ),
+        LayerKind(
             "dropout", (Param("p", float, 0.5, 0.0, 0.95, doc="drop probability"),), "dropout"
         ),
     ]
@@ -139,6 +152,15 @@ HPARAMS: Mapping[str, Param] = MappingProxyType(
             Param("ls", float, 0.0, 0.0, 0.5, doc="label smoothing"),
             Param(
                 "aug", str, "none", choices=("none", "crop", "flip", "cropflip"), doc="augmentation"
+            ),
+            Param(
+                "blr",
+                float,
+                1.0,
+                0.0,
+                10.0,
+                doc="learning-rate multiplier of the unfrozen backbone blocks",
+                omit_default=True,
             ),
         )
     }

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ge_nas.arch.signatures import Value, check_hparams, check_layer
+from ge_nas.arch.signatures import BACKBONE, HPARAMS, Value, check_hparams, check_layer
 from ge_nas.errors import ArchError
 
 LANGUAGE_VERSION = 1
@@ -41,13 +41,29 @@ class ArchSpec:
     layers: tuple[Layer, ...]
     hparams: tuple[tuple[str, Value], ...]
 
+    def __post_init__(self) -> None:
+        _check_backbone(self.layers)
+
     def hparam_map(self) -> dict[str, Value]:
         """Return the hyperparameters as a dict."""
         return dict(self.hparams)
 
+    def written_hparams(self) -> tuple[tuple[str, Value], ...]:
+        """Return the hyperparameters the text and JSON forms write: all but those omitted at their default."""
+        return tuple(
+            (k, v)
+            for k, v in self.hparams
+            if not (k in HPARAMS and HPARAMS[k].omit_default and v == HPARAMS[k].default)
+        )
+
+    @property
+    def backbone(self) -> Layer | None:
+        """Return the backbone layer (always the first), or None for a network of its own."""
+        return self.layers[0] if self.layers and self.layers[0].kind == BACKBONE else None
+
     def canonical(self) -> str:
         """Return the canonical text form; equal specs have equal text."""
-        hp = " ".join(f"{k}={format_value(v)}" for k, v in self.hparams)
+        hp = " ".join(f"{k}={format_value(v)}" for k, v in self.written_hparams())
         return f"{' '.join(layer.text() for layer in self.layers)} | {hp}"
 
     def hash(self) -> str:
@@ -60,7 +76,7 @@ class ArchSpec:
         doc = {
             "version": LANGUAGE_VERSION,
             "layers": [{"kind": layer.kind, "args": dict(layer.args)} for layer in self.layers],
-            "hparams": dict(self.hparams),
+            "hparams": dict(self.written_hparams()),
         }
         return json.dumps(doc, indent=2)
 
@@ -85,6 +101,29 @@ class ArchSpec:
                 raise
             raise ArchError(f"spec JSON is malformed: {exc}") from exc
         return cls(tuple(layers), hparams)
+
+
+def _check_backbone(layers: tuple[Layer, ...]) -> None:
+    """Raise ArchError unless a backbone layer is the first layer and freezes no more than it keeps."""
+    for index, layer in enumerate(layers, start=1):
+        if layer.kind != BACKBONE:
+            continue
+        if index > 1:
+            raise ArchError(
+                f"phenotype: layer {index} {layer.text()!r}: backbone must be the first layer "
+                "(it takes the network's input)",
+                reason="backbone must be the first layer",
+                token=BACKBONE,
+            )
+        keep, freeze = layer.arg_map()["keep"], layer.arg_map()["freeze"]
+        if int(freeze) > int(keep):
+            raise ArchError(
+                f"phenotype: backbone(keep={keep}, freeze={freeze}): freeze must be at most keep "
+                "(it freezes kept blocks, counted from the input)",
+                reason="backbone freeze exceeds keep",
+                token=BACKBONE,
+                argument="freeze",
+            )
 
 
 def text_hash(text: str) -> str:

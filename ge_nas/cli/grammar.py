@@ -63,10 +63,19 @@ def _add_check(commands: Any) -> None:
         help="also build the sampled networks (loads torch; no weights are allocated)",
     )
     p.add_argument(
-        "--input-shape", type=_shape, default=(1, 8, 8), metavar="C,H,W", help="default: 1,8,8"
+        "--input-shape",
+        type=input_shape_arg,
+        default=(1, 8, 8),
+        metavar="C,H,W",
+        help="default: 1,8,8",
     )
     p.add_argument(
         "--classes", type=int, default=10, metavar="N", help="number of classes (default: 10)"
+    )
+    p.add_argument(
+        "--backbone",
+        metavar="MODEL_DIR",
+        help="with --arch: the model directory backbone(keep=K, freeze=F) layers take blocks from",
     )
     p.add_argument(
         "-n",
@@ -102,7 +111,7 @@ def _add_map(commands: Any) -> None:
     p.set_defaults(func=_guarded(command_map), stdout_is_data=True)
 
 
-def _shape(text: str) -> tuple[int, int, int]:
+def input_shape_arg(text: str) -> tuple[int, int, int]:
     try:
         c, h, w = (int(part) for part in text.split(","))
     except ValueError:
@@ -211,7 +220,7 @@ Build = Callable[[Any], int]  # ArchSpec -> parameter count; raises ArchError
 
 
 def _sample_check(grammar: Grammar, args: argparse.Namespace) -> _SampleCounts:
-    build = _meta_builder(args.input_shape, args.classes) if args.arch else None
+    build = _meta_builder(args.input_shape, args.classes, args.backbone) if args.arch else None
     counts = _SampleCounts()
     for genome in _sample_genomes(grammar, args):
         counts.sampled += 1
@@ -240,15 +249,18 @@ def _check_sample(
         counts.fail(stage, explain_arch_error(grammar, exc, phenotype))
 
 
-def _meta_builder(shape: tuple[int, int, int], classes: int) -> Build:
+def _meta_builder(shape: tuple[int, int, int], classes: int, backbone_dir: str | None) -> Build:
     """Return a function that builds a spec without weights and returns its parameter count."""
     import torch
 
-    from ge_nas.network.build import build_model, count_params
+    from ge_nas.export import load_backbone
+    from ge_nas.network.build import build_model, size_params
+
+    backbone = load_backbone(backbone_dir) if backbone_dir else None
 
     def build(spec: Any) -> int:
         with torch.device("meta"):  # shapes are checked, nothing is allocated
-            return count_params(build_model(spec, shape, classes))
+            return size_params(build_model(spec, shape, classes, backbone))
 
     return build
 

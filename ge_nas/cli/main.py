@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "combine a run's trained networks into one voting model; compare it with its best member",
     ),
     "grammar": ("ge_nas.cli.grammar", "check a BNF search space, sample it, map genomes with it"),
+    "backbone": (
+        "ge_nas.cli.backbone",
+        "list a trained network's blocks, for transfer learning with --backbone",
+    ),
 }
 
 

@@ -22,7 +22,18 @@ from ge_nas.config import RunConfig, check_data_view, field_default
 from ge_nas.data import DATASET_NAMES, load_raw
 from ge_nas.data.datasets import final_splits
 from ge_nas.errors import ConfigError
-from ge_nas.export import FORMATS, META, MODEL, ONNX, SPEC, Meta, export_onnx, export_torch
+from ge_nas.export import (
+    FORMATS,
+    META,
+    MODEL,
+    ONNX,
+    SPEC,
+    Meta,
+    export_onnx,
+    export_torch,
+    load_backbone,
+)
+from ge_nas.fidelity import backbone_digest
 from ge_nas.grammar import load_grammar, map_genome
 from ge_nas.metrics import Metrics
 from ge_nas.network import measure
@@ -76,6 +87,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="train under bfloat16 autocast (default off, or the run's)",
     )
     p.add_argument(
+        "--backbone",
+        metavar="MODEL_DIR",
+        help="the model directory a backbone(keep=K, freeze=F) layer takes blocks from (default: the run's)",
+    )
+    p.add_argument(
         "--out",
         help="directory for model.pt, spec.json, metrics.json, meta.json (default runs/train-<time>)",
     )
@@ -92,7 +108,8 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
     # cannot work stops here, before training.
     resolve_device(task.device)
     splits = task_splits(task)
-    size = measure(spec, splits.input_shape, splits.num_classes)
+    backbone = load_backbone(task.backbone, task.backbone_digest) if task.backbone else None
+    size = measure(spec, splits.input_shape, splits.num_classes, backbone)
     trained_on = len(final_splits(splits, task.holdout, task.split_seed).y_train)
     console.print(
         f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {trained_on} samples",
@@ -182,6 +199,7 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         for option in DATA_VIEW_OPTIONS
     }
     check_data_view(view["shots"], view["val_shots"])
+    backbone = args.backbone or (run.backbone if run else None)
     return EvalTask(
         spec.canonical(),
         seed,
@@ -200,6 +218,8 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         save_dir=str(out),
         device=args.device or base.device,
         bf16=base.bf16 if args.bf16 is None else args.bf16,
+        backbone=backbone,
+        backbone_digest=backbone_digest(backbone) if backbone else "",
     )
 
 

@@ -116,6 +116,13 @@ DATA_VIEW_OPTIONS = (
 RUN_OPTIONS = (
     Option("--data-dir", "data_dir", str, "directory holding the data set's files"),
     Option("--out", "out", str, "run directory (default runs/<grammar>-<dataset>-<time>)"),
+    Option(
+        "--backbone",
+        "backbone",
+        str,
+        "transfer learning: a trained ge_nas model directory (front/N, best/, what `train` "
+        "wrote) whose blocks backbone(keep=K, freeze=F) layers take",
+    ),
     *SEARCH_SPACE_OPTIONS,
     Option(
         "--mode",

@@ -31,6 +31,7 @@ from ge_nas.data import DATASET_NAMES, run_splits
 from ge_nas.data.ood import check_ood
 from ge_nas.errors import ArchError, ConfigError
 from ge_nas.executors import Executor, make_executor
+from ge_nas.export import load_backbone
 from ge_nas.fidelity import fidelity_key, rung_epochs
 from ge_nas.grammar import Grammar, load_grammar, parse_grammar, read_grammar_text
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
@@ -76,6 +77,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             ("val_accuracy",) if args.objective == "accuracy" else ("val_loss",)
         )
     overrides["command"] = args.command_line
+    backbone = overrides.get("backbone")
+    if backbone and not backbone.startswith("torchvision:"):  # resume may run from elsewhere
+        overrides["backbone"] = str(Path(backbone).resolve())
     return make_config(base, overrides)
 
 
@@ -144,7 +148,10 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check_run(config: RunConfig, grammar: Grammar) -> None:
-    """Raise ConfigError for anything that would stop the run later: search space, workers, data, device."""
+    """Raise ConfigError for anything that would stop the run later: search space, workers, data, device,
+    backbone."""
+    if config.backbone is not None:
+        load_backbone(config.backbone)
     initial_population(grammar, config, random.Random(config.seed))
     config.check_workers()
     splits = run_splits(config)  # the data set and its view: labels, shots per class

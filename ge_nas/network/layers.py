@@ -1,7 +1,8 @@
 """Builders of layer kinds: name -> a function from (arguments, input shape) to (module, output shape).
 
 The arguments were checked against the layer's signature in
-`ge_nas.arch.signatures.LAYERS`; every name there has a builder here. Shapes are `(C, H, W)` for feature
+`ge_nas.arch.signatures.LAYERS`; every name there has a builder here, except `backbone`, which
+`ge_nas.network.build` expands into the backbone network's own layers. Shapes are `(C, H, W)` for feature
 maps and `(F,)` for flat vectors; the batch dimension is left out.
 """
 

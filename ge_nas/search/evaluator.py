@@ -27,7 +27,7 @@ from ge_nas.config import RunConfig
 from ge_nas.data import run_splits
 from ge_nas.errors import ArchError
 from ge_nas.executors import Executor
-from ge_nas.fidelity import fidelity_key, rung_epochs
+from ge_nas.fidelity import backbone_digest, fidelity_key, rung_epochs
 from ge_nas.grammar import Grammar, explain_arch_error
 from ge_nas.grammar.mapper import Derivation
 from ge_nas.grammar.representation import Representation
@@ -370,6 +370,8 @@ def task_for(
         ood=c.ood,
         ood_score=c.ood_score,
         score_test=c.test_in_search,
+        backbone=c.backbone,
+        backbone_digest=backbone_digest(c.backbone) if c.backbone else "",
     )
     if save_dir is None:
         return task
