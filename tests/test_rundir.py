@@ -191,7 +191,7 @@ def test_pareto_csv_round_trip(tmp_path: Path) -> None:
     back = read_pareto(tmp_path)
     assert list(back[0]) == list(PARETO_COLUMNS)
     assert back == [
-        {k: "" if row[k] is None else str(row[k]) for k in PARETO_COLUMNS} for row in rows
+        {k: "" if row.get(k) is None else str(row[k]) for k in PARETO_COLUMNS} for row in rows
     ]
     assert (tmp_path / PARETO).read_text().splitlines()[0] == ",".join(PARETO_COLUMNS)
 
