@@ -11,6 +11,7 @@ raw input as the data set's files give it. Weights are read with
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -353,3 +354,50 @@ def save_model(
     torch.save(model.state_dict(), directory / "model.pt")
     (directory / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
     (directory / "metrics.json").write_text(metrics.to_json() + "\n", encoding="utf-8")
+
+
+def weights_sha(directory: Path) -> str:
+    """Return the first 16 hex digits of the SHA-256 of directory's model.pt (a base model's identity)."""
+    digest = hashlib.sha256()
+    try:
+        with open(directory / MODEL, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ConfigError(f"{directory / MODEL}: cannot read the weights: {exc.strerror}") from None
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A trained network that `ge_nas prune` prunes: its spec, meta, network (eval mode) and weights hash."""
+
+    spec: ArchSpec
+    meta: Meta
+    network: nn.Sequential
+    sha: str
+
+
+def load_base(directory: Path) -> BaseModel:
+    """Return the single trained network saved in directory (model.pt, spec.json, meta.json).
+
+    Raises:
+        ConfigError: a file is missing, or the directory holds an ensemble.
+        ArchError: the spec or the weights do not make a network.
+    """
+    if (directory / ENSEMBLE).is_file():
+        raise ConfigError(
+            f"{directory}: an ensemble (ensemble.json) cannot be pruned; give one of its members' "
+            "model directories"
+        )
+    for name in (MODEL, SPEC, META):
+        if not (directory / name).is_file():
+            raise ConfigError(
+                f"{directory}: no {name}; expected a model directory with trained weights "
+                "(model.pt, spec.json, meta.json): front/N or best/ of a run, or what `ge_nas train` saved"
+            )
+    meta = Meta.from_json(_read(directory / META), str(directory / META))
+    spec = ArchSpec.from_json(_read(directory / SPEC))
+    network = load_weights(directory, meta)
+    assert isinstance(network, nn.Sequential)
+    return BaseModel(spec, meta, network, weights_sha(directory))

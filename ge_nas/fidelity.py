@@ -30,7 +30,11 @@ def rung_epochs(config: RunConfig, rung: int) -> int:
 
 
 def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
-    """Return the archive key of a training budget; results at different keys never mix."""
+    """Return the archive key of a training budget; results at different keys never mix.
+
+    A pruning run's key names its base model (the hash of its weights): the same masks
+    over other weights are other networks.
+    """
     epochs = config.epochs if epochs is None else epochs
     key = (
         f"{config.dataset}|data_dir={config.data_dir}|val={config.val_fraction}|split_seed={config.split_seed}"
@@ -42,6 +46,7 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         + _view(config)
         + held
         + ("|bf16" if config.bf16 else "")
+        + (f"|base={config.prune_base_sha}" if config.prune_base_sha else "")
         + ("" if final else _measured(config))
     )
 

@@ -200,6 +200,8 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         save_dir=str(out),
         device=args.device or base.device,
         bf16=base.bf16 if args.bf16 is None else args.bf16,
+        prune_base=run.prune_base if run else None,  # a pruning run's phenotype: from its base
+        prune_base_sha=run.prune_base_sha if run else None,
     )
 
 

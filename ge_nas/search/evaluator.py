@@ -367,6 +367,8 @@ def task_for(
         measure_robustness="robustness" in c.objectives,
         noise_sigma=c.noise_sigma,
         score_test=c.test_in_search,
+        prune_base=c.prune_base,
+        prune_base_sha=c.prune_base_sha,
     )
     if save_dir is None:
         return task
