@@ -116,9 +116,7 @@ def _layer_kinds() -> dict[str, LayerKind]:
         Param("size", int, 2, 2, 8, doc="window and stride"),
     )
     kinds = [
-        LayerKind(
-            "conv", (_FILTERS, _KERNEL, _STRIDE, _KEEP), "2-D convolution", needs_map=True
-        ),
+        LayerKind("conv", (_FILTERS, _KERNEL, _STRIDE, _KEEP), "2-D convolution", needs_map=True),
         LayerKind(
             "sepconv",
             (_FILTERS, _KERNEL, _STRIDE),
@@ -139,9 +137,7 @@ def _layer_kinds() -> dict[str, LayerKind]:
         ),
         LayerKind("gap", (), "global average pooling to a flat vector", needs_map=True),
         LayerKind("flatten", (), "flatten a feature map to a vector"),
-        LayerKind(
-            "dense", (Param("units", int, None, 1, 65536), _KEEP), "fully connected layer"
-        ),
+        LayerKind("dense", (Param("units", int, None, 1, 65536), _KEEP), "fully connected layer"),
         LayerKind("bn", (), "batch normalisation"),
         LayerKind(
             "dropout", (Param("p", float, 0.5, 0.0, 0.95, doc="drop probability"),), "dropout"
@@ -207,9 +203,7 @@ def check_layer(
             raise ArchError(f"{where}: argument {key!r} is given twice", argument=key, token=key)
         values[key] = value
     args = tuple(
-        (p.name, _fill(p, values, where))
-        for p in kind.params
-        if not p.optional or p.name in values
+        (p.name, _fill(p, values, where)) for p in kind.params if not p.optional or p.name in values
     )
     _check_keep(dict(args), where)
     return args
