@@ -127,9 +127,9 @@ def test_a_pruned_child_inherits_the_trained_weights(tmp_path: Path) -> None:
 
 def test_keep_masks_need_a_base_model_and_its_layers(tmp_path: Path) -> None:
     model_dir = saved_model(tmp_path / "m")
-    alone = train_phenotype(EvalTask("dense(4,b0110) | opt=adam", 0, epochs=1))
+    alone = train_phenotype(EvalTask("dense(4,keep=b0110) | opt=adam", 0, epochs=1))
     assert alone.status == "invalid" and "ge_nas prune" in alone.error
-    other = train_phenotype(task(model_dir, "dense(4,b0110) | opt=adam"))
+    other = train_phenotype(task(model_dir, "dense(4,keep=b0110) | opt=adam"))
     assert other.status == "invalid" and "base model" in other.error
 
 
@@ -183,9 +183,9 @@ def test_resume_a_finished_or_killed_prune_run(prune_run: Path, tmp_path: Path) 
         (killed / name).unlink()
     shutil.rmtree(killed / "best")
     assert main(["resume", str(killed), "-q"]) == 0
-    assert rundir.read_pareto(killed)[0]["phenotype"] == rundir.read_pareto(prune_run)[0][
-        "phenotype"
-    ]
+    assert (
+        rundir.read_pareto(killed)[0]["phenotype"] == rundir.read_pareto(prune_run)[0]["phenotype"]
+    )
 
 
 def test_prune_of_a_run_directory_checks_the_rank(

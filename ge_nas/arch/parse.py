@@ -155,8 +155,8 @@ class _ToSpec(lark.Transformer[lark.Token, ArchSpec]):
         raw = str(children[0])
         return _Arg(int(raw) if raw.lstrip("+-").isdigit() else float(raw), children[0])
 
-    def bits(self, children: list[lark.Token]) -> _Arg:
-        return _Arg(str(children[0]), children[0])
+    def mask(self, children: list[lark.Token]) -> _Arg:
+        return _Arg(str(children[1]), children[1], key=children[0])
 
     def word(self, children: list[lark.Token]) -> _Arg:
         return _Arg(str(children[0]), children[0])

@@ -27,9 +27,9 @@ class Bits(str):
 class Param:
     """One typed argument of a layer or hyperparameter, with its default and range.
 
-    An optional parameter (optional=True) has no default: when it is not
-    given it is left out of the layer's arguments, so its text, hash and JSON
-    are those of a layer written without it.
+    An optional parameter (optional=True) has no default and is keyword-only:
+    when it is not given it is left out of the layer's arguments, so its text,
+    hash and JSON are those of a layer written without it.
     """
 
     name: str
@@ -98,6 +98,10 @@ class LayerKind:
     params: tuple[Param, ...]
     doc: str
     needs_map: bool = False  # True: input must be a (C, H, W) feature map
+
+    def positional(self) -> tuple[Param, ...]:
+        """Return the parameters that may be given by position (an optional one is keyword-only)."""
+        return tuple(p for p in self.params if not p.optional)
 
 
 _FILTERS = Param("filters", int, None, 1, 4096, doc="output channels")
@@ -185,12 +189,13 @@ def check_layer(
             reason=f"{where}: unknown layer {name!r}",
         )
     where = f"{where}: {name}"
-    if len(positional) > len(kind.params):
+    ordered = kind.positional()
+    if len(positional) > len(ordered):
         raise ArchError(
-            f"{where} takes at most {len(kind.params)} argument(s) ({_signature(kind)}), got {len(positional)}",
-            reason=f"{where} takes at most {len(kind.params)} argument(s), got {len(positional)}",
+            f"{where} takes at most {len(ordered)} argument(s) ({_signature(kind)}), got {len(positional)}",
+            reason=f"{where} takes at most {len(ordered)} argument(s), got {len(positional)}",
         )
-    values = dict(zip((p.name for p in kind.params), positional))
+    values = dict(zip((p.name for p in ordered), positional))
     for key, value in keywords.items():
         if key not in {p.name for p in kind.params}:
             raise ArchError(
@@ -247,4 +252,4 @@ def check_hparams(given: Mapping[str, Value], where: str) -> tuple[tuple[str, Va
 
 
 def _signature(kind: LayerKind) -> str:
-    return f"{kind.name}({', '.join(p.name for p in kind.params)})"
+    return f"{kind.name}({', '.join(p.name for p in kind.positional())})"

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ge_nas.arch.signatures import Value, check_hparams, check_layer
+from ge_nas.arch.signatures import LAYERS, Value, check_hparams, check_layer
 from ge_nas.errors import ArchError
 
 LANGUAGE_VERSION = 1
@@ -28,10 +28,12 @@ class Layer:
         return dict(self.args)
 
     def text(self) -> str:
-        """Return the canonical text, e.g. 'conv(32,3,1)'."""
+        """Return the canonical text, e.g. 'conv(32,3,1)', keyword-only arguments by name: 'dense(4,keep=b1011)'."""
         if not self.args:
             return self.kind
-        return f"{self.kind}({','.join(format_value(v) for _, v in self.args)})"
+        kind = LAYERS.get(self.kind)
+        named = {p.name for p in kind.params if p.optional} if kind else set()
+        return f"{self.kind}({','.join(_arg_text(k, v, named) for k, v in self.args)})"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ class ArchSpec:
                 raise
             raise ArchError(f"spec JSON is malformed: {exc}") from exc
         return cls(tuple(layers), hparams)
+
+
+def _arg_text(name: str, value: Value, named: set[str]) -> str:
+    return f"{name}={format_value(value)}" if name in named else format_value(value)
 
 
 def text_hash(text: str) -> str:

@@ -6,7 +6,7 @@ It prepares an ordinary run: a grammar of mask bits (grammar.bnf, editable),
 a config.toml naming the base model (copied into the run directory as base/)
 and the hash of its weights, and then searches that grammar like `ge_nas run`,
 so `resume`, `show`, `report` and `export` work on it unchanged. A phenotype is
-the base network with keep masks, e.g. `dense(8,b10110111)`: the worker
+the base network with keep masks, e.g. `dense(8,keep=b10110111)`: the worker
 removes the masked units from the trained weights (network/prune.py),
 fine-tunes the smaller network for --epochs (0: not at all) and scores it.
 Its params are the pruned network's, and a finalist is saved with its plain

@@ -51,7 +51,7 @@ def prunable_layers(spec: ArchSpec) -> dict[int, int]:
 def split_masks(spec: ArchSpec) -> tuple[ArchSpec, dict[int, list[bool]]]:
     """Return the spec without its keep masks (the unpruned network) and the masks by layer index.
 
-    `dense(4,b1011)` is the unpruned `dense(4)` with mask [True, False, True, True].
+    `dense(4,keep=b1011)` is the unpruned `dense(4)` with mask [True, False, True, True].
     """
     layers = list(spec.layers)
     masks: dict[int, list[bool]] = {}
