@@ -25,7 +25,7 @@ else:  # pragma: no cover
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 EXECUTORS = ("auto", "serial", "processes", "dask")
-INITIALISERS = ("sensible", "random", "pi_grow")
+INITIALISERS = ("sensible", "random", "pi_grow", "density")  # density: for ge_nas prune's masks
 FIDELITIES = ("fixed", "sh")
 MODES = (
     "generational",
@@ -97,6 +97,11 @@ class RunConfig:
     codon_size: int = 100_000
     crossover: str | None = None  # one of CROSSOVERS; None: one-point for GE, uniform for SGE
     crossover_prob: float = 0.9
+    # ge_nas prune: the trained model directory whose units the run's masks keep or remove
+    # (phenotypes with keep masks are pruned copies of it, fine-tuned for --epochs, 0 allowed),
+    # and the SHA-256 (first 16 hex) of its model.pt, part of every archive key.
+    prune_base: str | None = None
+    prune_base_sha: str | None = None
     mutation_prob: float | None = None  # per codon; default 1 / codons used
     tournament_size: int = 2
     elites: int = 1
@@ -110,10 +115,12 @@ class RunConfig:
                 raise ConfigError(
                     f"--{name} must be a non-empty string, got {getattr(self, name)!r}"
                 )
+        if self.prune_base is None or self.epochs != 0:  # pruning: 0 epochs = no fine-tune
+            _positive_int("epochs", self.epochs)
+        self._check_prune_base()
         for name in (
             "population",
             "generations",
-            "epochs",
             "sh_rungs",
             "final_epochs",
             "max_depth",
@@ -187,6 +194,18 @@ class RunConfig:
             raise ConfigError(
                 f"--ood {self.ood}: ood_auroc is not among --objectives "
                 f"{','.join(self.objectives)}; add it, or leave --ood out"
+            )
+
+    def _check_prune_base(self) -> None:
+        if (self.prune_base is None) != (self.prune_base_sha is None):
+            raise ConfigError(
+                "prune_base and prune_base_sha go together (a base model directory and the "
+                "SHA-256 of its model.pt); `ge_nas prune` writes both"
+            )
+        sha = self.prune_base_sha
+        if sha is not None and not re.fullmatch(r"[0-9a-f]{16}", str(sha)):
+            raise ConfigError(
+                f"prune_base_sha must be 16 lowercase hex digits (of model.pt's SHA-256), got {sha!r}"
             )
 
     def _check_objectives(self) -> None:

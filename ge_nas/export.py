@@ -32,7 +32,7 @@ from ge_nas.arch import ArchSpec
 from ge_nas.arch.blocks import blocks
 from ge_nas.data import Standardization, Standardize
 from ge_nas.errors import ArchError, ConfigError, ExportError
-from ge_nas.fidelity import backbone_digest, weights_file
+from ge_nas.fidelity import backbone_digest, file_digest, weights_file
 from ge_nas.metrics import Metrics
 from ge_nas.network.build import Backbone, build_model
 from ge_nas.network.ensemble import VOTES, Ensemble
@@ -396,3 +396,46 @@ def load_backbone(path: str, digest: str = "") -> Backbone:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().split("\n")[0]
+
+
+def weights_sha(directory: Path) -> str:
+    """Return the first 16 hex digits of the SHA-256 of directory's model.pt (a base model's identity)."""
+    try:
+        return file_digest(directory / MODEL)
+    except OSError as exc:
+        raise ConfigError(f"{directory / MODEL}: cannot read the weights: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A trained network that `ge_nas prune` prunes: its spec, meta, network (eval mode) and weights hash."""
+
+    spec: ArchSpec
+    meta: Meta
+    network: nn.Sequential
+    sha: str
+
+
+def load_base(directory: Path) -> BaseModel:
+    """Return the single trained network saved in directory (model.pt, spec.json, meta.json).
+
+    Raises:
+        ConfigError: a file is missing, or the directory holds an ensemble.
+        ArchError: the spec or the weights do not make a network.
+    """
+    if (directory / ENSEMBLE).is_file():
+        raise ConfigError(
+            f"{directory}: an ensemble (ensemble.json) cannot be pruned; give one of its members' "
+            "model directories"
+        )
+    for name in (MODEL, SPEC, META):
+        if not (directory / name).is_file():
+            raise ConfigError(
+                f"{directory}: no {name}; expected a model directory with trained weights "
+                "(model.pt, spec.json, meta.json): front/N or best/ of a run, or what `ge_nas train` saved"
+            )
+    meta = Meta.from_json(_read(directory / META), str(directory / META))
+    spec = ArchSpec.from_json(_read(directory / SPEC))
+    network = load_weights(directory, meta)
+    assert isinstance(network, nn.Sequential)
+    return BaseModel(spec, meta, network, weights_sha(directory))

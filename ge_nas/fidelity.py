@@ -41,7 +41,11 @@ def rung_epochs(config: RunConfig, rung: int) -> int:
 
 
 def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
-    """Return the archive key of a training budget; results at different keys never mix."""
+    """Return the archive key of a training budget; results at different keys never mix.
+
+    A pruning run's key names its base model (the hash of its weights): the same masks
+    over other weights are other networks.
+    """
     epochs = config.epochs if epochs is None else epochs
     key = (
         f"{config.dataset}|data_dir={config.data_dir}|val={config.val_fraction}|split_seed={config.split_seed}"
@@ -55,6 +59,7 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         + held
         + ("|bf16" if config.bf16 else "")
         + backbone
+        + (f"|base={config.prune_base_sha}" if config.prune_base_sha else "")
         + (_final_measured(config) if final else _measured(config))
     )
 
@@ -99,10 +104,19 @@ def backbone_digest(backbone: str) -> str:
     """
     weights = weights_file(backbone)
     try:
-        stat = weights.stat()
-        return _file_digest(str(weights.resolve()), stat.st_mtime_ns, stat.st_size)
+        return file_digest(weights)
     except OSError as exc:
         raise ConfigError(f"--backbone {backbone}: cannot read {weights}: {exc}") from None
+
+
+def file_digest(path: Path) -> str:
+    """Return the first 16 hex digits of the sha256 of a file (cached per process by path, mtime and size).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    stat = path.stat()
+    return _file_digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=8)

@@ -5,11 +5,18 @@ to a worker; the worker loads the data set once per process, builds, trains
 and scores the network, and sends `Metrics` back. Every expected failure
 (a shape that cannot work, over budget, NaN loss, timeout, a crash inside
 training) comes back as Metrics with a status, never as an exception.
+
+Under pruning (`ge_nas prune`: the task names a base model), a phenotype's
+keep masks say which units of the base model stay: the worker loads the base
+once per process, removes the other units from its trained weights
+(network/prune.py), fine-tunes the smaller network for the task's epochs (0:
+not at all), scores it, and saves it with its plain spec (`dense(37)`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -26,14 +33,17 @@ from ge_nas.config import field_default
 from ge_nas.data import Splits, load_splits
 from ge_nas.data.datasets import final_splits
 from ge_nas.data.ood import ood_images
-from ge_nas.errors import ArchError, ConfigError
-from ge_nas.export import Meta, load_backbone, save_model
+from ge_nas.errors import ArchError, ConfigError, GeNasError
+from ge_nas.export import BaseModel, Meta, load_backbone, load_base, save_model
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
 from ge_nas.network.build import Backbone, build_model, measure, transfer_plan
+from ge_nas.network.prune import prune, split_masks
 from ge_nas.scoring import LATENCY_BATCH, latency_ms, ood_auroc, robustness
 from ge_nas.train import accuracy, accuracy_and_loss, place_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
+
+PRUNED_FROM = "pruned_from.json"  # beside a pruned network's files: its base model and masks
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,10 @@ class EvalTask:
     score_test: bool = True  # test accuracy too (reported only, never used for selection)
     backbone: str | None = None  # a ge_nas model directory that backbone layers take blocks from
     backbone_digest: str = ""  # its weights file's digest: the worker refuses a changed file
+    # ge_nas prune: the trained model whose pruned copies the phenotype's keep masks describe,
+    # and the hash its model.pt must have (RunConfig's prune_base, prune_base_sha)
+    prune_base: str | None = None
+    prune_base_sha: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,13 @@ def train_phenotype(task: EvalTask) -> Metrics:
     if over:
         return base.with_error(OVER_BUDGET, over)
     try:
-        return _train_and_score(task, spec, splits, base, backbone)
+        start = initial_network(task, spec, splits, backbone)
+    except ArchError as exc:
+        return base.with_error(INVALID, str(exc), exc.reason)
+    except GeNasError as exc:  # the base model is missing or changed: not this phenotype's fault
+        return base.with_error(FAILED, str(exc))
+    try:
+        return _train_and_score(task, start, splits, base)
     except Exception as exc:  # a crash inside training is this individual's failure, not the run's
         log.debug("training failed", exc_info=True)
         return base.with_error(FAILED, f"{type(exc).__name__}: {exc}")
@@ -159,47 +179,114 @@ def _over_budget(task: EvalTask, params: int, flops: int) -> str:
     return ""
 
 
-def _train_and_score(
-    task: EvalTask, spec: ArchSpec, splits: Splits, base: Metrics, backbone: Backbone | None
-) -> Metrics:
+@dataclass(frozen=True)
+class Start:
+    """The network a task trains from, and the spec it is saved with (a pruned one's plain spec)."""
+
+    spec: ArchSpec
+    network: nn.Module
+    pruned_from: dict[str, str] | None = None  # pruning: base directory, its hash, the masks
+
+
+def initial_network(
+    task: EvalTask, spec: ArchSpec, splits: Splits, backbone: Backbone | None = None
+) -> Start:
+    """Return a new network of spec (seeded), or under pruning the base model pruned by spec's keep masks.
+
+    A transfer network (a backbone layer) starts from the backbone's blocks and is
+    saved with them expanded into ordinary layers, so load_model needs no backbone.
+
+    Raises:
+        ArchError: keep masks without a base model, layers other than the base model's, a mask
+            on a layer that cannot be pruned, or data of another shape than the base model's.
+        GeNasError: the base model is missing, unreadable or changed.
+    """
+    shape, classes = splits.input_shape, splits.num_classes
+    torch.manual_seed(task.seed)
+    unpruned, masks = split_masks(spec)
+    if task.prune_base is None:
+        if masks:
+            raise ArchError(
+                "keep masks prune a trained network: search them with `ge_nas prune MODEL_DIR`, "
+                "or train the network without them",
+                reason="keep masks need a base model (ge_nas prune)",
+            )
+        network = build_model(spec, shape, classes, backbone)
+        if spec.backbone is None:
+            return Start(spec, network)
+        return Start(transfer_plan(spec, backbone, shape).spec, network)
+    base = base_model(task.prune_base, task.prune_base_sha)
+    if (base.meta.input_shape, base.meta.num_classes) != (shape, classes):
+        raise ArchError(
+            f"the data gives inputs {shape} and {classes} classes; the base model "
+            f"{task.prune_base} takes {base.meta.input_shape} and {base.meta.num_classes}"
+        )
+    if unpruned.layers != base.spec.layers:
+        raise ArchError(
+            f"the layers {' '.join(x.text() for x in unpruned.layers)!r} are not the base model's "
+            f"{' '.join(x.text() for x in base.spec.layers)!r}: a pruning grammar may change the "
+            "masks and the hyperparameters only",
+            reason="layers differ from the base model's",
+        )
+    pruned, network = prune(unpruned, base.network, shape, classes, masks)
+    origin = {"base": task.prune_base, "base_sha": base.sha, "phenotype": spec.canonical()}
+    return Start(pruned, network, origin)
+
+
+@lru_cache(maxsize=2)
+def base_model(directory: str, sha: str | None) -> BaseModel:
+    """Return the base model of a pruning run, loaded once per process; never train it.
+
+    Raises:
+        ConfigError: it is missing, unreadable, or its model.pt no longer has the hash sha.
+    """
+    base = load_base(Path(directory))
+    if sha is not None and base.sha != sha:
+        raise ConfigError(
+            f"{directory}: model.pt has changed since the pruning run started (its SHA-256 "
+            f"begins {base.sha}, the run's base {sha}); restore it, or start a new `ge_nas prune`"
+        )
+    return base
+
+
+def _train_and_score(task: EvalTask, start: Start, splits: Splits, base: Metrics) -> Metrics:
     device = resolve_device(task.device)
     splits = splits_on(splits, device)
-    torch.manual_seed(task.seed)
-    model = place_model(build_model(spec, splits.input_shape, splits.num_classes, backbone), device)
+    spec = start.spec
+    model = place_model(start.network, device)
     if (
         task.final
     ):  # train + validation; a held-out slice of validation, never trained on, scores it
         splits = final_splits(splits, task.holdout, task.split_seed)
     x, y = splits.x_train, splits.y_train
-    start = time.perf_counter()
-    status, error, epochs = train_model(
-        model,
-        spec.hparam_map(),
-        x,
-        y,
-        epochs=task.epochs,
-        seed=task.seed,
-        timeout_s=task.timeout_s,
-        bf16=task.bf16,
-    )
-    trained = replace(base, train_seconds=time.perf_counter() - start, epochs=epochs)
+    begun = time.perf_counter()
+    status, error, epochs = OK, "", 0
+    if task.epochs > 0 or start.pruned_from is None:  # a pruned copy may go unchanged
+        status, error, epochs = train_model(
+            model,
+            spec.hparam_map(),
+            x,
+            y,
+            epochs=task.epochs,
+            seed=task.seed,
+            timeout_s=task.timeout_s,
+            bf16=task.bf16,
+        )
+    trained = replace(base, train_seconds=time.perf_counter() - begun, epochs=epochs)
     if status != OK:
         return trained.with_error(status, error)
     metrics = _score(task, model, splits, trained)
     if task.save_dir is not None:
-        # A transfer network is saved with its backbone layer expanded: load_model needs no backbone.
-        saved = (
-            spec
-            if spec.backbone is None
-            else transfer_plan(spec, backbone, splits.input_shape).spec
-        )
-        save_model(
+        save_model(  # start.spec: a transfer network's backbone expanded, a pruned one's plain spec
             Path(task.save_dir),
             model.cpu(),
-            saved,
+            spec,
             metrics,
             Meta(splits.input_shape, splits.num_classes, splits.standardization, splits.classes),
         )
+        if start.pruned_from is not None:
+            path = Path(task.save_dir) / PRUNED_FROM
+            path.write_text(json.dumps(start.pruned_from, indent=2) + "\n", encoding="utf-8")
     return metrics
 
 

@@ -46,13 +46,37 @@ def test_parse_layer(text: str, layer: Layer) -> None:
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_every_layer_kind_parses_with_defaults_filled(name: str) -> None:
     kind = LAYERS[name]
-    required = [p for p in kind.params if p.default is None]
+    filled = [p for p in kind.params if not p.optional]  # an optional one absent is left out
+    required = [p for p in filled if p.default is None]
     text = f"{name}({', '.join('4' for _ in required)})" if required else name
     (layer,) = parse_arch(text).layers
-    assert [k for k, _ in layer.args] == [p.name for p in kind.params]
+    assert [k for k, _ in layer.args] == [p.name for p in filled]
     assert all(
-        v == (4 if p.default is None else p.default) for p, (_, v) in zip(kind.params, layer.args)
+        v == (4 if p.default is None else p.default) for p, (_, v) in zip(filled, layer.args)
     )
+
+
+def test_a_keep_mask_sets_the_width_and_round_trips() -> None:
+    spec = parse_arch("conv(4,3,keep=b1011) relu dense(3, keep=b010) | opt=adam")
+    assert spec.canonical().startswith("conv(4,3,1,keep=b1011) relu dense(3,keep=b010) |")
+    assert parse_arch(spec.canonical()) == spec == ArchSpec.from_json(spec.to_json())
+    plain = parse_arch("conv(4,3) relu dense(3) | opt=adam")
+    assert "keep" not in plain.to_json() and spec.hash() != plain.hash()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dense(3,keep=b01)", "keep has 2 bits, expected one per unit: 3"),
+        ("dense(3,keep=b000)", "keep masks every unit"),
+        ("dense(3,keep=101)", "keep must be a mask of 0s and 1s after a 'b'"),
+        ("dense(3,keep=b1x1)", "keep must be a mask of 0s and 1s after a 'b'"),
+        ("sepconv(2,keep=b11)", "sepconv has no argument 'keep'"),
+    ],
+)
+def test_bad_keep_masks(text: str, message: str) -> None:
+    with pytest.raises(ArchError, match=re.escape(message)):
+        parse_arch(text)
 
 
 @pytest.mark.parametrize(

@@ -170,8 +170,15 @@ def test_map_layer_after_flat_vector_is_an_error(text: str, index: int) -> None:
 
 
 def _sample_layer(name: str) -> str:
-    required = [p for p in LAYERS[name].params if p.default is None]
+    required = [p for p in LAYERS[name].params if p.default is None and not p.optional]
     return f"{name}({', '.join('4' for _ in required)})" if required else name
+
+
+def test_a_keep_mask_builds_the_layer_with_its_kept_units() -> None:
+    masked = parse_arch("conv(6,3,keep=b101100) relu dense(5,keep=b00011)")
+    plain = parse_arch("conv(3,3) relu dense(2)")
+    assert measure(masked, (1, 8, 8), 10) == measure(plain, (1, 8, 8), 10)
+    assert count_params(build_model(masked, (1, 8, 8), 10)) == measure(plain, (1, 8, 8), 10).params
 
 
 @pytest.mark.parametrize("name", sorted(set(LAYERS) - {"backbone"}))  # see test_transfer.py

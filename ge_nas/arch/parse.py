@@ -69,6 +69,7 @@ def _with_caret(reason: str, text: str, line: int, column: int, token: str | Non
 _TOKEN_WORDS = {
     "NAME": "a name",
     "SIGNED_NUMBER": "a number",
+    "BITS": "a mask (b0110..)",
     "LPAR": "'('",
     "RPAR": "')'",
     "COMMA": "','",
@@ -153,6 +154,9 @@ class _ToSpec(lark.Transformer[lark.Token, ArchSpec]):
     def number(self, children: list[lark.Token]) -> _Arg:
         raw = str(children[0])
         return _Arg(int(raw) if raw.lstrip("+-").isdigit() else float(raw), children[0])
+
+    def mask(self, children: list[lark.Token]) -> _Arg:
+        return _Arg(str(children[1]), children[1], key=children[0])
 
     def word(self, children: list[lark.Token]) -> _Arg:
         return _Arg(str(children[0]), children[0])

@@ -8,6 +8,7 @@ half, `ge_nas.network.layers.BUILDERS`; a new layer kind is one entry in each.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -15,15 +16,25 @@ from types import MappingProxyType
 from ge_nas.errors import ArchError, did_you_mean
 
 Value = int | float | str
+BITS = re.compile(r"b[01]+")  # a unit mask's text: 'b', then one 0 or 1 per unit
+
+
+class Bits(str):
+    """The kind of a mask argument: a str 'b1011...', one bit per unit of the layer (1: kept)."""
 
 
 @dataclass(frozen=True)
 class Param:
-    """One typed argument of a layer or hyperparameter, with its default and range."""
+    """One typed argument of a layer or hyperparameter, with its default and range.
+
+    An optional parameter (optional=True) has no default and is keyword-only:
+    when it is not given it is left out of the layer's arguments, so its text,
+    hash and JSON are those of a layer written without it.
+    """
 
     name: str
-    kind: type  # int, float or str
-    default: Value | None = None  # None: required
+    kind: type  # int, float, str or Bits
+    default: Value | None = None  # None: required (unless optional)
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
@@ -31,9 +42,16 @@ class Param:
     # True: left out of canonical text and spec JSON at its default, so that adding the
     # parameter changed no existing phenotype's text, hash or archive key.
     omit_default: bool = False
+    optional: bool = False
 
     def check(self, value: Value, where: str) -> Value:
         """Return value converted to this parameter's type, or raise ArchError."""
+        if self.kind is Bits:
+            if not isinstance(value, str) or not BITS.fullmatch(value):
+                raise self._error(
+                    where, f"must be a mask of 0s and 1s after a 'b', e.g. b1101, got {value!r}"
+                )
+            return value
         if self.kind is str:
             if not isinstance(value, str) or value not in self.choices:
                 raise self._error(where, f"must be one of {', '.join(self.choices)}, got {value!r}")
@@ -61,9 +79,17 @@ class Param:
         """Return a one-line description for help text and the README."""
         if self.kind is str:
             kind = "|".join(self.choices)
+        elif self.kind is Bits:
+            kind = "bits b0110.. (one per unit; 1: kept)"
         else:
             kind = f"{self.kind.__name__} {self.low:g}..{self.high:g}"
-        default = "required" if self.default is None else f"default {self.default}"
+        default = (
+            "optional"
+            if self.optional
+            else "required"
+            if self.default is None
+            else f"default {self.default}"
+        )
         return f"{self.name}: {kind}, {default}"
 
 
@@ -76,11 +102,18 @@ class LayerKind:
     doc: str
     needs_map: bool = False  # True: input must be a (C, H, W) feature map
 
+    def positional(self) -> tuple[Param, ...]:
+        """Return the parameters that may be given by position (an optional one is keyword-only)."""
+        return tuple(p for p in self.params if not p.optional)
+
 
 _FILTERS = Param("filters", int, None, 1, 4096, doc="output channels")
 _KERNEL = Param("kernel", int, 3, 1, 15, doc="kernel size (same padding)")
 _STRIDE = Param("stride", int, 1, 1, 4, doc="stride")
 BACKBONE = "backbone"  # the transfer-learning layer: blocks of a trained network (first layer only)
+# A pruning mask: the layer keeps the units whose bit is 1 (its width is their number); the
+# network is then a pruned copy of a trained one (`ge_nas prune`), not trained from scratch.
+_KEEP = Param("keep", Bits, optional=True, doc="units kept (ge_nas prune)")
 WIDTHS = ("filters", "units")  # the arguments that set a layer's width
 ACTIVATIONS = ("relu", "relu6", "leaky", "elu", "gelu", "silu", "hardswish", "tanh", "sigmoid")
 
@@ -91,7 +124,7 @@ def _layer_kinds() -> dict[str, LayerKind]:
         Param("size", int, 2, 2, 8, doc="window and stride"),
     )
     kinds = [
-        LayerKind("conv", (_FILTERS, _KERNEL, _STRIDE), "2-D convolution", needs_map=True),
+        LayerKind("conv", (_FILTERS, _KERNEL, _STRIDE, _KEEP), "2-D convolution", needs_map=True),
         LayerKind(
             "sepconv",
             (_FILTERS, _KERNEL, _STRIDE),
@@ -112,7 +145,7 @@ def _layer_kinds() -> dict[str, LayerKind]:
         ),
         LayerKind("gap", (), "global average pooling to a flat vector", needs_map=True),
         LayerKind("flatten", (), "flatten a feature map to a vector"),
-        LayerKind("dense", (Param("units", int, None, 1, 65536),), "fully connected layer"),
+        LayerKind("dense", (Param("units", int, None, 1, 65536), _KEEP), "fully connected layer"),
         LayerKind("bn", (), "batch normalisation"),
         LayerKind(
             BACKBONE,
@@ -178,12 +211,13 @@ def check_layer(
             reason=f"{where}: unknown layer {name!r}",
         )
     where = f"{where}: {name}"
-    if len(positional) > len(kind.params):
+    ordered = kind.positional()
+    if len(positional) > len(ordered):
         raise ArchError(
-            f"{where} takes at most {len(kind.params)} argument(s) ({_signature(kind)}), got {len(positional)}",
-            reason=f"{where} takes at most {len(kind.params)} argument(s), got {len(positional)}",
+            f"{where} takes at most {len(ordered)} argument(s) ({_signature(kind)}), got {len(positional)}",
+            reason=f"{where} takes at most {len(ordered)} argument(s), got {len(positional)}",
         )
-    values = dict(zip((p.name for p in kind.params), positional))
+    values = dict(zip((p.name for p in ordered), positional))
     for key, value in keywords.items():
         if key not in {p.name for p in kind.params}:
             raise ArchError(
@@ -195,7 +229,31 @@ def check_layer(
         if key in values:
             raise ArchError(f"{where}: argument {key!r} is given twice", argument=key, token=key)
         values[key] = value
-    return tuple((p.name, _fill(p, values, where)) for p in kind.params)
+    args = tuple(
+        (p.name, _fill(p, values, where)) for p in kind.params if not p.optional or p.name in values
+    )
+    _check_keep(dict(args), where)
+    return args
+
+
+def kept_width(args: Mapping[str, Value], width: str) -> int:
+    """Return a layer's built width: the argument named width, or with a keep mask the number of its 1s."""
+    return str(args["keep"]).count("1") if "keep" in args else int(args[width])
+
+
+def _check_keep(args: Mapping[str, Value], where: str) -> None:
+    """Raise ArchError unless a keep mask has one bit per unit and keeps at least one."""
+    if "keep" not in args:
+        return
+    bits = str(args["keep"])[1:]
+    width = next(int(args[name]) for name in WIDTHS if name in args)
+    if len(bits) != width:
+        raise ArchError(
+            f"{where}: keep has {len(bits)} bits, expected one per unit: {width}",
+            argument="keep",
+        )
+    if "1" not in bits:
+        raise ArchError(f"{where}: keep masks every unit; keep at least one (a 1)", argument="keep")
 
 
 def _fill(param: Param, values: Mapping[str, Value], where: str) -> Value:
@@ -216,4 +274,4 @@ def check_hparams(given: Mapping[str, Value], where: str) -> tuple[tuple[str, Va
 
 
 def _signature(kind: LayerKind) -> str:
-    return f"{kind.name}({', '.join(p.name for p in kind.params)})"
+    return f"{kind.name}({', '.join(p.name for p in kind.positional())})"

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ge_nas.arch.signatures import BACKBONE, HPARAMS, Value, check_hparams, check_layer
+from ge_nas.arch.signatures import BACKBONE, HPARAMS, LAYERS, Value, check_hparams, check_layer
 from ge_nas.errors import ArchError
 
 LANGUAGE_VERSION = 1
@@ -28,10 +28,12 @@ class Layer:
         return dict(self.args)
 
     def text(self) -> str:
-        """Return the canonical text, e.g. 'conv(32,3,1)'."""
+        """Return the canonical text, e.g. 'conv(32,3,1)', keyword-only arguments by name: 'dense(4,keep=b1011)'."""
         if not self.args:
             return self.kind
-        return f"{self.kind}({','.join(format_value(v) for _, v in self.args)})"
+        kind = LAYERS.get(self.kind)
+        named = {p.name for p in kind.params if p.optional} if kind else set()
+        return f"{self.kind}({','.join(_arg_text(k, v, named) for k, v in self.args)})"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,10 @@ def _check_backbone(layers: tuple[Layer, ...]) -> None:
                 token=BACKBONE,
                 argument="freeze",
             )
+
+
+def _arg_text(name: str, value: Value, named: set[str]) -> str:
+    return f"{name}={format_value(value)}" if name in named else format_value(value)
 
 
 def text_hash(text: str) -> str:

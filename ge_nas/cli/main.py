@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ge_nas.cli.ensemble",
         "combine a run's trained networks into one voting model; compare it with its best member",
     ),
+    "prune": (
+        "ge_nas.cli.prune",
+        "evolve masks that remove units of a trained network: smaller networks, trained weights",
+    ),
     "grammar": ("ge_nas.cli.grammar", "check a BNF search space, sample it, map genomes with it"),
     "backbone": (
         "ge_nas.cli.backbone",

@@ -220,6 +220,8 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         bf16=base.bf16 if args.bf16 is None else args.bf16,
         backbone=backbone,
         backbone_digest=backbone_digest(backbone) if backbone else "",
+        prune_base=run.prune_base if run else None,  # a pruning run's phenotype: from its base
+        prune_base_sha=run.prune_base_sha if run else None,
     )
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,9 @@ from ge_nas.search.finalists import choose_best, pick_finalists
 from ge_nas.search.steady import run_steady
 from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
+from ge_nas.worker import PRUNED_FROM, base_model
+
+PRUNE_BASE = "base"  # a pruning run's copy of its base model (model.pt, spec.json, meta.json)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,17 +93,35 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     config = config_from_args(args)
     grammar = load_grammar(config.grammar)
     grammar_text = read_grammar_text(config.grammar)
-    _check_run(config, grammar)
+    check_run(config, grammar)
     out = (
         Path(config.out)
         if config.out
         else default_out(config, dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     )
+    return start_run(config, grammar, grammar_text, out, console, quiet=args.quiet)
+
+
+def start_run(
+    config: RunConfig,
+    grammar: Grammar,
+    grammar_text: str,
+    out: Path,
+    console: Console,
+    *,
+    quiet: bool,
+    prepare: Callable[[Path], None] = lambda out: None,
+) -> int:
+    """Create the run directory out, call prepare(out) in it, search and finalise; return the exit code.
+
+    The configuration and grammar must be checked (check_run); out must be new or empty.
+    """
     rundir.check_new_run_dir(out)
     check_archive(rundir.archive_path(out, config))  # refuse a file that is not an archive at once
     with _executor(config) as executor, rundir.run_lock(rundir.make_dir(out)):
         rundir.create_run_dir(out, config, grammar_text)
-        return _execute(config, grammar, out, None, executor, console, quiet=args.quiet)
+        prepare(out)
+        return _execute(config, grammar, out, None, executor, console, quiet=quiet)
 
 
 def add_resume_arguments(p: argparse.ArgumentParser) -> None:
@@ -131,12 +154,14 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
         overrides = {
             k: getattr(args, k) for k in ("generations", "workers", "executor", "scheduler")
         }
-        config = make_config(load_toml(out / rundir.CONFIG), overrides)
+        config = _moved_base(make_config(load_toml(out / rundir.CONFIG), overrides), out)
         grammar = parse_grammar(rundir.checked_grammar_copy(out), str(out / rundir.GRAMMAR))
         checkpoint = rundir.read_checkpoint(out)
         # never write into a file ge_nas did not make
         check_archive(rundir.archive_path(out, config))
-        _check_run(config, grammar)
+        check_run(config, grammar)
+        if config.prune_base is not None:  # the base model must still be there, unchanged
+            base_model(config.prune_base, config.prune_base_sha)
         with _executor(config) as executor:
             written_by = rundir.read_written_by(out)
             rundir.write_atomic(out / rundir.CONFIG, rundir.config_text(config, written_by))
@@ -147,7 +172,15 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
             return _execute(config, grammar, out, checkpoint, executor, console, quiet=args.quiet)
 
 
-def _check_run(config: RunConfig, grammar: Grammar) -> None:
+def _moved_base(config: RunConfig, out: Path) -> RunConfig:
+    """Return config with a pruning run's base model in out/base when the recorded path is gone (the run moved)."""
+    copy = out / PRUNE_BASE
+    if config.prune_base is None or Path(config.prune_base).is_dir() or not copy.is_dir():
+        return config
+    return dataclasses.replace(config, prune_base=str(copy.resolve()))
+
+
+def check_run(config: RunConfig, grammar: Grammar) -> None:
     """Raise ConfigError for anything that would stop the run later: search space, workers, data, device,
     backbone."""
     if config.backbone is not None:
@@ -360,9 +393,16 @@ def _train_finalists(
 
 
 def _saved_phenotype(directory: Path) -> str | None:
-    """Return the canonical phenotype of the model saved in directory, if there is one."""
+    """Return the canonical phenotype of the model saved in directory, if there is one.
+
+    A pruned network's is in pruned_from.json (its spec.json is the plain pruned spec).
+    """
     try:
+        if (directory / PRUNED_FROM).is_file():
+            origin = json.loads((directory / PRUNED_FROM).read_text(encoding="utf-8"))
+            phenotype = origin.get("phenotype") if isinstance(origin, dict) else None
+            return str(phenotype) if phenotype and (directory / "model.pt").exists() else None
         spec = ArchSpec.from_json((directory / "spec.json").read_text(encoding="utf-8"))
-    except (OSError, ArchError):
+    except (OSError, ValueError, ArchError):
         return None
     return spec.canonical() if (directory / "model.pt").exists() else None

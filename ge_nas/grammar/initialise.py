@@ -13,6 +13,13 @@ the phenotype of its tree. All randomness comes from the rng passed in.
 
 [Ryan2003] C. Ryan, R. M. A. Azad. Sensible Initialisation in Grammatical
 Evolution. GECCO 2003 workshops.
+Density initialisation draws a share d ~ U(0, 1) per genome and makes each
+codon 1 with probability d: for the mask grammars of `ge_nas prune`, masks
+keeping anything from few to almost all units [MO-EvoPruneDeepTL].
+
+[MO-EvoPruneDeepTL] J. Poyatos, D. Molina, A. Martinez-Seras, J. Del Ser,
+F. Herrera. Multiobjective evolutionary pruning of deep neural networks with
+transfer learning for improving their performance and robustness. 2023.
 [Fagan2016] D. Fagan, M. Fenton, M. O'Neill. Exploring Position Independent
 Initialisation in Grammatical Evolution. IEEE CEC 2016.
 """
@@ -27,7 +34,7 @@ from typing import Literal
 
 from ge_nas.errors import ConfigError
 from ge_nas.grammar.grammar import Grammar
-from ge_nas.grammar.mapper import map_genome
+from ge_nas.grammar.mapper import RAN_OUT, map_genome
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +60,8 @@ def initial_genomes(
     """
     if init == "random":
         return random_population(grammar, rng, n, codon_size=codon_size, max_depth=max_depth)
+    if init == "density":
+        return density_population(grammar, rng, n, max_depth=max_depth)
     low = grammar.min_depth(grammar.start)
     high = min(max_depth, init_max_depth or low + INIT_DEPTH_SPAN)
     if init == "pi_grow":
@@ -94,6 +103,35 @@ def random_population(
         return genome, map_genome(grammar, genome, max_depth=max_depth).phenotype
 
     return _distinct(n, attempt, max_tries, "random")
+
+
+def density_population(
+    grammar: Grammar,
+    rng: random.Random,
+    n: int,
+    *,
+    max_depth: int | None = None,
+    max_codons: int = 1 << 20,
+    max_tries: int = 100,
+) -> list[list[int]]:
+    """Return n genomes of 0/1 codons, each drawing its density d ~ U(0, 1) and each codon 1 with probability d.
+
+    Meant for mask grammars (`ge_nas prune`), where each bit rule reads `0 | 1` (or a group
+    `000 | 111`): a genome's masks then keep a share d of the units, and the population's
+    shares spread over (0, 1) [MO-EvoPruneDeepTL]. A genome is as long as its mapping uses.
+    """
+
+    def attempt() -> Attempt:
+        density = rng.random()
+        genome: list[int] = []
+        while True:
+            genome += [int(rng.random() < density) for _ in range(max(16, len(genome)))]
+            derivation = map_genome(grammar, genome, max_depth=max_depth)
+            if derivation.reason != RAN_OUT or len(genome) >= max_codons:
+                break
+        return genome[: max(1, derivation.codons_used)], derivation.phenotype
+
+    return _distinct(n, attempt, max_tries, "density")
 
 
 def sensible_population(

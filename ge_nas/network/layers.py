@@ -14,7 +14,7 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-from ge_nas.arch.signatures import Value
+from ge_nas.arch.signatures import Value, kept_width
 
 Shape = tuple[int, ...]
 
@@ -52,7 +52,7 @@ def same_conv(
 
 def _conv(args: Mapping[str, Value], shape: Shape) -> Built:
     c, h, w = shape
-    f, k, s = int(args["filters"]), int(args["kernel"]), int(args["stride"])
+    f, k, s = kept_width(args, "filters"), int(args["kernel"]), int(args["stride"])
     return same_conv(shape, f, k, s), (f, _conv_out(h, s), _conv_out(w, s))
 
 
@@ -113,7 +113,7 @@ def _flatten(args: Mapping[str, Value], shape: Shape) -> Built:
 
 
 def _dense(args: Mapping[str, Value], shape: Shape) -> Built:
-    units = int(args["units"])
+    units = kept_width(args, "units")
     return nn.Linear(shape[0], units), (units,)
 
 

@@ -48,6 +48,26 @@ def prunable_layers(spec: ArchSpec) -> dict[int, int]:
     return found
 
 
+def split_masks(spec: ArchSpec) -> tuple[ArchSpec, dict[int, list[bool]]]:
+    """Return the spec without its keep masks (the unpruned network) and the masks by layer index.
+
+    `dense(4,keep=b1011)` is the unpruned `dense(4)` with mask [True, False, True, True].
+    """
+    layers = list(spec.layers)
+    masks: dict[int, list[bool]] = {}
+    for i, layer in enumerate(layers):
+        args = layer.arg_map()
+        if "keep" in args:
+            masks[i] = [bit == "1" for bit in str(args["keep"])[1:]]
+            layers[i] = Layer(layer.kind, tuple((k, v) for k, v in layer.args if k != "keep"))
+    return replace(spec, layers=tuple(layers)), masks
+
+
+def mask_text(mask: Sequence[bool]) -> str:
+    """Return a mask as the architecture language writes it: [True, False] -> 'b10'."""
+    return "b" + "".join("1" if keep else "0" for keep in mask)
+
+
 def pruned_spec(spec: ArchSpec, masks: Masks) -> ArchSpec:
     """Return the spec with each masked layer's width set to its kept units.
 

@@ -372,6 +372,8 @@ def task_for(
         score_test=c.test_in_search,
         backbone=c.backbone,
         backbone_digest=backbone_digest(c.backbone) if c.backbone else "",
+        prune_base=c.prune_base,
+        prune_base_sha=c.prune_base_sha,
     )
     if save_dir is None:
         return task

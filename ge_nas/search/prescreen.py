@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ge_nas.arch import HPARAMS, LAYERS, ArchSpec, parse_arch
-from ge_nas.arch.signatures import WIDTHS
+from ge_nas.arch.signatures import WIDTHS, kept_width
 from ge_nas.errors import ArchError
 from ge_nas.network.build import measure
 
@@ -31,7 +31,12 @@ MIN_TRAINED = 20  # networks trained before the surrogate is trusted
 def features(spec: ArchSpec, params: int, flops: int) -> list[float]:
     """Return a fixed-length feature vector: layer counts by kind, widths, depth, size, hyperparameters."""
     kinds = collections.Counter(layer.kind for layer in spec.layers)
-    widths = [float(v) for layer in spec.layers for k, v in layer.args if k in WIDTHS]
+    widths = [
+        float(kept_width(layer.arg_map(), k))
+        for layer in spec.layers
+        for k, _ in layer.args
+        if k in WIDTHS
+    ]
     hp = spec.hparam_map()
     numeric = [float(hp[name]) for name, p in HPARAMS.items() if p.kind is not str]
     categorical = [
