@@ -232,7 +232,8 @@ def check_layer(
     args = tuple(
         (p.name, _fill(p, values, where)) for p in kind.params if not p.optional or p.name in values
     )
-    _check_keep(dict(args), where)
+    if any(p.kind is Bits for p in kind.params):  # a keep mask (backbone's keep is a count)
+        _check_keep(dict(args), where)
     return args
 
 

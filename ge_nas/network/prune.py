@@ -57,7 +57,7 @@ def split_masks(spec: ArchSpec) -> tuple[ArchSpec, dict[int, list[bool]]]:
     masks: dict[int, list[bool]] = {}
     for i, layer in enumerate(layers):
         args = layer.arg_map()
-        if "keep" in args:
+        if layer.kind in UNIT_LAYERS and "keep" in args:  # backbone's keep is a block count
             masks[i] = [bit == "1" for bit in str(args["keep"])[1:]]
             layers[i] = Layer(layer.kind, tuple((k, v) for k, v in layer.args if k != "keep"))
     return replace(spec, layers=tuple(layers)), masks
