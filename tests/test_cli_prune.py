@@ -224,3 +224,11 @@ def test_bad_input_is_one_clear_error_before_anything_is_written(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_help_states_prunes_own_init_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["prune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default density: each mask keeps a share of units ~ U(0, 1))" in text
+    assert "ramped half-and-half" not in text  # run's default (sensible), not prune's

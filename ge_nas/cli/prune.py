@@ -94,6 +94,12 @@ def _prune_option(option: Option) -> Option:
     if option.field == "mutation_prob":
         text = "per-codon mutation probability (default: 2 / mask bits, one flipped bit per child on average)"
         return dataclasses.replace(option, help=text)
+    if option.field == "init":  # run's help describes its own default, not density's
+        text = (
+            option.help.split(" (default")[0]
+            + " (default density: each mask keeps a share of units ~ U(0, 1))"
+        )
+        return dataclasses.replace(option, help=text)
     if option.field == "epochs":
         text = "fine-tuning epochs of each pruned network; 0: none (default {default})"
         return dataclasses.replace(option, help=text.replace("{default}", "1"))
