@@ -47,3 +47,12 @@ def test_the_held_out_accuracy_chooses_the_best_finalist() -> None:
     ]
     assert choose_best(finals) == 3
     assert choose_best([(2, Metrics("failed"))]) is None
+
+
+def test_backbone_blocks_kept_and_frozen_are_part_of_the_structure() -> None:
+    from ge_nas.search.finalists import structure
+
+    head = " dense(16) relu | opt=adam"
+    assert structure("backbone(3,1)" + head) != structure("backbone(4,1)" + head)
+    assert structure("backbone(3,1)" + head) != structure("backbone(3,2)" + head)
+    assert structure("backbone(3,1)" + head) == structure("backbone(3,1) dropout(0.5)" + head)

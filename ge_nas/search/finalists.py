@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from ge_nas.arch import parse_arch
-from ge_nas.arch.signatures import WIDTHS, kept_width
+from ge_nas.arch.signatures import BACKBONE, WIDTHS, kept_width
 from ge_nas.errors import ArchError
 from ge_nas.metrics import Metrics, Scored
 
@@ -25,16 +25,24 @@ S = TypeVar("S", bound=Scored)
 def structure(phenotype: str) -> tuple[tuple[str, ...], ...]:
     """Return a phenotype's weighted layers with their widths, e.g. (('conv', '32'), ('dense', '64')).
 
-    A layer with a keep mask has the width it is built with: the units it keeps.
+    A layer with a keep mask has the width it is built with: the units it keeps; a
+    backbone layer counts with its blocks kept and frozen.
     """
     try:
         spec = parse_arch(phenotype)
     except ArchError:
         return ((phenotype,),)
     weighted = [layer for layer in spec.layers if any(k in WIDTHS for k, _ in layer.args)]
+    reused = [(layer.kind, *(str(v) for _, v in layer.args)) for layer in spec.layers[:1]]
     return tuple(
-        (layer.kind, *(str(kept_width(layer.arg_map(), k)) for k, _ in layer.args if k in WIDTHS))
-        for layer in weighted
+        [r for r in reused if r[0] == BACKBONE]  # blocks kept and frozen are structure too
+        + [
+            (
+                layer.kind,
+                *(str(kept_width(layer.arg_map(), k)) for k, _ in layer.args if k in WIDTHS),
+            )
+            for layer in weighted
+        ]
     )
 
 
