@@ -133,6 +133,7 @@ def command_prune(args: argparse.Namespace, console: Console) -> int:
     grammar = parse_grammar(text, str(out / rundir.GRAMMAR))
     _check_data(config, base, model_dir)
     check_run(config, grammar)
+    rundir.check_new_run_dir(out)  # before saying where the grammar goes
     if not args.quiet:
         bits = mask_bits(units, args.group)
         console.print(
