@@ -55,19 +55,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmnist import search_ge
+
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
-from ge_nas.archive import Archive, Record
+from ge_nas.archive import Record
 from ge_nas.config import RunConfig, parse_classes
 from ge_nas.executors import make_executor
 from ge_nas.export import META, MODEL, SPEC, Meta
-from ge_nas.fidelity import fidelity_key
 from ge_nas.grammar import load_grammar
 from ge_nas.metrics import Metrics
-from ge_nas.search import SearchState, run_search
-from ge_nas.search.evaluator import Evaluator, task_for
+from ge_nas.search.evaluator import task_for
 from ge_nas.search.finalists import choose_best, pick_finalists
-from ge_nas.search.steady import run_steady
 from ge_nas.worker import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,10 +79,6 @@ DEFAULT_SOURCE = (
     "pool(max,2) sepconv(64,3) bn relu res(32,3) pool(max,2) conv(64,3) bn relu dropout(0.1) "
     "dense(64) relu dropout(0.1) | opt=adam lr=0.003 batch=128 aug=none ls=0.0"
 )  # cnn_fmnist.bnf: a stem and three stages, 7 blocks (transfer.bnf keeps 1..6), ~70k params
-
-
-class BudgetSpent(Exception):
-    """Raised from the generation callback to end a generational search at its budget."""
 
 
 @dataclass(frozen=True)
@@ -257,39 +252,14 @@ def arm_config(
 def search(
     config: RunConfig, path: Path, minutes: float, clock: Clock
 ) -> tuple[list[Record], float]:
-    """Run one search until minutes of wall time; return what it trained and its seconds."""
-    grammar = load_grammar(config.grammar)
+    """Run one search until minutes of wall time (fmnist.search_ge); return what it trained and its seconds."""
     executor = make_executor(config.executor, config.workers)
-    start = clock()
-    deadline = start + minutes * 60
-
-    def on_generation(state: SearchState) -> None:
-        s = state.stats
-        print(
-            f"    gen {s.generation}: {s.evaluations} trained, best val {s.best_accuracy:.4f}, "
-            f"{clock() - start:.0f} s",
-            flush=True,
-        )
-        if config.mode == "generational" and clock() + s.seconds > deadline:
-            raise BudgetSpent
-
     try:
-        with Archive(path) as archive:
-            evaluator = Evaluator(grammar, config, archive, executor)
-            try:
-                if config.mode == "steady":
-                    run_steady(
-                        grammar, config, evaluator, on_generation=on_generation, clock=clock,
-                        stop=lambda: clock() > deadline,
-                    )  # fmt: skip
-                else:
-                    run_search(grammar, config, evaluator, on_generation=on_generation, clock=clock)
-            except BudgetSpent:
-                pass
-            seconds = clock() - start
-            return archive.records(fidelity_key(config)), seconds
+        grammar = load_grammar(config.grammar)
+        result = search_ge(grammar, config, executor, path, clock() + minutes * 60, clock)
     finally:
         executor.close()
+    return result.records, result.seconds
 
 
 def finalists_of(records: list[Record], k: int) -> list[Record]:
