@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ge_nas.config import OOD_SCORES as OOD_SCORES
-from ge_nas.train import accuracy
+from ge_nas.train import accuracy, predict_logits
 
 LATENCY_BATCH = 64  # images per timed forward pass
 LATENCY_WARMUP = 3
@@ -76,22 +76,13 @@ def robustness(
     return accuracy(model, x, y, transform=add_noise)
 
 
-EVAL_BATCH = 1024
-
-
 @torch.no_grad()
 def ood_scores(model: nn.Module, x: torch.Tensor, score: str = "msp") -> torch.Tensor:
     """Return each image's in-distribution score: max softmax probability, or logsumexp of the logits (energy)."""
     if score not in OOD_SCORES:
         raise ValueError(f"unknown OoD score {score!r}; expected one of {', '.join(OOD_SCORES)}")
-    model.eval()
-    parts = []
-    for i in range(0, len(x), EVAL_BATCH):
-        logits = model(x[i : i + EVAL_BATCH]).float()
-        parts.append(
-            logits.softmax(dim=1).amax(dim=1) if score == "msp" else logits.logsumexp(dim=1)
-        )
-    return torch.cat(parts) if parts else torch.empty(0)
+    logits = predict_logits(model, x)
+    return logits.softmax(dim=1).amax(dim=1) if score == "msp" else logits.logsumexp(dim=1)
 
 
 def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:

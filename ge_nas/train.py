@@ -154,6 +154,14 @@ def accuracy(
 
 
 @torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Return model's float logits on x in eval mode, computed in batches of EVAL_BATCH."""
+    model.eval()
+    parts = [model(x[i : i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+@torch.no_grad()
 def accuracy_and_loss(
     model: nn.Module,
     x: torch.Tensor,

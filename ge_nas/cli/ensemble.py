@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -44,8 +45,8 @@ from ge_nas.export import (
     save_ensemble,
 )
 from ge_nas.network import count_params
-from ge_nas.network.ensemble import VOTES, Ensemble
-from ge_nas.train import accuracy
+from ge_nas.network.ensemble import VOTES, Ensemble, combine
+from ge_nas.train import predict_logits
 
 ENSEMBLE_FILES = (MODEL, ENSEMBLE, META, ONNX, ONNX + ".tmp", "metrics.json")
 ONNX_SAMPLES = 64
@@ -76,7 +77,8 @@ class Member:
     name: str  # front/<rank>
     spec: ArchSpec
     network: nn.Module
-    meta: Meta
+    holdout_logits: torch.Tensor  # on the held-out slice, kept so the ensemble's vote reuses them
+    test_logits: torch.Tensor
     holdout: float
     test: float
 
@@ -103,9 +105,9 @@ def command_ensemble(args: argparse.Namespace, console: Console) -> int:
     if count is not None:
         members = sorted(members, key=lambda m: -m.holdout)[:count]
     ensemble = Ensemble([m.network for m in members], args.vote).eval()
-    scores = {
-        "holdout": accuracy(ensemble, held.x_val, held.y_val),
-        "test": accuracy(ensemble, test.x_test, test.y_test),
+    scores = {  # from the members' logits, computed once
+        "holdout": _accuracy(combine([m.holdout_logits for m in members], args.vote), held.y_val),
+        "test": _accuracy(combine([m.test_logits for m in members], args.vote), test.y_test),
     }
     best = max(members, key=lambda m: m.holdout)
     console.print(_table(members, scores, best, args.vote, config))
@@ -184,14 +186,24 @@ def _scoring_splits(config: RunConfig) -> tuple[Splits, Splits]:
 
 def _scored(directory: Path, run: Path, meta: Meta, held: Splits, test: Splits) -> Member:
     network = load_weights(directory, meta)
+    holdout_logits, test_logits = (
+        predict_logits(network, held.x_val),
+        predict_logits(network, test.x_test),
+    )
     return Member(
         str(directory.relative_to(run)),
         ArchSpec.from_json((directory / SPEC).read_text(encoding="utf-8")),
         network,
-        meta,
-        accuracy(network, held.x_val, held.y_val),
-        accuracy(network, test.x_test, test.y_test),
+        holdout_logits,
+        test_logits,
+        _accuracy(holdout_logits, held.y_val),
+        _accuracy(test_logits, test.y_test),
     )
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Return the share of rows whose largest logit is the label (0 for no rows)."""
+    return float((logits.argmax(dim=1) == y).float().mean()) if len(y) else 0.0
 
 
 def _table(

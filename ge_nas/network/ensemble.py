@@ -31,9 +31,14 @@ class Ensemble(nn.Module):
         self.vote = vote
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = [member(x).float() for member in self.members]
-        probability = torch.stack([z.softmax(dim=1) for z in logits]).mean(dim=0)
-        if self.vote == "soft":
-            return probability.clamp_min(1e-12).log()
-        votes = torch.stack([(z == z.amax(dim=1, keepdim=True)).float() for z in logits]).sum(dim=0)
-        return votes + 0.5 * probability
+        return combine([member(x) for member in self.members], self.vote)
+
+
+def combine(logits: Sequence[torch.Tensor], vote: str) -> torch.Tensor:
+    """Return the ensemble's logits from its members' logits (what Ensemble.forward returns)."""
+    logits = [z.float() for z in logits]
+    probability = torch.stack([z.softmax(dim=1) for z in logits]).mean(dim=0)
+    if vote == "soft":
+        return probability.clamp_min(1e-12).log()
+    votes = torch.stack([(z == z.amax(dim=1, keepdim=True)).float() for z in logits]).sum(dim=0)
+    return votes + 0.5 * probability

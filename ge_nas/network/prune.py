@@ -121,14 +121,14 @@ def prune(
     keep_in = torch.arange(input_shape[0])
     with torch.no_grad():
         for i, (layer, slot) in enumerate(zip(spec.layers, slots)):
-            keep = _kept(masks.get(i), slot)
+            keep = _kept(masks.get(i))
             keep_in = _copy_layer(layer.kind, model, pruned, slot, keep_in, keep)
         _copy_linear(model[-1], pruned[-1], keep_in, None)
     pruned.train(model.training)
     return new_spec, pruned
 
 
-def _kept(mask: Sequence[bool] | None, slot: Slot) -> torch.Tensor | None:
+def _kept(mask: Sequence[bool] | None) -> torch.Tensor | None:
     return None if mask is None else torch.tensor([i for i, k in enumerate(mask) if k])
 
 
@@ -219,9 +219,8 @@ def mask_model(
     It keeps every unit, so it is as large as model; prune() gives the same logits with the units removed.
     """
     _check_masks(spec, masks)
-    masked = build_with_slots(spec, input_shape, num_classes)[0]
+    masked, slots = build_with_slots(spec, input_shape, num_classes)
     masked.load_state_dict(model.state_dict())
-    _, slots = build_with_slots(spec, input_shape, num_classes)
     with torch.no_grad():
         for i, mask in masks.items():
             dropped = torch.tensor([j for j, k in enumerate(mask) if not k], dtype=torch.long)
