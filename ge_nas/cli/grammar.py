@@ -168,9 +168,13 @@ def command_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def _summary(grammar: Grammar) -> str:
-    recursive = sum(grammar.codes.recursive)
+    codes = grammar.codes
+    recursive = len({row for row, rec in zip(codes.rows, codes.recursive) if rec})
+    rules = f"{len(codes.row_names)} rules"
+    if grammar.origins:
+        rules += f" ({len(grammar.rules)} once calls of rules with parameters are expanded)"
     return (
-        f"{grammar.source}: ok: {len(grammar.rules)} rules, start <{grammar.start}>, least tree depth "
+        f"{grammar.source}: ok: {rules}, start <{grammar.start}>, least tree depth "
         f"{grammar.min_depth(grammar.start)}, {recursive} recursive rule(s), {len(grammar.warnings)} warning(s)"
     )
 

@@ -5,8 +5,9 @@ The architecture parser says where in the phenotype it failed and which text
 terminal texts of its derivation, so the terminal that wrote the offending
 token holds it at an offset that lines up with the phenotype around it. The
 alternatives with such a terminal are the candidates: when they all belong to
-one rule, the reason cites that rule's line; otherwise it gives the position in
-the phenotype.
+one rule of the file (a rule with parameters counts once, whatever its
+arguments), the reason cites that rule's line; otherwise it gives the position
+in the phenotype.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ def cite_rule(grammar: Grammar, error: ArchError, phenotype: str) -> str | None:
         return None
     offset = None if error.line is None else _offset(phenotype, error.line, error.column or 1)
     found = writers(grammar, error.token, phenotype, offset)
-    if len({rule for rule, _ in found}) != 1:
+    if len({grammar.origin(rule) for rule, _ in found}) != 1:  # one rule of the file
         return None
     rule, first = found[0]
     lines = grammar.alt_lines.get(rule, ())
     at = f"{grammar.source}:{lines[first]}" if first < len(lines) else grammar.source
-    return f"{at}: <{rule}> ::= {_shown([grammar.rules[rule][i] for _, i in found])}"
+    shown = _shown([grammar.rules[rule][i] for r, i in found if r == rule])
+    return f"{at}: <{rule}> ::= {shown}"
 
 
 def writers(

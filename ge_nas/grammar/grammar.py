@@ -18,6 +18,10 @@ maps genomes to exactly PonyGE2's phenotypes:
 * Backslash escapes decode as Python's ``unicode_escape`` codec decodes them;
   other text (non-ASCII included) is left alone. ``GE_RANGE:n`` as a whole
   alternative stands for the alternatives ``0 | 1 | ... | n-1``.
+* The one addition: ``<name(P, Q)> ::= ...`` declares a rule with parameters,
+  ``<name(<rule>, text)>`` calls it, and ``<P>`` in its alternatives is the
+  argument's text (`ge_nas.grammar.parameters`; loading expands the calls into
+  plain rules). PonyGE2 would read ``<name(P)>`` as a plain rule name.
 
 Where PonyGE2's regular expressions crash or misread text (a backslash before a
 closing quote, ``<a> ::=`` inside quotes), quotes and escapes win here; text
@@ -27,7 +31,7 @@ PonyGE2 would silently drop (an unclosed quote, text before the first rule,
 Loading reads the text with lark (bnf.lark, `ge_nas.grammar.reader`), names syntax
 errors from known-bad examples (`ge_nas.grammar.syntax`), then lints in linear time
 (`ge_nas.grammar.lint`): undefined and duplicate rules, rules that can never
-finish, unreachable rules. `ge_nas.grammar.rule_graph` holds the graph facts (min
+finish, unreachable rules, misused parameters. `ge_nas.grammar.rule_graph` holds the graph facts (min
 depths, recursion, reachability) that lint and `Grammar` share.
 
 [Fenton2017] M. Fenton, J. McDermott, D. Fagan, S. Forstenlechner, E. Hemberg,
@@ -45,6 +49,7 @@ from dataclasses import dataclass, field
 from ge_nas.errors import ConfigError, GrammarError, GrammarSyntaxError, did_you_mean
 from ge_nas.grammar.item_table import ItemTable
 from ge_nas.grammar.lint import Lint
+from ge_nas.grammar.parameters import Expansion, expand_parameters
 from ge_nas.grammar.reader import Alternative, Symbol, read_rules
 from ge_nas.grammar.rule_graph import Code, min_depths, recursive_rules
 
@@ -75,6 +80,9 @@ class RuleCodes:
     min_depths: tuple[int, ...]
     alt_min_depths: tuple[tuple[int, ...], ...]
     recursive: tuple[bool, ...]
+    # SGE's lists: one per rule of the file, in file order; rows[rule id] is the rule's list
+    row_names: tuple[str, ...]
+    rows: tuple[int, ...]
     items: ItemTable = field(compare=False, repr=False)
     ids: Mapping[str, int] = field(init=False, compare=False, repr=False)
 
@@ -94,13 +102,20 @@ class Grammar:
     alt_lines: Mapping[str, tuple[int, ...]] = field(
         default_factory=dict, hash=False, compare=False
     )
+    # the rule of the file whose choice each rule makes, for rules expanded from rules with
+    # parameters (`ge_nas.grammar.parameters`); a rule not named is its own
+    origins: Mapping[str, str] = field(default_factory=dict, hash=False)
     codes: RuleCodes = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         rules = {name: tuple(tuple(alt) for alt in alts) for name, alts in self.rules.items()}
         object.__setattr__(self, "rules", rules)
         object.__setattr__(self, "warnings", tuple(self.warnings))
-        object.__setattr__(self, "codes", _encode(self.start, rules, self.source))
+        object.__setattr__(self, "codes", _encode(self.start, rules, self.source, self.origins))
+
+    def origin(self, name: str) -> str:
+        """Return the rule of the file whose choice <name> makes (name itself unless expanded)."""
+        return self.origins.get(name, name)
 
     def min_depth(self, name: str) -> int:
         """Return the least depth of a derivation tree rooted at <name> (terminals are a level)."""
@@ -192,12 +207,21 @@ def check_grammar(
         if raise_syntax:
             raise
         return GrammarReport(None, (str(exc),), ())
+    warnings = tuple(lint.warnings)
     if lint.errors:
-        return GrammarReport(None, tuple(lint.errors), tuple(lint.warnings))
-    merged = {rule.name: tuple(alt.symbols for alt in rule.alternatives) for rule in rules}
-    lines = {rule.name: tuple(alt.line for alt in rule.alternatives) for rule in rules}
+        return GrammarReport(None, tuple(lint.errors), warnings)
+    if any(rule.params for rule in rules):
+        try:
+            plain = expand_parameters(rules, source)
+        except GrammarError as exc:
+            return GrammarReport(None, (str(exc),), warnings)
+    else:
+        plain = Expansion(
+            {rule.name: tuple(alt.symbols for alt in rule.alternatives) for rule in rules},
+            {rule.name: tuple(alt.line for alt in rule.alternatives) for rule in rules},
+        )
     with _gc_paused():
-        grammar = Grammar(rules[0].name, merged, source, tuple(lint.warnings), lines)
+        grammar = Grammar(rules[0].name, plain.rules, source, warnings, plain.lines, plain.origins)
     return GrammarReport(grammar, (), grammar.warnings)
 
 
@@ -222,7 +246,12 @@ def normalise_text(text: str) -> str:
 # --- the grammar as integers: rule ids and per-rule facts -------------------
 
 
-def _encode(start: str, rules: Mapping[str, tuple[Alternative, ...]], source: str) -> RuleCodes:
+def _encode(
+    start: str,
+    rules: Mapping[str, tuple[Alternative, ...]],
+    source: str,
+    origins: Mapping[str, str],
+) -> RuleCodes:
     if start not in rules:
         raise GrammarError(
             f"{source}: start rule <{start}> is not defined{did_you_mean(start, rules)}"
@@ -236,19 +265,33 @@ def _encode(start: str, rules: Mapping[str, tuple[Alternative, ...]], source: st
             raise GrammarError(f"{source}: rule <{name}> has no alternatives, or an empty one")
     if ids[start] != 0:  # the start rule gets id 0, so the root item is 0
         order = [start] + [n for n in rules if n != start]
-        return _encode(start, {n: rules[n] for n in order}, source)
+        return _encode(start, {n: rules[n] for n in order}, source, origins)
     depths = min_depths(coded)
     stuck = [f"<{n}>" for n, d in zip(rules, depths) if d is None]
     if stuck:
         raise GrammarError(f"{source}: {', '.join(stuck)} can never derive a finite string")
     final = tuple(d for d in depths if d is not None)
     alt_depths = tuple(tuple(_alt_depth(alt, final) for alt in alts) for alts in coded)
+    row_names = tuple(dict.fromkeys(origins.get(name, name) for name in rules))
+    row_ids = {name: i for i, name in enumerate(row_names)}
     return RuleCodes(
-        tuple(rules), coded, final, alt_depths, tuple(recursive_rules(coded)), ItemTable(coded)
+        tuple(rules),
+        coded,
+        final,
+        alt_depths,
+        tuple(recursive_rules(coded)),
+        row_names,
+        tuple(row_ids[origins.get(name, name)] for name in rules),
+        ItemTable(coded),
     )
 
 
 def _codes(alt: Alternative, ids: Mapping[str, int], rule: str, source: str) -> tuple[Code, ...]:
+    if any(s.args for s in alt):
+        raise GrammarError(
+            f"{source}: rule <{rule}> calls a rule with parameters: parse_grammar expands "
+            "calls, a Grammar holds plain rules"
+        )
     try:
         return tuple(ids[s.text] if s.is_nt else s.text for s in alt)
     except KeyError as exc:

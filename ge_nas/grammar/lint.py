@@ -2,9 +2,11 @@
 
 Errors: no rules, duplicate rules, rules without alternatives, undefined
 nonterminals (with a suggestion, and a syntax error for a misspelt '::='),
-rules that can never derive a finite string. Warnings: the reader's notes,
-alternatives that lead only into such rules, rules unreachable from the start.
-All checks are linear in the size of the grammar.
+rules that can never derive a finite string, misused parameters and calls
+(`ge_nas.grammar.parameters`). Warnings: the reader's notes, alternatives that
+lead only into such rules, rules unreachable from the start, unused parameters.
+All checks are linear in the size of the grammar, but for one pass per rule
+used as an argument.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ge_nas.errors import did_you_mean
-from ge_nas.grammar.reader import Alternative, RawRule
+from ge_nas.grammar.parameters import check_parameters
+from ge_nas.grammar.reader import Alternative, RawAlt, RawRule
 from ge_nas.grammar.rule_graph import Code, min_depths, reachable
 from ge_nas.grammar.syntax import syntax_error
 
@@ -62,7 +65,15 @@ class Lint:
             if not rule.alternatives:
                 self.error(f"rule <{rule.name}> has no alternatives", rule.line, rule.column)
         self._undefined(rules, defined)
-        self._termination(rules, defined)
+        firsts = list(defined.values())
+        ids = {rule.name: i for i, rule in enumerate(firsts)}
+        # A rule without alternatives (reported already) counts as finishing, so it causes no more errors.
+        alternatives = [
+            tuple(_lint_codes(alt.symbols, ids) for alt in rule.alternatives) or (("",),)
+            for rule in firsts
+        ]
+        check_parameters(self, rules, defined, alternatives)
+        self._termination(firsts, ids, alternatives)
 
     def _definitions(self, rules: list[RawRule]) -> dict[str, RawRule]:
         defined: dict[str, RawRule] = {}
@@ -79,17 +90,17 @@ class Lint:
 
     def _undefined(self, rules: list[RawRule], defined: Mapping[str, RawRule]) -> None:
         missing = [
-            ref
+            (name, line, column, rule)
             for rule in rules
             for alt in rule.alternatives
-            for ref in alt.refs
-            if ref[0] not in defined
+            for name, line, column in _uses(alt)
+            if name not in defined
         ]
-        for name, line, column in missing[
-            :_MAX_UNDEFINED
-        ]:  # suggestions cost O(rules) each: report a few
+        owners = {param: rule for rule in rules for param in rule.params}
+        # suggestions cost O(rules) each: report a few
+        for name, line, column, rule in missing[:_MAX_UNDEFINED]:
             self._head_typo(name, line, column)
-            self.error(f"undefined nonterminal <{name}>{did_you_mean(name, defined)}", line, column)
+            self.error(_undefined_message(name, rule, owners.get(name), defined), line, column)
         if len(missing) > _MAX_UNDEFINED:
             self.error(
                 f"{len(missing) - _MAX_UNDEFINED} more uses of undefined nonterminals, "
@@ -108,14 +119,12 @@ class Lint:
         at = typo.start(1) + 1 if typo else after + len(rest) - len(rest.lstrip()) + 1
         raise syntax_error(f"expected '::=' after <{name}>", self.text, self.source, line, at)
 
-    def _termination(self, rules: list[RawRule], defined: Mapping[str, RawRule]) -> None:
-        firsts = list(defined.values())
-        ids = {rule.name: i for i, rule in enumerate(firsts)}
-        # A rule without alternatives (reported already) counts as finishing, so it causes no more errors.
-        alternatives = [
-            tuple(_lint_codes(alt.symbols, ids) for alt in rule.alternatives) or (("",),)
-            for rule in firsts
-        ]
+    def _termination(
+        self,
+        firsts: list[RawRule],
+        ids: Mapping[str, int],
+        alternatives: Sequence[Sequence[tuple[Code, ...]]],
+    ) -> None:
         depths = min_depths(alternatives)
         for i, rule in enumerate(firsts):
             if depths[i] is None and rule.alternatives:
@@ -123,7 +132,7 @@ class Lint:
                     {
                         f"<{s}>"
                         for alt in rule.alternatives
-                        for s, *_ in alt.refs
+                        for s, *_ in _uses(alt)
                         if s in ids and depths[ids[s]] is None
                     }
                 )
@@ -142,7 +151,7 @@ class Lint:
         self, rule: RawRule, ids: Mapping[str, int], depths: Sequence[int | None]
     ) -> None:
         for alt in rule.alternatives:
-            dead = sorted({f"<{s}>" for s, *_ in alt.refs if s in ids and depths[ids[s]] is None})
+            dead = sorted({f"<{s}>" for s, *_ in _uses(alt) if s in ids and depths[ids[s]] is None})
             if dead:
                 self.warn(
                     f"this alternative of <{rule.name}> can only lead into the non-terminating "
@@ -167,6 +176,26 @@ class Lint:
                 )
 
 
+def _uses(alt: RawAlt) -> list[tuple[str, int, int]]:
+    """Return the names an alternative uses with their positions: references, then called rules."""
+    return [*alt.refs, *((call.text, line, column) for call, line, column in alt.calls)]
+
+
+def _undefined_message(
+    name: str, rule: RawRule, owner: RawRule | None, defined: Mapping[str, RawRule]
+) -> str:
+    if owner is not None:
+        return (
+            f"<{name}> is a parameter of <{owner.name}> (line {owner.line}): a parameter is "
+            "known only in its own rule's alternatives"
+        )
+    known = [*defined, *rule.params]
+    neither = f" (neither a rule nor a parameter of <{rule.name}>)" if rule.params else ""
+    return f"undefined nonterminal <{name}>{neither}{did_you_mean(name, known)}"
+
+
 def _lint_codes(symbols: Alternative, ids: Mapping[str, int]) -> tuple[Code, ...]:
-    """Code an alternative for lint; an undefined name (reported already) counts as a terminal."""
-    return tuple(ids[s.text] if s.is_nt and s.text in ids else s.text for s in symbols)
+    """Code an alternative for lint; an undefined name (reported already) or a parameter counts
+    as a terminal, a call as the called rule followed by its arguments."""
+    flat = [a for s in symbols for a in (s, *s.args)]
+    return tuple(ids[s.text] if s.is_nt and s.text in ids else s.text for s in flat)

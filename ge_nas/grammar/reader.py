@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -22,12 +22,22 @@ from lark.lark import PostLex
 from ge_nas.grammar.syntax import classify_syntax_error, syntax_error, token_at
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Symbol:
-    """One symbol of an alternative: terminal text, or a nonterminal's name without brackets."""
+    """One symbol of an alternative: terminal text, or a nonterminal's name without brackets.
+
+    A call of a rule with parameters, as read, is a nonterminal with args: each a
+    nonterminal (a rule or, in a rule with parameters, one of them) or terminal text.
+    A `Grammar` holds no calls: loading expands them (`ge_nas.grammar.parameters`).
+    """
 
     text: str
     is_nt: bool
+    args: tuple[Symbol, ...] = ()
+
+    def __repr__(self) -> str:
+        args = f", args={self.args!r}" if self.args else ""
+        return f"Symbol(text={self.text!r}, is_nt={self.is_nt!r}{args})"
 
 
 Alternative = tuple[Symbol, ...]
@@ -38,9 +48,10 @@ class RawAlt:
     """An alternative as read, with where it starts and the nonterminals it names."""
 
     symbols: Alternative
-    refs: list[tuple[str, int, int]]  # nonterminal name, line, column
+    refs: list[tuple[str, int, int]]  # nonterminal name, line, column (parameters left out)
     line: int
     column: int
+    calls: list[tuple[Symbol, int, int]] = field(default_factory=list)  # call, line, column
 
 
 @dataclass
@@ -52,6 +63,7 @@ class RawRule:
     column: int
     alternatives: list[RawAlt]
     notes: list[tuple[int, int, str]]  # warnings found while reading: line, column, message
+    params: tuple[str, ...] = ()  # the parameters its head declares, in order
 
 
 def read_rules(text: str, source: str) -> list[RawRule]:
@@ -73,8 +85,8 @@ def read_rules(text: str, source: str) -> list[RawRule]:
 
 # --- lark: text -> rule heads and body tokens --------------------------------
 
-_ITEMS = frozenset({"TEXT", "BLANK", "NL", "SQ", "DQ", "NT", "LT", "BAR", "COMMENT"})
-_BAD = ("BAD_HEAD", "BAD_QUOTE", "BAD_DEFINE", "BAD_ESCAPE")
+_ITEMS = frozenset({"TEXT", "BLANK", "NL", "SQ", "DQ", "NT", "CALL", "LT", "BAR", "COMMENT"})
+_BAD = ("BAD_HEAD", "BAD_PARAMS", "BAD_QUOTE", "BAD_DEFINE", "BAD_ESCAPE")
 
 
 class _Body(lark.Token):
@@ -135,9 +147,9 @@ def _raw_rule(
 ) -> RawRule:
     head, body = children[0], children[-1]
     assert isinstance(head, lark.Token)
-    name = head[1 : head.index(">")]
+    name, params = _head(head, text, source)
     items = body.items if isinstance(body, _Body) else []
-    rule = RawRule(name, *token_at(head), [], [])
+    rule = RawRule(name, *token_at(head), [], [], params)
     after_text = False
     for tokens, opened, closed in _split(items):
         after_text = _add_alternative(rule, tokens, opened, closed, after_text, text, source)
@@ -199,7 +211,7 @@ def _add_alternative(
     if tokens[0].type == "TEXT" and tokens[0].startswith("GE_RANGE:"):
         rule.alternatives.extend(_ge_range(tokens, text, source))
     else:
-        rule.alternatives.append(_alternative(tokens, text, source))
+        rule.alternatives.append(_alternative(tokens, rule.params, text, source))
     return True
 
 
@@ -216,23 +228,106 @@ def _strip(tokens: list[lark.Token]) -> list[lark.Token]:
     return tokens[start:end]
 
 
-def _alternative(tokens: list[lark.Token], text: str, source: str) -> RawAlt:
+def _alternative(
+    tokens: list[lark.Token], params: tuple[str, ...], text: str, source: str
+) -> RawAlt:
+    alt = RawAlt((), [], *token_at(tokens[0]))
     symbols: list[Symbol] = []
-    refs: list[tuple[str, int, int]] = []
     pending: str | None = None
     for i, token in enumerate(tokens):
-        if token.type == "NT":
+        if token.type in ("NT", "CALL"):
             if pending is not None:
                 symbols.append(Symbol(pending, False))
                 pending = None
-            symbols.append(Symbol(token[1:-1], True))
-            refs.append((token[1:-1], *token_at(token)))
+            symbols.append(_reference(token, params, alt, text, source))
         else:
             piece = _piece(token, i == len(tokens) - 1, text, source)
             pending = piece if pending is None else pending + piece
     if pending is not None:
         symbols.append(Symbol(pending, False))
-    return RawAlt(tuple(symbols), refs, *token_at(tokens[0]))
+    alt.symbols = tuple(symbols)
+    return alt
+
+
+def _reference(
+    token: lark.Token, params: tuple[str, ...], alt: RawAlt, text: str, source: str
+) -> Symbol:
+    """Return the symbol of '<name>' or of a call '<name(args)>', noting the names it uses in alt."""
+    line, column = token_at(token)
+    if token.type == "NT":
+        if token[1:-1] not in params:
+            alt.refs.append((token[1:-1], line, column))
+        return Symbol(token[1:-1], True)
+    name, _, inside = token[1:-2].partition("(")
+    args = []
+    for arg, at in _arguments(inside, line, column + len(name) + 2, text, source):
+        if arg.is_nt and arg.text not in params:
+            alt.refs.append((arg.text, line, at))
+        args.append(arg)
+    call = Symbol(name, True, tuple(args))
+    alt.calls.append((call, line, column))
+    return call
+
+
+_ARGUMENT = re.compile(
+    r"[^\S\n]*(?P<item><(?P<nt>[^<>|\s()]+)>|(?P<word>[^\s<>(),|#'\"]+))[^\S\n]*(?P<sep>,|$)"
+)
+_PARAMETER = re.compile(r"[^\S\n]*(?P<item>[A-Za-z_][A-Za-z0-9_]*)[^\S\n]*(?P<sep>,|$)")
+_PARAMETERISED = re.compile(r"([^<>|\s(]+)\((.*)\)")
+_EXPECTED_ARGUMENT = (
+    "an argument: a <nonterminal>, a parameter <P>, or text without blanks, quotes or ,()<>|#"
+)
+_EXPECTED_PARAMETER = (
+    "a parameter name (a letter or _, then letters, digits, _): a rule name holds '(' only "
+    "to declare parameters, as in <stage(K, A)>"
+)
+
+
+def _arguments(
+    inside: str, line: int, column: int, text: str, source: str
+) -> Iterator[tuple[Symbol, int]]:
+    """Yield each argument of a call, with its column; inside is the text between the parentheses."""
+    where = (line, column, text, source)
+    for match, at in _items(_ARGUMENT, inside, where, _EXPECTED_ARGUMENT):
+        nt = match.group("nt")
+        yield (Symbol(nt, True) if nt else Symbol(match.group("word"), False)), at
+
+
+def _head(head: lark.Token, text: str, source: str) -> tuple[str, tuple[str, ...]]:
+    """Return a rule head's name and the parameters it declares ('<name(P, Q)> ::=')."""
+    inner = head[1 : head.index(">")]
+    match = _PARAMETERISED.fullmatch(inner)
+    if match is None:
+        return inner, ()
+    line, column = token_at(head)
+    where = (line, column + len(match.group(1)) + 2, text, source)
+    params: list[str] = []
+    for found, at in _items(_PARAMETER, match.group(2), where, _EXPECTED_PARAMETER):
+        if found.group("item") in params:
+            message = f"parameter {found.group('item')} appears twice in <{inner}>"
+            raise syntax_error(message, text, source, line, at)
+        params.append(found.group("item"))
+    return match.group(1), tuple(params)
+
+
+def _items(
+    pattern: re.Pattern[str], inside: str, where: tuple[int, int, str, str], expected: str
+) -> Iterator[tuple[re.Match[str], int]]:
+    """Yield pattern's comma-separated matches in inside, each with its item's column.
+
+    where: the line and column of inside in the text, the text and its source.
+    """
+    line, column, text, source = where
+    at = 0
+    while True:
+        match = pattern.match(inside, at)
+        if match is None:
+            blanks = len(inside[at:]) - len(inside[at:].lstrip())
+            raise syntax_error(f"expected {expected}", text, source, line, column + at + blanks)
+        yield match, column + match.start("item")
+        if not match.group("sep"):
+            return
+        at = match.end()
 
 
 def _piece(token: lark.Token, last: bool, text: str, source: str) -> str:

@@ -124,9 +124,12 @@ class Representation:
 
 
 def flatten(grammar: Grammar, genotype: sge.Genotype) -> list[int]:
-    """Return an SGE genotype as one list: per rule in file order, its count of choices, then them."""
+    """Return an SGE genotype as one list: per rule in file order, its count of choices, then them.
+
+    (A rule of the file with parameters has one list, `RuleCodes.row_names`.)
+    """
     flat: list[int] = []
-    for name in grammar.codes.names:
+    for name in grammar.codes.row_names:
         row = genotype.get(name, [])
         flat += [len(row), *row]
     return flat
@@ -136,7 +139,7 @@ def unflatten(grammar: Grammar, genome: Sequence[int]) -> sge.Genotype | None:
     """Return the SGE genotype a flat list holds, or None when it is not one for this grammar."""
     genotype: sge.Genotype = {}
     at = 0
-    for name in grammar.codes.names:
+    for name in grammar.codes.row_names:
         if at >= len(genome) or genome[at] < 0 or at + 1 + genome[at] > len(genome):
             return None
         genotype[name] = list(genome[at + 1 : at + 1 + genome[at]])

@@ -15,12 +15,16 @@ Depth counts as in `ge_nas.grammar.mapper`: the root is 1 and terminals are a
 level. The phenotype of a tree is the one the GE mapper gives for a genome
 deriving the same tree.
 
+A rule with parameters keeps one list whatever its arguments, and so does a
+rule used as an argument (`Grammar.origins`): the lists are those of the
+rules of the file (`RuleCodes.row_names`).
+
 The JSON form of a genotype is itself: a ``dict[str, list[int]]`` of rule name
-(without brackets) -> choices, each in ``range(number of alternatives)``.
-Write it with ``json.dumps(genotype)``; read it back with `sge_from_json`,
-which checks it against the grammar. Functions that return a genotype give
-every rule of the grammar a key (rule id order), trimmed to the choices the
-derivation reads; inputs may leave rules out (an empty list).
+(without brackets or parameters) -> choices, each in ``range(number of
+alternatives)``. Write it with ``json.dumps(genotype)``; read it back with
+`sge_from_json`, which checks it against the grammar. Functions that return a
+genotype give every list a key (in `row_names` order), trimmed to the choices
+the derivation reads; inputs may leave rules out (an empty list).
 
 Public functions (all randomness comes from the rng passed in; inputs are
 never modified):
@@ -168,7 +172,7 @@ def sge_from_genome(
     For an invalid genome, the choices made before the mapping stopped (grow_sge
     completes them).
     """
-    rows: list[list[int]] = [[] for _ in grammar.codes.names]
+    rows: list[list[int]] = [[] for _ in grammar.codes.row_names]
     limit = len(genome) * (max_wraps + 1)
     _derive(
         grammar.codes,
@@ -192,9 +196,9 @@ def change_one_gene(
     _, levels = _grow(codes, rows, rng, max_depth)
     options = _switches(codes, rows, levels, max_depth)
     if options:
-        rule = rng.choice(list(options))
-        index, others = rng.choice(options[rule])
-        rows[rule][index] = rng.choice(others)
+        at = rng.choice(list(options))
+        index, others = rng.choice(options[at])
+        rows[at][index] = rng.choice(others)
     return _genotype(codes, rows)
 
 
@@ -290,13 +294,14 @@ def _reader(codes: RuleCodes, rows: Sequence[Sequence[int]], max_depth: int) -> 
     position = [0] * len(rows)
 
     def choose(rule: int, level: int) -> int | str:
-        row, k = rows[rule], position[rule]
+        at = codes.rows[rule]
+        row, k = rows[at], position[at]
         if k >= len(row):
-            return f"ran out of choices for <{codes.names[rule]}>"
-        position[rule] = k + 1
+            return f"ran out of choices for <{codes.row_names[at]}>"
+        position[at] = k + 1
         choice, n = row[k], len(codes.alternatives[rule])
         if not 0 <= choice < n:
-            return f"choice {choice} for <{codes.names[rule]}> is out of range 0..{n - 1}"
+            return f"choice {choice} for <{codes.row_names[at]}> is out of range 0..{n - 1}"
         return f"exceeded max depth {max_depth}" if level >= max_depth else choice
 
     return choose
@@ -307,14 +312,18 @@ def _grower(
     rows: list[list[int]],
     max_depth: int,
     rng: random.Random,
-    levels: list[list[int]],
+    levels: list[list[tuple[int, int]]],
 ) -> Chooser:
-    """Read the choices, replacing or appending any that cannot finish within max_depth."""
+    """Read the choices, replacing or appending any that cannot finish within max_depth.
+
+    levels: per list, the (rule, level) of each choice read, appended to.
+    """
 
     def choose(rule: int, level: int) -> int:
-        row, k, fits = rows[rule], len(levels[rule]), codes.alt_min_depths[rule]
+        at = codes.rows[rule]
+        row, k, fits = rows[at], len(levels[at]), codes.alt_min_depths[rule]
         budget = max_depth - level + 1  # the deepest subtree this node may have
-        levels[rule].append(level)
+        levels[at].append((rule, level))
         if k < len(row) and 0 <= row[k] < len(fits) and fits[row[k]] <= budget:
             return row[k]
         choice = rng.choice([a for a, least in enumerate(fits) if least <= budget])
@@ -347,7 +356,7 @@ def _genome_reader(
             choice, read = genome[read % len(genome)] % n, read + 1
         if max_depth is not None and level >= max_depth:
             return f"exceeded max depth {max_depth}"
-        rows[rule].append(choice)
+        rows[codes.rows[rule]].append(choice)
         return choice
 
     return choose
@@ -355,9 +364,10 @@ def _genome_reader(
 
 def _grow(
     codes: RuleCodes, rows: list[list[int]], rng: random.Random, max_depth: int
-) -> tuple[Derivation, list[list[int]]]:
-    """Repair and complete rows in place, trim them; return the derivation and each choice's level."""
-    levels: list[list[int]] = [[] for _ in rows]
+) -> tuple[Derivation, list[list[tuple[int, int]]]]:
+    """Repair and complete rows in place, trim them; return the derivation and each choice's
+    rule and level."""
+    levels: list[list[tuple[int, int]]] = [[] for _ in rows]
     derivation = _derive(codes, _grower(codes, rows, max_depth, rng, levels))
     for row, used in zip(rows, levels):
         del row[len(used) :]
@@ -365,20 +375,23 @@ def _grow(
 
 
 def _switches(
-    codes: RuleCodes, rows: list[list[int]], levels: list[list[int]], max_depth: int
+    codes: RuleCodes,
+    rows: list[list[int]],
+    levels: list[list[tuple[int, int]]],
+    max_depth: int,
 ) -> dict[int, list[tuple[int, list[int]]]]:
-    """Return rule -> [(index, other alternatives that fit there)] for the choices that can change."""
+    """Return list -> [(index, other alternatives that fit there)] for the choices that can change."""
     found: dict[int, list[tuple[int, list[int]]]] = {}
-    for rule, (row, where) in enumerate(zip(rows, levels)):
-        fits = codes.alt_min_depths[rule]
+    for at, (row, where) in enumerate(zip(rows, levels)):
         genes = []
-        for index, (current, level) in enumerate(zip(row, where)):
+        for index, (current, (rule, level)) in enumerate(zip(row, where)):
             budget = max_depth - level + 1
+            fits = codes.alt_min_depths[rule]
             others = [a for a, least in enumerate(fits) if a != current and least <= budget]
             if others:
                 genes.append((index, others))
         if genes:
-            found[rule] = genes
+            found[at] = genes
     return found
 
 
@@ -386,15 +399,15 @@ def _switches(
 
 
 def _rows(grammar: Grammar, genotype: Mapping[str, Sequence[int]]) -> list[Sequence[int]]:
-    """Return the genotype's lists by rule id (empty for rules it leaves out)."""
-    ids = grammar.codes.ids
+    """Return the genotype's lists in list order (empty for rules it leaves out)."""
+    names = grammar.codes.row_names
     for name in genotype:
-        if name not in ids:
+        if name not in names:
             raise ConfigError(
                 f"SGE genotype has choices for <{name}>, which {grammar.source} does not "
-                f"define{did_you_mean(str(name), grammar.rules)}"
+                f"define{did_you_mean(str(name), names)}"
             )
-    return [genotype.get(name, ()) for name in grammar.codes.names]
+    return [genotype.get(name, ()) for name in names]
 
 
 def _copy_rows(grammar: Grammar, genotype: Mapping[str, Sequence[int]]) -> list[list[int]]:
@@ -402,11 +415,13 @@ def _copy_rows(grammar: Grammar, genotype: Mapping[str, Sequence[int]]) -> list[
 
 
 def _genotype(codes: RuleCodes, rows: list[list[int]]) -> Genotype:
-    return dict(zip(codes.names, rows))
+    return dict(zip(codes.row_names, rows))
 
 
 def _check_row(grammar: Grammar, name: str, row: object) -> None:
-    n = len(grammar.rules[name])
+    codes = grammar.codes
+    first = codes.rows.index(codes.row_names.index(name))  # a rule whose choices the list holds
+    n = len(codes.alternatives[first])
     if not isinstance(row, list):
         raise ConfigError(f"SGE genotype: <{name}> needs a list of choices, got {row!r}")
     for i, choice in enumerate(row):

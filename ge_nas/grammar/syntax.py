@@ -24,6 +24,7 @@ _MISTAKES: dict[str, tuple[str, ...]] = {
     "angle": ("<a ::= x", "<a> ::= x\n<b ::= y", "<a> ::=<b ::= y", "<a> ::= x <b ::= y"),
     "define": ("::= x", "<a> ::= x ::= y", "a ::= x", "<a> ::=::= x", "<a> ::=<b>::= y"),
     "escape": ("\\", "<a> ::= x\\", "<a> ::= x \\\n| y", "<a> ::=\\", "<a> ::= <b>\\"),
+    "params": ("<f(<a>)> ::= x", "<a> ::= x <f(<b>, c)> ::= y", "<a> ::=<f(K, <b>)>::= y"),
 }
 
 _MESSAGES: dict[str, Callable[[lark.Token], str]] = {
@@ -36,6 +37,10 @@ _MESSAGES: dict[str, Callable[[lark.Token], str]] = {
     ),
     "define": lambda t: "'::=' without a rule name: expected '<name> ::='",
     "escape": lambda t: "a backslash ends the line: write \\\\ for a backslash, or quote it",
+    "params": lambda t: (
+        "a rule head declares parameter names, not nonterminals: write <name(K)> ::= ... <K> "
+        "..., and call it as <name(<rule>)>"
+    ),
 }
 
 
