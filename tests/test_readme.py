@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from data_files import write_cifar10
 
 from ge_nas import rundir
 from ge_nas.cli import build_parser, main
@@ -39,6 +40,9 @@ def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
         argv = [re.sub(r"/front/\d+$", "/front/1", a) for a in argv]
     if argv[0] == "prune":  # a tiny pruning run of the tiny run's network
         argv += [*TINY, "--out", str(tmp_path / "pruned")]
+    if argv[0] == "run" and "cifar10" in argv:  # README's CIFAR set-up, on fake CIFAR batches
+        write_cifar10(tmp_path / "cifar-10-batches-py", py2=False, per_batch=40)
+        argv += ["--data-dir", str(tmp_path)]
     if argv[0] == "run":
         tiny = TINY
         if "--shots" in argv:  # the shots choose the training images: no --train-subset
