@@ -4,7 +4,7 @@
 
 The budget (--minutes) is the tool's own pipeline, what a user waits for:
 
-1. GE search (--mode generational or steady, --representation ge or sge) with an
+1. GE search (--mode generational or steady, --representation ge, sge or bits) with an
    Evaluator on grammars/cnn_fmnist.bnf, objectives (validation accuracy, params),
    until --search-share of the budget is spent (generational: a generation starts
    only if the last one's time still fits; steady: nothing is bred after it).
@@ -51,7 +51,7 @@ from rich.console import Console
 
 from ge_nas import rundir
 from ge_nas.archive import Archive, Record
-from ge_nas.config import RunConfig
+from ge_nas.config import REPRESENTATIONS, RunConfig
 from ge_nas.data import load_dataset, run_splits
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key
@@ -133,7 +133,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
     p.add_argument("--mode", default="generational", choices=("generational", "steady"))
-    p.add_argument("--representation", default="ge", choices=("ge", "sge"))
+    p.add_argument("--representation", default="ge", choices=REPRESENTATIONS)
     p.add_argument(
         "--prescreen",
         type=int,
