@@ -4,7 +4,7 @@
 
 The budget (--minutes) is the tool's own pipeline, what a user waits for:
 
-1. GE search (--mode generational or steady, --representation ge or sge) with an
+1. GE search (--mode generational or steady, --representation ge, sge or bits) with an
    Evaluator on grammars/cnn_fmnist.bnf, objectives (validation accuracy, params),
    until --search-share of the budget is spent (generational: a generation starts
    only if the last one's time still fits; steady: nothing is bred after it).
@@ -51,7 +51,7 @@ from rich.console import Console
 
 from ge_nas import rundir
 from ge_nas.archive import Archive, Record
-from ge_nas.config import RunConfig
+from ge_nas.config import REPRESENTATIONS, RunConfig
 from ge_nas.data import load_dataset, run_splits
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key
@@ -133,7 +133,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
     p.add_argument("--mode", default="generational", choices=("generational", "steady"))
-    p.add_argument("--representation", default="ge", choices=("ge", "sge"))
+    p.add_argument("--representation", default="ge", choices=REPRESENTATIONS)
     p.add_argument(
         "--prescreen",
         type=int,
@@ -360,36 +360,64 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A GE search within its share of the budget and its finalists retrained in the rest."""
+
+    search: SearchResult
+    finals: dict[str, Metrics]  # the finalists' final metrics by phenotype hash
+    final_epochs: int
+    minutes: float  # search and final training
+
+    def rows(self, config: RunConfig) -> list[dict[str, Any]]:
+        """Return the search's front as pareto.csv rows, with the finalists' final metrics."""
+        return front_rows(self.search.front(), self.finals, config.epochs)
+
+
+def search_and_finalise(
+    args: argparse.Namespace,
+    config: RunConfig,
+    executor: Executor,
+    out: Path,
+    start: float,
+    clock: Clock,
+) -> Finished:
+    """Search until --search-share of --minutes from start; retrain finalists within --target-params in the rest."""
+    budget = args.minutes * 60
+    grammar = load_grammar(config.grammar)
+    deadline = start + args.search_share * budget
+    ge = search_ge(grammar, config, executor, out / "ge.sqlite", deadline, clock)
+    finalists = pick_finalists(ge.front(), args.finalists, max_params=args.target_params)
+    epochs = (
+        fit_final_epochs(finalists, config, budget - (clock() - start), executor.workers)
+        if finalists
+        else 0
+    )
+    print(f"  final training: {len(finalists)} networks, {epochs} epochs", flush=True)
+    finals = train_finalists(finalists, config, executor, epochs, out) if finalists else {}
+    return Finished(ge, finals, epochs, (clock() - start) / 60)
+
+
 def run_seed(args: argparse.Namespace, seed: int, out: Path, clock: Clock) -> dict[str, Any]:
     """Run one seed: GE search and final training within the budget, then random search; return its summary."""
-    start, budget = clock(), args.minutes * 60
+    start = clock()
     config = make_run_config(args, seed)
     out.mkdir(parents=True, exist_ok=True)
-    grammar = load_grammar(config.grammar)
     executor = make_executor(config.executor, args.workers)
     try:
-        ge = search_ge(
-            grammar, config, executor, out / "ge.sqlite", start + args.search_share * budget, clock
-        )
-        finalists = pick_finalists(ge.front(), args.finalists, max_params=args.target_params)
-        epochs = (
-            fit_final_epochs(finalists, config, budget - (clock() - start), executor.workers)
-            if finalists
-            else 0
-        )
-        print(f"  final training: {len(finalists)} networks, {epochs} epochs", flush=True)
-        finals = train_finalists(finalists, config, executor, epochs, out) if finalists else {}
-        minutes = (clock() - start) / 60
+        done = search_and_finalise(args, config, executor, out, start, clock)
         print(
-            f"  GE search and final training: {minutes:.1f} min of {args.minutes:g}; random search next",
+            f"  GE search and final training: {done.minutes:.1f} min of {args.minutes:g}; random search next",
             flush=True,
         )
+        ge = done.search
         rnd = search_random(
-            grammar, config, executor, out / "random.sqlite", len(ge.records), ge.seconds, clock
-        )
+            load_grammar(config.grammar), config, executor, out / "random.sqlite",
+            len(ge.records), ge.seconds, clock,
+        )  # fmt: skip
     finally:
         executor.close()
-    rows = front_rows(ge.front(), finals, config.epochs)
+    rows = done.rows(config)
     rundir.write_pareto(out, rows)
     Console(width=160).print(
         front_table(
@@ -400,8 +428,8 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, clock: Clock) -> di
     summary = {
         "seed": seed,
         **summarise(ge, rnd, rows, args.target_params),
-        "minutes": minutes,
-        "final_epochs": epochs,
+        "minutes": done.minutes,
+        "final_epochs": done.final_epochs,
     }
     rundir.write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -31,8 +31,9 @@ MODES = (
     "generational",
     "steady",
 )  # steady: no generational barrier, a free worker gets a child at once
-REPRESENTATIONS = ("ge", "sge")  # codons (GE) or one list of choices per rule (structured GE)
-CROSSOVERS = ("one-point", "two-point", "uniform")  # GE: over used codons; SGE: over rules
+# codons (GE), one list of choices per rule (structured GE), or ceil(log2 n) bits per choice
+REPRESENTATIONS = ("ge", "sge", "bits")
+CROSSOVERS = ("one-point", "two-point", "uniform")  # GE, bits: over used codons; SGE: over rules
 OOD_SCORES = ("msp", "energy")  # max softmax probability, or logsumexp of the logits
 
 
@@ -95,7 +96,8 @@ class RunConfig:
     max_depth: int = 40
     max_wraps: int = 0
     codon_size: int = 100_000
-    crossover: str | None = None  # one of CROSSOVERS; None: one-point for GE, uniform for SGE
+    # One of CROSSOVERS; None: one-point for GE, two-point for bits, uniform for SGE.
+    crossover: str | None = None
     crossover_prob: float = 0.9
     # ge_nas prune: the trained model directory whose units the run's masks keep or remove
     # (phenotypes with keep masks are pruned copies of it, fine-tuned for --epochs, 0 allowed),
@@ -103,6 +105,7 @@ class RunConfig:
     prune_base: str | None = None
     prune_base_sha: str | None = None
     mutation_prob: float | None = None  # per codon; default 1 / codons used
+    individual_mutation_prob: float = 1.0  # the chance a child is mutated at all (DEAP's mutpb)
     tournament_size: int = 2
     elites: int = 1
     # A trained ge_nas model directory whose blocks `backbone(keep=K, freeze=F)` layers take.
@@ -147,6 +150,7 @@ class RunConfig:
             "val_fraction",
             "crossover_prob",
             "mutation_prob",
+            "individual_mutation_prob",
             "train_subset",
             "eval_timeout_s",
             "final_holdout",
@@ -245,6 +249,11 @@ class RunConfig:
             )
         if self.mutation_prob is not None and not 0.0 <= self.mutation_prob <= 1.0:
             raise ConfigError(f"--mutation-prob must be between 0 and 1, got {self.mutation_prob}")
+        if not 0.0 <= self.individual_mutation_prob <= 1.0:
+            raise ConfigError(
+                "--individual-mutation-prob must be between 0 and 1, "
+                f"got {self.individual_mutation_prob}"
+            )
         if self.train_subset is not None and self.train_subset <= 0:
             raise ConfigError(
                 f"--train-subset must be a fraction in (0, 1] or a count, got {self.train_subset}"

@@ -248,6 +248,36 @@ def test_map_options(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     assert json.loads(out) == ["y + y", "( x )"]
 
 
+def test_map_bit_genomes_as_lists_or_strings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # <expr>: 2 bits (00 <expr> <op> <expr>, 01 ( <expr> ), 10 <var>); <op>: 2 bits (10 *); <var>: 1 bit.
+    stdin = json.dumps(["00 10 1 10 10 0".replace(" ", ""), [0, 1, 1, 0, 0], "0010"])
+    code, out, err = run(
+        capsys,
+        "grammar",
+        "map",
+        EXPR,
+        "--representation",
+        "bits",
+        stdin=stdin,
+        monkeypatch=monkeypatch,
+    )
+    assert (code, err) == (0, "")
+    assert json.loads(out) == ["y * x", "( x )", None]
+    code, _, err = run(
+        capsys,
+        "grammar",
+        "map",
+        EXPR,
+        "--representation",
+        "bits",
+        stdin="[[0, 2]]",
+        monkeypatch=monkeypatch,
+    )
+    assert code == 2 and "genome 0 must hold only bits" in err
+
+
 @pytest.mark.parametrize(
     ("stdin", "words"),
     [

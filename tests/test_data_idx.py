@@ -78,6 +78,19 @@ def test_emnist_accepts_plain_names_in_its_gzip_folder(tmp_path: Path) -> None:
     assert_matches(ds, parts)
 
 
+def test_emnist_prefers_its_own_files_to_mnist_style_ones_found_first(tmp_path: Path) -> None:
+    write_idx_set(tmp_path, make_parts(n_train=30))  # MNIST at the top of the data directory
+    parts = make_parts(n_train=50)
+    stored = dict(
+        parts,
+        x_train=parts["x_train"].transpose(0, 2, 1),
+        x_test=parts["x_test"].transpose(0, 2, 1),
+    )
+    names = tuple(f"emnist-digits-{n.replace('t10k', 'test')}" for n in PLAIN)
+    write_idx_set(tmp_path / "emnist", stored, names=names)
+    assert_matches(load_dataset("emnist-digits", data_dir=tmp_path), parts)
+
+
 def test_idx_bad_magic_names_the_file(tmp_path: Path) -> None:
     paths = write_idx_set(tmp_path, make_parts())
     paths[0].write_bytes(gzip.compress(b"\x12\x34\x56\x78" + bytes(100)))

@@ -38,6 +38,8 @@ def argv_of(command: str, run: Path, tmp_path: Path) -> list[str]:
     ]
     if argv[0] == "export" and "--rank" not in argv:  # README exports what its train line saved
         argv = [re.sub(r"/front/\d+$", "/front/1", a) for a in argv]
+    if "--dataset" in argv and argv[argv.index("--dataset") + 1].startswith("cifar"):
+        argv[argv.index("--dataset") + 1] = "digits"  # no CIFAR files here: the embedded digits
     if argv[0] == "prune":  # a tiny pruning run of the tiny run's network
         argv += [*TINY, "--out", str(tmp_path / "pruned")]
     if argv[0] == "run" and "cifar10" in argv:  # README's CIFAR set-up, on fake CIFAR batches

@@ -146,6 +146,26 @@ def test_killed_steady_run_with_asha_resumes_to_the_same_front(
     assert sorted(keys) == sorted(archive_keys(whole))
 
 
+BITS = [*RUN, "--representation", "bits"]
+
+
+def test_killed_bits_run_resumes_to_the_same_front(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    whole = tmp_path_factory.mktemp("bits") / "run"
+    assert main(["-q", *BITS, "--out", str(whole)]) == 0
+    out = tmp_path / "run"
+    start_and_kill(out, 7, run=BITS)
+    killed_with = archive_keys(out)
+    assert main(["-q", "resume", str(out)]) == 0
+    assert front(out) == front(whole)
+    keys = archive_keys(out)
+    assert keys[: len(killed_with)] == killed_with, "no finished evaluation is lost"
+    assert sorted(keys) == sorted(archive_keys(whole)), "none is trained twice"
+    population = json.loads((out / rundir.CHECKPOINT).read_text())["population"]
+    assert all(set(ind["genome"]) <= {0, 1} for ind in population)
+
+
 def test_resume_extends_a_finished_run(uninterrupted: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     import shutil

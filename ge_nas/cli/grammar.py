@@ -340,16 +340,17 @@ def command_sample(args: argparse.Namespace, console: Console) -> int:
 def command_map(args: argparse.Namespace, console: Console) -> int:
     """Read a JSON list of genomes from stdin; write a JSON list of phenotypes (null: invalid) to stdout."""
     grammar = load_grammar(args.path)
-    genomes = _read_genomes(sys.stdin.read(), grammar if args.representation == "sge" else None)
+    genomes = _read_genomes(sys.stdin.read(), grammar, args.representation)
     phenotypes = [_map(grammar, g, args).phenotype for g in genomes]
     sys.stdout.write(json.dumps(phenotypes) + "\n")
     return 0
 
 
-def _read_genomes(text: str, sge_grammar: Grammar | None = None) -> list[list[int]]:
+def _read_genomes(text: str, grammar: Grammar, representation: str = "ge") -> list[list[int]]:
     """Parse stdin's JSON: a list of genomes, each a list of non-negative integers.
 
-    With sge_grammar, a genome may also be an SGE genotype object (rule name -> choices).
+    Under sge, a genome may also be a genotype object (rule name -> choices); under
+    bits, a string of 0 and 1 ("0110"), and every genome must hold only bits.
     """
     try:
         data = json.loads(text)
@@ -362,17 +363,27 @@ def _read_genomes(text: str, sge_grammar: Grammar | None = None) -> list[list[in
         raise ConfigError(
             f"stdin: expected a JSON list of genomes such as [[3, 1, 4]], got {type(data).__name__}"
         )
-    if sge_grammar is not None:
-        data = [
-            flatten(sge_grammar, sge_from_json(sge_grammar, g)) if isinstance(g, dict) else g
-            for g in data
-        ]
+    data = [_genome_of(g, grammar, representation) for g in data]
     for i, genome in enumerate(data):
         if not isinstance(genome, list) or not all(_is_codon(c) for c in genome):
             raise ConfigError(
                 f"stdin: genome {i} must be a list of non-negative integers, got {_clip(genome)}"
             )
+        if representation == "bits" and not set(genome) <= {0, 1}:
+            raise ConfigError(
+                f"stdin: genome {i} must hold only bits, 0 and 1 (or be a string such as "
+                f'"0110"), got {_clip(genome)}'
+            )
     return data
+
+
+def _genome_of(value: object, grammar: Grammar, representation: str) -> object:
+    """Return the flat genome an SGE genotype object or a bit string stands for; other values as given."""
+    if representation == "sge" and isinstance(value, dict):
+        return flatten(grammar, sge_from_json(grammar, value))
+    if representation == "bits" and isinstance(value, str) and set(value) <= {"0", "1"}:
+        return [int(bit) for bit in value]
+    return value
 
 
 def _is_codon(value: object) -> bool:

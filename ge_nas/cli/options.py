@@ -49,7 +49,8 @@ SEARCH_SPACE_OPTIONS = (
         "--representation",
         "representation",
         str,
-        f"genome: {', '.join(REPRESENTATIONS)} (structured GE) (default {{default}})",
+        "genome: ge (integer codons), sge (structured GE) or bits (ceil(log2 n) bits per "
+        "choice, read mod n) (default {default})",
     ),
     Option(
         "--seed",
@@ -85,7 +86,7 @@ SEARCH_SPACE_OPTIONS = (
         "--codon-size",
         "codon_size",
         int,
-        "codons are drawn from 0..codon-size-1 (default {default})",
+        "ge codons are drawn from 0..codon-size-1 (default {default})",
     ),
 )
 
@@ -295,13 +296,21 @@ RUN_OPTIONS = (
         "--mutation-prob",
         "mutation_prob",
         float,
-        "per-codon mutation probability (default: 1 / codons used)",
+        "per-codon mutation probability; bits: per-bit flip (default: 1 / codons used)",
+    ),
+    Option(
+        "--individual-mutation-prob",
+        "individual_mutation_prob",
+        float,
+        "probability that a child is mutated at all; --mutation-prob then acts per codon "
+        "(default {default}: every child)",
     ),
     Option(
         "--crossover",
         "crossover",
         str,
-        "crossover: one-point, two-point or uniform (default: one-point for ge, uniform for sge)",
+        "crossover: one-point, two-point or uniform (default: one-point for ge, two-point "
+        "for bits, uniform for sge)",
     ),
     Option(
         "--crossover-prob",

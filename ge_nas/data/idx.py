@@ -77,18 +77,35 @@ IDX_SETS: Mapping[str, IdxSpec] = types.MappingProxyType(
 def load_idx(name: str, data_dir: str | None, system_dir: Path) -> Arrays:
     """Find and read the four IDX files of data set name (a key of IDX_SETS)."""
     spec = IDX_SETS[name]
-    wanted = {
-        f"{p} {k}": _names(spec, p, k) for p in ("train", "test") for k in ("images", "labels")
-    }
-    paths = find_files(
-        name, search_dirs(name, spec.subdirs, data_dir, system_dir), wanted, spec.hint
-    )
+    paths = find_idx(name, data_dir, system_dir)
     parts = [
         _part(spec, paths[f"{part} images"], paths[f"{part} labels"]) for part in ("train", "test")
     ]
     check_alike(parts[0][0], parts[1][0], str(paths["train images"]), str(paths["test images"]))
     raw = _describe(spec, parts[0][0].dtype)
     return Arrays(*parts[0], *parts[1], num_classes=spec.num_classes, raw=raw)
+
+
+def find_idx(name: str, data_dir: str | None, system_dir: Path) -> dict[str, Path]:
+    """Return the paths of data set name's four IDX files ('train images', ...) without reading them.
+
+    Raises:
+        DatasetError: a file is missing; the message says where ge_nas looked and how to get them.
+    """
+    spec = IDX_SETS[name]
+    dirs = search_dirs(name, spec.subdirs, data_dir, system_dir)
+    if spec.prefix:  # a directory of the set's own files wins over one of MNIST-style names
+        try:
+            return find_files(name, dirs, _wanted(spec, own_only=True), spec.hint)
+        except DatasetError:
+            pass
+    return find_files(name, dirs, _wanted(spec), spec.hint)
+
+
+def _wanted(spec: IdxSpec, *, own_only: bool = False) -> dict[str, tuple[str, ...]]:
+    """Return role ('train images', ...) -> the file names tried for it."""
+    roles = [(p, k) for p in ("train", "test") for k in ("images", "labels")]
+    return {f"{p} {k}": _names(spec, p, k, own_only=own_only) for p, k in roles}
 
 
 def _describe(spec: IdxSpec, dtype: np.dtype) -> str:
@@ -98,11 +115,16 @@ def _describe(spec: IdxSpec, dtype: np.dtype) -> str:
     return f"{values} as in the IDX files{upright}"
 
 
-def _names(spec: IdxSpec, part: str, kind: str) -> tuple[str, ...]:
-    """Return the file names tried for one part ('train'/'test') and kind ('images'/'labels')."""
+def _names(spec: IdxSpec, part: str, kind: str, *, own_only: bool = False) -> tuple[str, ...]:
+    """Return the file names tried for one part ('train'/'test') and kind ('images'/'labels').
+
+    own_only: only the set's prefixed names (EMNIST's emnist-<split>-...), none MNIST-style.
+    """
     rank = 3 if kind == "images" else 1
     plain = "train" if part == "train" else "t10k"
-    stems = [f"{plain}-{kind}-idx{rank}-ubyte", f"{plain}-{kind}.idx{rank}-ubyte"]
+    stems = (
+        [] if own_only else [f"{plain}-{kind}-idx{rank}-ubyte", f"{plain}-{kind}.idx{rank}-ubyte"]
+    )
     if spec.prefix:
         stems.insert(0, f"{spec.prefix}{part}-{kind}-idx{rank}-ubyte")
     return tuple(name for stem in stems for name in (f"{stem}.gz", stem))

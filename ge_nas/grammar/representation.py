@@ -1,6 +1,6 @@
 """Representations: how a genome becomes a derivation, and how genomes are made and varied.
 
-Two kinds behind one interface, which initialisation, variation, the
+Three kinds behind one interface, which initialisation, variation, the
 evaluator, checkpoints and `grammar map` use:
 
 - ``ge``: standard grammatical evolution. A genome is a list of codons mapped
@@ -11,10 +11,14 @@ evaluator, checkpoints and `grammar map` use:
   whole tail. To keep genomes lists of ints everywhere (DEAP individuals, the
   archive, checkpoint.json), an SGE genotype is stored flat: for each rule in
   file order, the number of its choices, then the choices.
+- ``bits``: a list of 0/1, each choice read from ceil(log2 n) bits as an
+  unsigned integer mod n (bits.py, which states the bias for n not a power
+  of two); crossover exchanges bits at the same positions (two-point unless
+  set), mutation flips used bits.
 
-Both start from the same initialisers (initialise.py): an SGE genotype is read
-off the derivation tree of a GE genome, so a run's first population has the
-same networks under either representation.
+All start from the same initialisers (initialise.py): an SGE genotype or a bit
+genome is read off the derivation tree of a GE genome, so a run's first
+population has the same networks under any representation.
 
 [Lourenco2016] N. Lourenco, F. B. Pereira, E. Costa. Unveiling the properties
 of structured grammatical evolution. GPEM 17(3), 2016.
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from ge_nas.config import REPRESENTATIONS
 from ge_nas.errors import ConfigError, did_you_mean
 from ge_nas.grammar import sge
+from ge_nas.grammar.bits import bit_crossover, bit_flip_mutation, bits_from_genome, map_bits
 from ge_nas.grammar.grammar import Grammar
 from ge_nas.grammar.initialise import initial_genomes
 from ge_nas.grammar.mapper import Derivation, map_genome
@@ -46,9 +51,9 @@ class Representation:
     max_depth: int
     max_wraps: int = 0
     codon_size: int = 100_000
-    mutation_prob: float | None = None  # GE: per used codon; default 1 / codons used
+    mutation_prob: float | None = None  # GE, bits: per used codon or bit; default 1 / used
     crossover_kind: str | None = (
-        None  # one-point, two-point, uniform (None: one-point GE, uniform SGE)
+        None  # one-point, two-point, uniform (None: one-point GE, two-point bits, uniform SGE)
     )
 
     def __post_init__(self) -> None:
@@ -69,6 +74,10 @@ class Representation:
             return map_genome(
                 self.grammar, genome, max_wraps=self.max_wraps, max_depth=self.max_depth
             )
+        if self.kind == "bits":
+            return map_bits(
+                self.grammar, genome, max_wraps=self.max_wraps, max_depth=self.max_depth
+            )
         genotype = unflatten(self.grammar, genome)
         if genotype is None:
             return Derivation(
@@ -84,15 +93,20 @@ class Representation:
             self.grammar, rng, n, init=init, codon_size=self.codon_size,
             max_depth=self.max_depth, init_max_depth=init_max_depth,
         )  # fmt: skip
+        if self.kind == "bits":
+            return [self._bits_from_ge(g, rng) for g in genomes]
         return genomes if self.kind == "ge" else [self._from_ge(g) for g in genomes]
 
     def crossover(
         self, a: Sequence[int], b: Sequence[int], rng: random.Random, *, used_a: int, used_b: int
     ) -> tuple[list[int], list[int]]:
-        """Return two children: GE crossover within used codons (one-point unless set), or SGE over rules (uniform unless set)."""
+        """Return two children: GE within used codons (one-point unless set), bits (two-point), or SGE over rules (uniform)."""
         if self.kind == "ge":
             cross = CROSSOVERS[self.crossover_kind or "one-point"]
             return cross(rng, a, b, used_a=used_a, used_b=used_b)
+        if self.kind == "bits":
+            kind = self.crossover_kind or "two-point"
+            return bit_crossover(kind, rng, a, b, used_a=used_a, used_b=used_b)
         first, second = sge.crossover_sge(
             self.grammar, self._sge(a), self._sge(b), rng, max_depth=self.max_depth,
             kind=self.crossover_kind or "uniform",
@@ -100,11 +114,13 @@ class Representation:
         return flatten(self.grammar, first), flatten(self.grammar, second)
 
     def mutate(self, genome: Sequence[int], rng: random.Random, *, used: int) -> list[int]:
-        """Return a mutant: GE int-flip of used codons, or SGE one changed choice (repaired)."""
+        """Return a mutant: GE int-flip of used codons, bit flips of used bits, or SGE one changed choice (repaired)."""
         if self.kind == "ge":
             return int_flip_mutation(
                 rng, genome, used=used, codon_size=self.codon_size, probability=self.mutation_prob
             )
+        if self.kind == "bits":
+            return bit_flip_mutation(rng, genome, used=used, probability=self.mutation_prob)
         mutant = sge.mutate_sge(self.grammar, self._sge(genome), rng, max_depth=self.max_depth)
         return flatten(self.grammar, mutant)
 
@@ -113,6 +129,11 @@ class Representation:
             self.grammar, genome, max_wraps=self.max_wraps, max_depth=self.max_depth
         )
         return flatten(self.grammar, genotype)
+
+    def _bits_from_ge(self, genome: Sequence[int], rng: random.Random) -> list[int]:
+        return bits_from_genome(
+            self.grammar, genome, rng, max_wraps=self.max_wraps, max_depth=self.max_depth
+        )
 
     def _sge(self, genome: Sequence[int]) -> sge.Genotype:
         genotype = unflatten(self.grammar, genome)

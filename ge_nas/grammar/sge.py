@@ -11,9 +11,9 @@ subtree cannot finish within ``max_depth``, is replaced with a random choice
 that can (the grammar's least depths tell which). Fast-DENSER [Assuncao2019]
 uses the same representation for network architectures.
 
-Depth counts as in `ge_nas.grammar.mapper`: the root is 1 and terminals are a
-level. The phenotype of a tree is the one the GE mapper gives for a genome
-deriving the same tree.
+Depth counts as in `ge_nas.grammar.mapper`, and the derivation loop is
+`ge_nas.grammar.derive`'s: the phenotype of a tree is the one the GE mapper
+gives for a genome deriving the same tree.
 
 A rule with parameters keeps one list whatever its arguments, and so does a
 rule used as an argument (`Grammar.origins`): the lists are those of the
@@ -57,13 +57,13 @@ Efficient Deep NeuroEvolution. EuroGP 2019.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ge_nas.errors import ConfigError, did_you_mean
+from ge_nas.grammar.derive import Chooser, derive, ge_choices
 from ge_nas.grammar.grammar import Grammar, RuleCodes
 from ge_nas.grammar.initialise import Mode, _TreeBuilder
-from ge_nas.grammar.mapper import RAN_OUT, Derivation
-from ge_nas.grammar.rule_graph import Code
+from ge_nas.grammar.mapper import Derivation
 
 __all__ = [
     "Genotype",
@@ -79,9 +79,6 @@ __all__ = [
 ]
 
 Genotype = dict[str, list[int]]
-# Called once per expansion with (rule id, level of the node): the alternative
-# to expand it with, or the reason the derivation stops there.
-Chooser = Callable[[int, int], int | str]
 MODES: tuple[Mode, ...] = ("grow", "full", "pi")
 
 
@@ -97,7 +94,7 @@ def map_sge(
     Raises:
         ConfigError: the genotype names a rule the grammar does not have.
     """
-    return _derive(grammar.codes, _reader(grammar.codes, _rows(grammar, genotype), max_depth))
+    return derive(grammar.codes, _reader(grammar.codes, _rows(grammar, genotype), max_depth))
 
 
 def grow_sge(
@@ -173,11 +170,10 @@ def sge_from_genome(
     completes them).
     """
     rows: list[list[int]] = [[] for _ in grammar.codes.row_names]
-    limit = len(genome) * (max_wraps + 1)
-    _derive(
-        grammar.codes,
-        _genome_reader(grammar.codes, genome, rows, limit, max_depth, consume_single),
-    )
+    for rule, choice in ge_choices(
+        grammar, genome, max_wraps=max_wraps, max_depth=max_depth, consume_single=consume_single
+    ):
+        rows[grammar.codes.rows[rule]].append(choice)
     return _genotype(grammar.codes, rows)
 
 
@@ -266,27 +262,7 @@ def sge_from_json(grammar: Grammar, data: object) -> Genotype:
     return _genotype(grammar.codes, [list(row) for row in rows])
 
 
-# --- the derivation: one loop, the choices from a Chooser -----------------------------------------
-
-
-def _derive(codes: RuleCodes, choose: Chooser) -> Derivation:
-    """Expand the leftmost nonterminal with the chooser's alternative until none is left."""
-    alternatives = codes.alternatives
-    stack: list[tuple[Code, int]] = [(0, 1)]  # (symbol, level)
-    out: list[str] = []
-    used, depth, nodes = 0, 1, 1
-    while stack:
-        symbol, level = stack.pop()
-        if isinstance(symbol, str):
-            out.append(symbol)
-            continue
-        choice = choose(symbol, level)
-        if isinstance(choice, str):
-            return Derivation(None, used, 0, depth, nodes, choice)
-        alternative = alternatives[symbol][choice]
-        used, nodes, depth = used + 1, nodes + len(alternative), max(depth, level + 1)
-        stack.extend([(child, level + 1) for child in reversed(alternative)])
-    return Derivation("".join(out), used, 0, depth, nodes)
+# --- choosers: a genotype's choices, read as they are or repaired ------------------------------
 
 
 def _reader(codes: RuleCodes, rows: Sequence[Sequence[int]], max_depth: int) -> Chooser:
@@ -336,39 +312,13 @@ def _grower(
     return choose
 
 
-def _genome_reader(
-    codes: RuleCodes,
-    genome: Sequence[int],
-    rows: list[list[int]],
-    limit: int,
-    max_depth: int | None,
-    consume_single: bool,
-) -> Chooser:
-    """Read GE codons as map_genome does (codon modulo alternatives), recording each choice."""
-    read = 0
-
-    def choose(rule: int, level: int) -> int | str:
-        nonlocal read
-        n, choice = len(codes.alternatives[rule]), 0
-        if n > 1 or consume_single:
-            if read >= limit:
-                return RAN_OUT
-            choice, read = genome[read % len(genome)] % n, read + 1
-        if max_depth is not None and level >= max_depth:
-            return f"exceeded max depth {max_depth}"
-        rows[codes.rows[rule]].append(choice)
-        return choice
-
-    return choose
-
-
 def _grow(
     codes: RuleCodes, rows: list[list[int]], rng: random.Random, max_depth: int
 ) -> tuple[Derivation, list[list[tuple[int, int]]]]:
     """Repair and complete rows in place, trim them; return the derivation and each choice's
     rule and level."""
     levels: list[list[tuple[int, int]]] = [[] for _ in rows]
-    derivation = _derive(codes, _grower(codes, rows, max_depth, rng, levels))
+    derivation = derive(codes, _grower(codes, rows, max_depth, rng, levels))
     for row, used in zip(rows, levels):
         del row[len(used) :]
     return derivation, levels

@@ -135,7 +135,10 @@ VARIATION_TRIES = 5  # children that do not map are bred again, up to this many 
 def vary(
     parents: list[Individual], grammar: Grammar, config: RunConfig, rng: random.Random
 ) -> list[list[int]]:
-    """Return children from GE crossover of parent pairs and int-flip mutation."""
+    """Return children from crossover of parent pairs and mutation, as the run's representation varies genomes.
+
+    A pair is crossed with --crossover-prob; each child is mutated with --individual-mutation-prob.
+    """
     children: list[list[int]] = []
     for a, b in zip(parents[::2], parents[1::2]):
         children += _breed(a, b, grammar, config, rng)
@@ -164,6 +167,9 @@ def _breed(
 def _mutate(
     genome: list[int], grammar: Grammar, config: RunConfig, rng: random.Random
 ) -> list[int]:
+    chance = config.individual_mutation_prob
+    if chance < 1.0 and rng.random() >= chance:  # no draw at 1: runs keep their random streams
+        return genome
     rep = representation_for(grammar, config)
     used = max(1, min(len(genome), rep.map(genome).codons_used))
     return rep.mutate(genome, rng, used=used)
