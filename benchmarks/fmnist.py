@@ -11,7 +11,8 @@ The budget (--minutes) is the tool's own pipeline, what a user waits for:
 2. Final training: --finalists structurally different networks of the GE front
    (those within --target-params first) retrained on train+validation, less a
    held-out half of the validation split (--final-holdout), with as many epochs,
-   up to --final-epochs, as the rest of the budget allows. The held-out accuracy
+   up to --final-epochs, as the rest of the budget allows (timed by one epoch of
+   each, which the budget pays for). The held-out accuracy
    chooses the finalist; only finalists are scored on the test set, and the test
    set chooses nothing.
 
@@ -39,6 +40,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -52,7 +54,6 @@ from rich.console import Console
 from ge_nas import rundir
 from ge_nas.archive import Archive, Record
 from ge_nas.config import REPRESENTATIONS, RunConfig
-from ge_nas.data import load_dataset, run_splits
 from ge_nas.executors import Executor, make_executor
 from ge_nas.fidelity import fidelity_key
 from ge_nas.grammar import Grammar, load_grammar
@@ -282,19 +283,16 @@ def search_random(
 
 
 def fit_final_epochs(
-    finalists: list[Record], config: RunConfig, seconds_left: float, workers: int
+    calibration: list[Metrics], config: RunConfig, seconds_left: float, workers: int
 ) -> int:
-    """Return the most epochs (1..final_epochs) whose estimated training of the finalists fits in seconds_left."""
-    splits = run_splits(config)
-    if config.shots is not None:  # the finalists train on the shots alone
-        scale = 1.0
-    else:
-        full = load_dataset(config.dataset, config.data_dir, classes=config.classes)
-        scale = len(full.y_train) / len(splits.y_train)
-    per_epoch = [r.metrics.train_seconds / max(1, r.metrics.epochs) * scale for r in finalists]
-    wall_per_epoch = (
-        max(sum(per_epoch) / workers, max(per_epoch)) * 1.3
-    )  # scoring, imbalance, a busy machine
+    """Return the most epochs (1..final_epochs) whose training of the finalists fits in seconds_left.
+
+    calibration holds each finalist's metrics after one epoch of the final training
+    itself: the search's epochs on a subset cost 1.5 to 3 times as much per image
+    (warm-up, a busier machine), so they made a poor clock.
+    """
+    per_epoch = [m.train_seconds for m in calibration if m.ok] or [seconds_left]
+    wall_per_epoch = max(sum(per_epoch) / workers, max(per_epoch)) * 1.1  # scoring, imbalance
     return max(1, min(config.final_epochs, int(seconds_left / wall_per_epoch)))
 
 
@@ -388,11 +386,12 @@ def search_and_finalise(
     deadline = start + args.search_share * budget
     ge = search_ge(grammar, config, executor, out / "ge.sqlite", deadline, clock)
     finalists = pick_finalists(ge.front(), args.finalists, max_params=args.target_params)
-    epochs = (
-        fit_final_epochs(finalists, config, budget - (clock() - start), executor.workers)
-        if finalists
-        else 0
-    )
+    epochs = 0
+    if finalists:
+        calibration = train_finalists(finalists, config, executor, 1, out / "calibration")
+        shutil.rmtree(out / "calibration", ignore_errors=True)
+        left = budget - (clock() - start)
+        epochs = fit_final_epochs(list(calibration.values()), config, left, executor.workers)
     print(f"  final training: {len(finalists)} networks, {epochs} epochs", flush=True)
     finals = train_finalists(finalists, config, executor, epochs, out) if finalists else {}
     return Finished(ge, finals, epochs, (clock() - start) / 60)
