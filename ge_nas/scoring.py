@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -79,10 +79,22 @@ def robustness(
 @torch.no_grad()
 def ood_scores(model: nn.Module, x: torch.Tensor, score: str = "msp") -> torch.Tensor:
     """Return each image's in-distribution score: max softmax probability, or logsumexp of the logits (energy)."""
+    return scores_of_logits([predict_logits(model, x)], score)
+
+
+def scores_of_logits(logits: Sequence[torch.Tensor], score: str = "msp") -> torch.Tensor:
+    """Return each image's in-distribution score from one or more networks' logits on it.
+
+    msp is the largest mean softmax probability; energy the mean logsumexp. One
+    network's logits give its own score; several give their ensemble's (soft or
+    hard vote alike: a hard vote's counts carry no confidence to score).
+    """
     if score not in OOD_SCORES:
         raise ValueError(f"unknown OoD score {score!r}; expected one of {', '.join(OOD_SCORES)}")
-    logits = predict_logits(model, x)
-    return logits.softmax(dim=1).amax(dim=1) if score == "msp" else logits.logsumexp(dim=1)
+    stacked = torch.stack([z.float() for z in logits])
+    if score == "msp":
+        return stacked.softmax(dim=2).mean(dim=0).amax(dim=1)
+    return stacked.logsumexp(dim=2).mean(dim=0)
 
 
 def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ge_nas import load_model
+from ge_nas import load_model, rundir
 from ge_nas.cli import main
-from ge_nas.data import load_raw
+from ge_nas.data import load_dataset, load_raw
+from ge_nas.data.ood import ood_images
 from ge_nas.network.ensemble import Ensemble
+from ge_nas.scoring import auroc, scores_of_logits
 
 
 def constant(logits: list[float]) -> torch.nn.Module:
@@ -99,3 +101,37 @@ def test_bad_ensembles_say_what_is_wrong(
     assert main(["ensemble", str(run)]) == 2
     assert "needs at least 2 trained networks, found 1" in capsys.readouterr().err
     assert not (run / "ensemble").exists(), "nothing is written when a check fails"
+
+
+def test_ood_scores_of_an_ensemble_are_its_mean_probability_or_mean_energy() -> None:
+    a = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    b = torch.tensor([[0.0, 3.0, 0.0], [1.0, 1.0, 4.0]])
+    mean = (a.softmax(1) + b.softmax(1)) / 2
+    assert torch.allclose(scores_of_logits([a, b], "msp"), mean.amax(1))
+    assert torch.allclose(scores_of_logits([a], "msp"), a.softmax(1).amax(1))
+    energy = (a.logsumexp(1) + b.logsumexp(1)) / 2
+    assert torch.allclose(scores_of_logits([a, b], "energy"), energy)
+    with pytest.raises(ValueError, match="expected one of msp, energy"):
+        scores_of_logits([a], "entropy")
+
+
+def test_ensemble_reports_ood_auroc_of_the_saved_module(
+    ensemble_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ens"
+    assert main(["ensemble", str(ensemble_run), "--ood", "noise", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test OoD AUROC" in printed and "test OoD AUROC" in printed.splitlines()[-2]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for doc in (metrics, metrics["best_member"]):
+        assert 0.0 <= doc["holdout_ood_auroc"] <= 1.0 and 0.0 <= doc["test_ood_auroc"] <= 1.0
+    # the same AUROC from the saved module, fed raw test digits and the raw noise images
+    config = rundir.load_run_config(ensemble_run)
+    raw = load_raw("digits")
+    x = torch.from_numpy(raw.x_test).float()
+    noise = ood_images("noise", "digits", None, None, "test", len(x), config.split_seed)
+    mean, std = load_dataset("digits").standardization.tensors()
+    model = load_model(out)
+    with torch.no_grad():
+        inside, outside = (model(z).exp().amax(1) for z in (x, noise * std + mean))
+    assert auroc(inside, outside) == pytest.approx(metrics["test_ood_auroc"], abs=1e-6)

@@ -8,7 +8,12 @@ RUN/front/N`). They are scored on the held-out slice of the validation split
 that no finalist trained on (the run's --final-holdout; under --shots the whole
 validation split) and on the test set. The best member is the one the
 held-out slice chooses; `top:K` takes the K best by held-out accuracy. The
-test set is reported, never used to choose. The ensemble is saved as one
+test set is reported, never used to choose. With out-of-distribution images
+(the run's --ood, or --ood SPEC here) each member and the ensemble also get an
+OoD AUROC: the held-out slice against images from the OoD source's training
+part, the test set against its test part. The ensemble's score is the largest
+mean softmax probability of its members (msp) or their mean energy, whatever
+the vote. The ensemble is saved as one
 module (model.pt with ensemble.json and meta.json, which ge_nas.load_model
 opens, and model.onnx when onnx is installed), taking raw input like any
 exported model.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,9 +34,10 @@ from torch import nn
 
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec
-from ge_nas.config import RunConfig
+from ge_nas.config import OOD_SCORES, RunConfig
 from ge_nas.data import load_splits
 from ge_nas.data.datasets import Splits, final_splits
+from ge_nas.data.ood import ood_images
 from ge_nas.errors import ConfigError
 from ge_nas.export import (
     ENSEMBLE,
@@ -46,6 +52,7 @@ from ge_nas.export import (
 )
 from ge_nas.network import count_params
 from ge_nas.network.ensemble import VOTES, Ensemble, combine
+from ge_nas.scoring import auroc, scores_of_logits
 from ge_nas.train import predict_logits
 
 ENSEMBLE_FILES = (MODEL, ENSEMBLE, META, ONNX, ONNX + ".tmp", "metrics.json")
@@ -66,6 +73,12 @@ def add_ensemble_arguments(p: argparse.ArgumentParser) -> None:
         default="soft",
         help="soft (mean probability, default) or hard (majority)",
     )
+    p.add_argument(
+        "--ood",
+        metavar="SPEC",
+        help="out-of-distribution images to score against, as run's --ood (default: the run's, if any)",
+    )
+    p.add_argument("--ood-score", choices=OOD_SCORES, help="msp or energy (default: the run's)")
     p.add_argument("--out", help="where to save the ensemble (default RUN_DIR/ensemble)")
     p.set_defaults(func=command_ensemble)
 
@@ -79,12 +92,56 @@ class Member:
     network: nn.Module
     holdout_logits: torch.Tensor  # on the held-out slice, kept so the ensemble's vote reuses them
     test_logits: torch.Tensor
-    holdout: float
-    test: float
+    scores: Scores
+    ood_logits: tuple[torch.Tensor, torch.Tensor] | None  # on the OoD images (held-out, test parts)
 
     @property
     def params(self) -> int:
         return count_params(self.network)
+
+
+@dataclass(frozen=True)
+class OodImages:
+    """Out-of-distribution images to score the held-out slice and the test set against."""
+
+    holdout: torch.Tensor  # from the OoD source's training part
+    test: torch.Tensor  # from its test part
+    score: str  # msp or energy
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Accuracy and OoD AUROC (None without OoD images) on the held-out slice and the test set."""
+
+    holdout: float
+    test: float
+    holdout_auroc: float | None = None
+    test_auroc: float | None = None
+
+
+def _scores(
+    holdout: list[torch.Tensor],
+    test: list[torch.Tensor],
+    ood_logits: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    vote: str,
+    held: Splits,
+    splits: Splits,
+    ood: OodImages | None,
+) -> Scores:
+    """Return the scores of one network's (one-element lists) or an ensemble's logits."""
+    accuracy = Scores(
+        _accuracy(combine(holdout, vote), held.y_val), _accuracy(combine(test, vote), splits.y_test)
+    )
+    if ood is None or ood_logits is None:
+        return accuracy
+    aurocs = [
+        auroc(scores_of_logits(inside, ood.score), scores_of_logits(outside, ood.score))
+        for inside, outside in (
+            (holdout, [h for h, _ in ood_logits]),
+            (test, [t for _, t in ood_logits]),
+        )
+    ]
+    return replace(accuracy, holdout_auroc=aurocs[0], test_auroc=aurocs[1])
 
 
 def command_ensemble(args: argparse.Namespace, console: Console) -> int:
@@ -101,22 +158,23 @@ def command_ensemble(args: argparse.Namespace, console: Console) -> int:
         )
     meta = _common_meta(directories)
     held, test = _scoring_splits(config)
-    members = [_scored(d, run, meta, held, test) for d in directories]
+    ood = _ood_images(config, args.ood, args.ood_score, held, test)
+    members = [_scored(d, run, meta, held, test, ood) for d in directories]
     if count is not None:
-        members = sorted(members, key=lambda m: -m.holdout)[:count]
+        members = sorted(members, key=lambda m: -m.scores.holdout)[:count]
     ensemble = Ensemble([m.network for m in members], args.vote).eval()
-    scores = {  # from the members' logits, computed once
-        "holdout": _accuracy(combine([m.holdout_logits for m in members], args.vote), held.y_val),
-        "test": _accuracy(combine([m.test_logits for m in members], args.vote), test.y_test),
-    }
-    best = max(members, key=lambda m: m.holdout)
-    console.print(_table(members, scores, best, args.vote, config))
-    gain = (scores["holdout"] - best.holdout, scores["test"] - best.test)
-    console.print(
-        f"ensemble of {len(members)} ({args.vote} vote) against the best member ({best.name}, chosen on the "
-        f"held-out slice): {gain[0]:+.4f} held-out, {gain[1]:+.4f} test accuracy",
-        highlight=False,
+    scores = _scores(  # from the members' logits, computed once
+        [m.holdout_logits for m in members],
+        [m.test_logits for m in members],
+        [m.ood_logits for m in members if m.ood_logits is not None] or None,
+        args.vote,
+        held,
+        test,
+        ood,
     )
+    best = max(members, key=lambda m: m.scores.holdout)
+    console.print(_table(members, scores, best, args.vote, config))
+    console.print(_gains(len(members), args.vote, best, scores), highlight=False)
     _save(out, ensemble, members, meta, scores, best, test)
     console.print(
         f"saved to {escape(str(out))}; load it with ge_nas.load_model({str(out)!r})",
@@ -184,11 +242,33 @@ def _scoring_splits(config: RunConfig) -> tuple[Splits, Splits]:
     return final_splits(splits, c.final_holdout, c.split_seed), splits
 
 
-def _scored(directory: Path, run: Path, meta: Meta, held: Splits, test: Splits) -> Member:
+def _ood_images(
+    config: RunConfig, spec: str | None, score: str | None, held: Splits, test: Splits
+) -> OodImages | None:
+    """Return the OoD images to score against (--ood, else the run's), or None without any."""
+    spec = spec or config.ood
+    if spec is None:
+        return None
+    c = config
+    holdout, test_images = (
+        ood_images(spec, c.dataset, c.data_dir, c.classes, part, count, c.split_seed)
+        for part, count in (("train", len(held.y_val)), ("test", len(test.y_test)))
+    )
+    return OodImages(holdout, test_images, score or c.ood_score)
+
+
+def _scored(
+    directory: Path, run: Path, meta: Meta, held: Splits, test: Splits, ood: OodImages | None
+) -> Member:
     network = load_weights(directory, meta)
     holdout_logits, test_logits = (
         predict_logits(network, held.x_val),
         predict_logits(network, test.x_test),
+    )
+    ood_logits = (
+        None
+        if ood is None
+        else (predict_logits(network, ood.holdout), predict_logits(network, ood.test))
     )
     return Member(
         str(directory.relative_to(run)),
@@ -196,9 +276,36 @@ def _scored(directory: Path, run: Path, meta: Meta, held: Splits, test: Splits) 
         network,
         holdout_logits,
         test_logits,
-        _accuracy(holdout_logits, held.y_val),
-        _accuracy(test_logits, test.y_test),
+        _scores(
+            [holdout_logits], [test_logits], ood_logits and [ood_logits], "soft", held, test, ood
+        ),
+        ood_logits,
     )
+
+
+def _gains(count: int, vote: str, best: Member, scores: Scores) -> str:
+    """Return the line that says what the ensemble gains over its best member."""
+    line = (
+        f"ensemble of {count} ({vote} vote) against the best member ({best.name}, chosen on the "
+        f"held-out slice): {scores.holdout - best.scores.holdout:+.4f} held-out, "
+        f"{scores.test - best.scores.test:+.4f} test accuracy"
+    )
+    if scores.holdout_auroc is None or scores.test_auroc is None:
+        return line
+    b = best.scores
+    assert b.holdout_auroc is not None and b.test_auroc is not None
+    return (
+        f"{line}; {scores.holdout_auroc - b.holdout_auroc:+.4f} held-out, "
+        f"{scores.test_auroc - b.test_auroc:+.4f} test OoD AUROC"
+    )
+
+
+def _score_fields(scores: Scores) -> dict[str, float]:
+    """Return the metrics.json fields of scores (the OoD ones only when measured)."""
+    fields = {"holdout_accuracy": scores.holdout, "test_accuracy": scores.test}
+    if scores.holdout_auroc is not None and scores.test_auroc is not None:
+        fields |= {"holdout_ood_auroc": scores.holdout_auroc, "test_ood_auroc": scores.test_auroc}
+    return fields
 
 
 def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -207,7 +314,7 @@ def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _table(
-    members: list[Member], scores: dict[str, float], best: Member, vote: str, config: RunConfig
+    members: list[Member], scores: Scores, best: Member, vote: str, config: RunConfig
 ) -> Table:
     honest = config.final_holdout > 0 or config.shots is not None
     table = Table(
@@ -219,15 +326,18 @@ def _table(
         ),
         title_justify="left",
     )
-    for head in ("member", "params", "held-out acc", "test acc"):
+    heads = ["member", "params", "held-out acc", "test acc"]
+    if scores.holdout_auroc is not None:
+        heads += ["held-out OoD AUROC", "test OoD AUROC"]
+    for head in heads:
         table.add_column(head, justify="left" if head == "member" else "right")
-    for m in members:
-        mark = " (best)" if m is best else ""
-        table.add_row(m.name + mark, f"{m.params:,}", f"{m.holdout:.4f}", f"{m.test:.4f}")
-    total = sum(m.params for m in members)
-    table.add_row(
-        f"ensemble ({vote})", f"{total:,}", f"{scores['holdout']:.4f}", f"{scores['test']:.4f}"
-    )
+    rows = [(m.name + (" (best)" if m is best else ""), m.params, m.scores) for m in members]
+    rows.append((f"ensemble ({vote})", sum(m.params for m in members), scores))
+    for name, params, s in rows:
+        cells = [f"{s.holdout:.4f}", f"{s.test:.4f}"]
+        if s.holdout_auroc is not None and s.test_auroc is not None:
+            cells += [f"{s.holdout_auroc:.4f}", f"{s.test_auroc:.4f}"]
+        table.add_row(name, f"{params:,}", *cells)
     return table
 
 
@@ -236,7 +346,7 @@ def _save(
     ensemble: Ensemble,
     members: list[Member],
     meta: Meta,
-    scores: dict[str, float],
+    scores: Scores,
     best: Member,
     test: Splits,
 ) -> None:
@@ -245,13 +355,8 @@ def _save(
     doc = {
         "members": [m.name for m in members],
         "vote": ensemble.vote,
-        "holdout_accuracy": scores["holdout"],
-        "test_accuracy": scores["test"],
-        "best_member": {
-            "name": best.name,
-            "holdout_accuracy": best.holdout,
-            "test_accuracy": best.test,
-        },
+        **_score_fields(scores),
+        "best_member": {"name": best.name, **_score_fields(best.scores)},
         "params": sum(m.params for m in members),
     }
     (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
