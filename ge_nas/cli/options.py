@@ -228,6 +228,13 @@ RUN_OPTIONS = (
         "train under bfloat16 autocast (fast on GPUs and CPUs with native bf16, slow on others)",
     ),
     Option(
+        "--feature-cache-mb",
+        "feature_cache_mb",
+        int,
+        "per worker: keep the features of frozen first layers (frozen backbone blocks, a pruning "
+        "run's frozen trunk) up to this many MB, computed once (default {default}; 0: off)",
+    ),
+    Option(
         "--no-test-in-search",
         "test_in_search",
         bool,
@@ -311,6 +318,17 @@ RUN_OPTIONS = (
     ),
 )
 
+PRUNE_OPTIONS = (  # `ge_nas prune` only
+    Option(
+        "--freeze-trunk",
+        "freeze_trunk",
+        bool,
+        "fine-tune only the layers from the first masked one on: the trunk before it keeps the "
+        "base's weights and batch-norm statistics, and its features are computed once "
+        "(--feature-cache-mb)",
+    ),
+)
+
 OBJECTIVES_HELP = (
     f"comma list from {', '.join(OBJECTIVES)} (default {','.join(field_default('objectives'))})"
 )
@@ -360,6 +378,11 @@ def add_search_space_options(parser: argparse.ArgumentParser) -> None:
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Return the RunConfig fields that flags set (None where a flag is absent)."""
     return {option.field: getattr(args, option.dest) for option in RUN_OPTIONS}
+
+
+def prune_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the RunConfig fields that prune's own flags set (None where a flag is absent)."""
+    return {option.field: getattr(args, option.dest) for option in PRUNE_OPTIONS}
 
 
 def config_defaults() -> argparse.Namespace:
