@@ -32,11 +32,27 @@ class Variant:
 
 @dataclass(frozen=True)
 class Timing:
-    """A variant's total wall seconds over the tasks and the metrics of each."""
+    """A variant's wall seconds and metrics for each task, and whether its cache served the task."""
 
     name: str
-    seconds: float
+    times: tuple[float, ...]
     metrics: tuple[Metrics, ...]
+    used: tuple[bool, ...]  # the evaluation read or wrote a cache entry
+
+    @property
+    def seconds(self) -> float:
+        """Return the total over the tasks."""
+        return sum(self.times)
+
+    def only(self, chosen: Sequence[bool]) -> Timing:
+        """Return the timing of the chosen tasks only."""
+        keep = [i for i, c in enumerate(chosen) if c]
+        return Timing(
+            self.name,
+            tuple(self.times[i] for i in keep),
+            tuple(self.metrics[i] for i in keep),
+            tuple(self.used[i] for i in keep),
+        )
 
     def mean_val_accuracy(self) -> float:
         """Return the mean validation accuracy over the tasks that trained."""
@@ -49,15 +65,20 @@ def replay(tasks: Sequence[EvalTask], variants: Sequence[Variant]) -> dict[str, 
     tasks = [replace(t, threads=1, save_dir=None) for t in tasks]
     if tasks:
         evaluate(tasks[0])  # untimed: loads the data and the backbone or base model
-    seconds = {v.name: 0.0 for v in variants}
+    times: dict[str, list[float]] = {v.name: [] for v in variants}
     metrics: dict[str, list[Metrics]] = {v.name: [] for v in variants}
+    used: dict[str, list[bool]] = {v.name: [] for v in variants}
     for task in tasks:
         for v in variants:
             begun = time.perf_counter()
             outcome = evaluate(replace(task, **v.changes), v.cache)
-            seconds[v.name] += time.perf_counter() - begun
+            times[v.name].append(time.perf_counter() - begun)
             metrics[v.name].append(outcome.metrics)
-    return {v.name: Timing(v.name, seconds[v.name], tuple(metrics[v.name])) for v in variants}
+            used[v.name].append(outcome.cache is not None and outcome.cache.used)
+    return {
+        v.name: Timing(v.name, tuple(times[v.name]), tuple(metrics[v.name]), tuple(used[v.name]))
+        for v in variants
+    }
 
 
 def share_saved(fast: Timing, slow: Timing) -> float | None:

@@ -25,8 +25,8 @@ part (--ood and every --also-ood, default resized digits), as the trained member
 dense whose units can go), at the widths the masks leave.
 
 --layers puts masks on some layers only (e.g. dense: the paper's last dense layers), so the
-layers before the first mask form a trunk that every child shares; --freeze-trunk fine-tunes
-only what follows it, and the workers' feature cache computes the trunk's features once. Then
+layers before the first mask form a trunk that every child shares; the fine-tune leaves it
+frozen (unless --no-freeze-trunk), and the workers' feature cache computes its features once. Then
 the first --cache-replay evaluations of each seed are evaluated again in this process, three
 ways, taking turns (benchmarks/cache_replay.py): fine-tuning everything, fine-tuning after a
 frozen trunk without the cache, and with a fresh cache. It reports their mean validation
@@ -133,9 +133,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--layers", help="`ge_nas prune --layers`: mask only these layers (default: all prunable)"
     )
     p.add_argument(
-        "--freeze-trunk",
+        "--no-freeze-trunk",
         action="store_true",
-        help="`ge_nas prune --freeze-trunk`: fine-tune after the unpruned trunk only",
+        help="`ge_nas prune --no-freeze-trunk`: fine-tune the unpruned trunk too",
     )
     p.add_argument(
         "--cache-replay",
@@ -216,7 +216,7 @@ def prune_seed(args: argparse.Namespace, base: Path, run: Path, seed: int) -> No
          "--final-epochs", str(args.final_epochs), "--finalists", str(args.finalists),
          "--workers", str(args.workers), "--seed", str(seed), "--out", str(run),
          *(["--layers", args.layers] if args.layers else []),
-         *(["--freeze-trunk"] if args.freeze_trunk else [])])  # fmt: skip
+         *(["--no-freeze-trunk"] if args.no_freeze_trunk else [])])  # fmt: skip
 
 
 def trained_ranks(run: Path) -> list[int]:

@@ -107,6 +107,7 @@ class RunConfig:
     prune_base_sha: str | None = None
     # ge_nas prune: fine-tune only the layers from the first masked one on; the unpruned trunk
     # before it keeps the base's weights, stays in eval mode, and its features can be cached.
+    # False here (runs written before it resume unchanged); `ge_nas prune` sets it (PRUNE_DEFAULTS).
     freeze_trunk: bool = False
     mutation_prob: float | None = None  # per codon; default 1 / codons used
     tournament_size: int = 2
@@ -211,7 +212,7 @@ class RunConfig:
             )
         if self.freeze_trunk is True and self.prune_base is None:
             raise ConfigError(
-                "--freeze-trunk goes with `ge_nas prune` (the trunk is the base model's layers "
+                "freeze_trunk goes with `ge_nas prune` (the trunk is the base model's layers "
                 "before the first mask); leave it out of other runs"
             )
         sha = self.prune_base_sha
@@ -237,7 +238,7 @@ class RunConfig:
         for name, flag in (
             ("bf16", "--bf16"),
             ("test_in_search", "test_in_search (--no-test-in-search)"),
-            ("freeze_trunk", "--freeze-trunk"),
+            ("freeze_trunk", "freeze_trunk (--no-freeze-trunk)"),
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{flag} must be true or false, got {getattr(self, name)!r}")

@@ -53,7 +53,7 @@ from ge_nas.feature_cache import (
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
 from ge_nas.network.build import Backbone, TransferNet, build_model, measure, transfer_plan
 from ge_nas.network.prune import prune, split_masks, trunk_modules
-from ge_nas.scoring import LATENCY_BATCH, latency_ms, ood_auroc, robustness
+from ge_nas.scoring import LATENCY_BATCH, auroc, latency_ms, ood_scores, robustness
 from ge_nas.train import accuracy, accuracy_and_loss, place_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
@@ -310,8 +310,13 @@ def _trains(task: EvalTask, start: Start) -> bool:
 def _inputs(
     task: EvalTask, start: Start, model: nn.Module, splits: Splits, cache: FeatureCache | None
 ) -> dict[str, Inputs]:
-    """Return what each part of the data goes through: the cached features of a frozen prefix, or the images."""
+    """Return what each part of the data goes through: the cached features of a frozen prefix, or the images.
+
+    The parts are train, val, test and, with an OoD objective, ood (the OoD images it scores).
+    """
     images = {"train": splits.x_train, "val": splits.x_val, "test": splits.x_test}
+    if task.ood is not None:
+        images["ood"] = _ood_images(task, splits)
     stop, why = frozen_stop(model, start.spec.hparam_map().get("aug", "none"))
     if cache is None or not cache.cap_bytes or not stop or not start.frozen_from:
         if cache is not None and why:
@@ -319,14 +324,23 @@ def _inputs(
         return {part: Inputs(model, x) for part, x in images.items()}
     assert isinstance(model, TransferNet)  # frozen_stop found frozen modules
     network, data = f"{start.frozen_from}, modules 1-{stop}", data_key(task)
-    parts = ["train"] * _trains(task, start) + ["val"] + ["test"] * task.score_test
+    parts = ["train"] * _trains(task, start) + ["val"] + ["test"] * (task.score_test or task.final)
+    parts += ["ood"] * (task.ood is not None)
     keys = {
         part: FeatureKey(
-            network, data, part, str(images[part].device), task.bf16 and part == "train"
+            network, data, _part_name(task, part), str(images[part].device),
+            task.bf16 and part == "train",
         )
         for part in parts
-    }
+    }  # fmt: skip
     return cached_inputs(cache, model, images, keys)
+
+
+def _part_name(task: EvalTask, part: str) -> str:
+    """Return a part's name in its cache key: the OoD images say where they come from."""
+    if part != "ood":
+        return part
+    return f"ood {task.ood} ({'test' if task.final else 'train'} part)"
 
 
 def data_key(task: EvalTask) -> str:
@@ -369,7 +383,7 @@ def _score(
             model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed
         )
     latency = latency_ms(model, _latency_batch(splits)) if task.measure_latency else None
-    ood = _ood_auroc(task, model, splits)
+    ood = _ood_auroc(task, inputs)
     return replace(
         trained,
         val_accuracy=val,
@@ -382,18 +396,27 @@ def _score(
     )
 
 
-def _ood_auroc(task: EvalTask, model: nn.Module, splits: Splits) -> float | None:
-    """Return the OoD AUROC the task asks for: a search's of validation images, a finalist's of test ones.
+def _ood_images(task: EvalTask, splits: Splits) -> torch.Tensor:
+    """Return the OoD images a task scores against, as many as its in-distribution ones.
 
-    The OoD images come from the source's training part during a search and from
-    its test part for finalists; both are the same for every network of a run.
+    They come from the source's training part during a search and from its test
+    part for finalists; both are the same for every network of a run.
     """
+    part, x_in = ("test", splits.x_test) if task.final else ("train", splits.x_val)
+    x_out = ood_images(task.ood or "", task.dataset, task.data_dir, task.classes, part,
+                       len(x_in), task.split_seed)  # fmt: skip
+    return x_out.to(x_in.device)
+
+
+def _ood_auroc(task: EvalTask, inputs: dict[str, Inputs]) -> float | None:
+    """Return the OoD AUROC the task asks for: a search's of validation images, a finalist's of test ones."""
     if task.ood is None:
         return None
-    part, x_in = ("test", splits.x_test) if task.final else ("train", splits.x_val)
-    x_out = ood_images(task.ood, task.dataset, task.data_dir, task.classes, part, len(x_in),
-                       task.split_seed)  # fmt: skip
-    return ood_auroc(model, x_in, x_out.to(x_in.device), score=task.ood_score)
+    inside, outside = inputs["test" if task.final else "val"], inputs["ood"]
+    return auroc(
+        ood_scores(inside.network, inside.x, task.ood_score),
+        ood_scores(outside.network, outside.x, task.ood_score),
+    )
 
 
 def _latency_batch(splits: Splits) -> torch.Tensor:

@@ -302,7 +302,7 @@ def test_freezing_the_trunk_is_part_of_the_archive_key() -> None:
     config = RunConfig(grammar="x", prune_base="/m", prune_base_sha="0123456789abcdef")
     frozen = replace(config, freeze_trunk=True)
     assert fidelity_key(frozen) == fidelity_key(config) + "|trunk=frozen"
-    with pytest.raises(ConfigError, match="--freeze-trunk goes with `ge_nas prune`"):
+    with pytest.raises(ConfigError, match="freeze_trunk goes with `ge_nas prune`"):
         RunConfig(grammar="x", freeze_trunk=True)
 
 
@@ -330,7 +330,7 @@ def test_a_prune_run_with_layers_and_a_frozen_trunk(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model_dir = saved_model(tmp_path / "m")
-    argv = ["prune", str(model_dir), *TINY, "--epochs", "1", "--layers", "dense", "--freeze-trunk",
+    argv = ["prune", str(model_dir), *TINY, "--epochs", "1", "--layers", "dense",
             "--out", str(tmp_path / "run")]  # fmt: skip
     assert main([a for a in argv if a not in ("-q",)]) == 0
     assert "<keep1>" not in (tmp_path / "run" / "grammar.bnf").read_text()
@@ -338,3 +338,17 @@ def test_a_prune_run_with_layers_and_a_frozen_trunk(
     assert config.freeze_trunk and fidelity_key(config).endswith("|trunk=frozen")
     out = capsys.readouterr().out
     assert "feature cache [" in out and "modules 1-5" in out and "feature cache: " in out
+    assert main([*argv[:-1], str(tmp_path / "all"), "--no-freeze-trunk"]) == 0
+    assert not rundir.load_run_config(tmp_path / "all").freeze_trunk
+
+
+def test_the_ood_images_features_are_cached_too(tmp_path: Path) -> None:
+    model_dir = saved_model(tmp_path / "m", classes=8)
+    t = trunk_task(model_dir, epochs=0, classes="0-7", ood="digits:classes=8,9")
+    cache = FeatureCache(16)
+    uncached, cached = evaluate(t), evaluate(t, cache)
+    assert cached.cache is not None
+    assert any("| ood digits:classes=8,9 (train part)" in text for text, _ in cached.cache.made)
+    assert uncached.metrics.ood_auroc is not None
+    assert cached.metrics.ood_auroc == pytest.approx(uncached.metrics.ood_auroc, abs=1e-9)
+    assert evaluate(t, cache).cache.hits == 3  # type: ignore[union-attr]  # val, test, ood

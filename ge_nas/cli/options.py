@@ -320,12 +320,11 @@ RUN_OPTIONS = (
 
 PRUNE_OPTIONS = (  # `ge_nas prune` only
     Option(
-        "--freeze-trunk",
+        "--no-freeze-trunk",
         "freeze_trunk",
         bool,
-        "fine-tune only the layers from the first masked one on: the trunk before it keeps the "
-        "base's weights and batch-norm statistics, and its features are computed once "
-        "(--feature-cache-mb)",
+        "fine-tune the trunk too (the layers before the first masked one); by default it keeps "
+        "the base's weights and batch-norm statistics and its features are computed once",
     ),
 )
 
