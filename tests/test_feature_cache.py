@@ -212,3 +212,17 @@ def test_a_transfer_run_says_what_it_cached(
     assert "feature cache: " in out and "hit(s)" in out
     assert main([*argv[:-1], str(tmp_path / "off"), "--feature-cache-mb", "0"]) == 0
     assert "feature cache" not in capsys.readouterr().out
+
+
+@pytest.mark.distributed
+def test_a_dask_worker_keeps_its_cache_between_tasks(backbone_dir: Path) -> None:
+    pytest.importorskip("distributed")
+    from ge_nas.executors import DaskExecutor
+
+    executor = DaskExecutor(1, threads=1, feature_cache_mb=16)
+    try:  # one worker takes one task at a time: the second finds the first's features
+        notes = [o.cache for _, o in executor.run([task(backbone_dir), task(backbone_dir)])]
+    finally:
+        executor.close()
+    assert notes[0] is not None and notes[1] is not None
+    assert len(notes[0].made) == 3 and notes[1].hits == 3
