@@ -24,6 +24,15 @@ part (--ood and every --also-ood, default resized digits), as the trained member
 "Pruned-layer params" are the weights and biases of the layers that carry masks (conv and
 dense whose units can go), at the widths the masks leave.
 
+--layers puts masks on some layers only (e.g. dense: the paper's last dense layers), so the
+layers before the first mask form a trunk that every child shares; the fine-tune leaves it
+frozen (unless --no-freeze-trunk), and the workers' feature cache computes its features once. Then
+the first --cache-replay evaluations of each seed are evaluated again in this process, three
+ways, taking turns (benchmarks/cache_replay.py): fine-tuning everything, fine-tuning after a
+frozen trunk without the cache, and with a fresh cache. It reports their mean validation
+accuracy (what freezing the trunk costs) and times (the share of time the cache saves). The
+cache needs aug=none in the base's hyperparameters (augmentation reaches the trunk).
+
 It reports, per seed and as the median, against these targets (targets, not checks):
 
 - a front member with >= 50 % fewer params in the pruned layers at a validation accuracy
@@ -51,20 +60,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cache_replay import Variant, largest_difference, replay, share_saved
 from torch import nn
 
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
+from ge_nas.archive import Archive
 from ge_nas.cli.main import main as ge_nas
 from ge_nas.config import RunConfig, field_default
 from ge_nas.data import load_splits, run_splits
 from ge_nas.data.datasets import Splits
 from ge_nas.data.ood import ood_images
 from ge_nas.export import META, MODEL, SPEC, Meta, load_model, load_weights
+from ge_nas.feature_cache import FeatureCache
+from ge_nas.fidelity import fidelity_key
 from ge_nas.network import count_params
 from ge_nas.network.build import build_with_slots
 from ge_nas.network.prune import prunable_layers, pruned_spec, split_masks
 from ge_nas.scoring import ood_auroc
+from ge_nas.search.evaluator import task_for
 from ge_nas.train import accuracy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +129,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--final-epochs", type=int, default=3, help="finalists' training (default 3)")
     p.add_argument("--finalists", type=int, default=3, help="finalists per seed (default 3)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--layers", help="`ge_nas prune --layers`: mask only these layers (default: all prunable)"
+    )
+    p.add_argument(
+        "--no-freeze-trunk",
+        action="store_true",
+        help="`ge_nas prune --no-freeze-trunk`: fine-tune the unpruned trunk too",
+    )
+    p.add_argument(
+        "--cache-replay",
+        type=int,
+        default=0,
+        help="evaluations per seed replayed three ways to time the feature cache (default 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--seeds", type=int, default=3, help="how many seeds, from --seed (default 3)")
     p.add_argument("--out", help="output directory (default runs/bench-prune-<time>)")
@@ -186,7 +214,9 @@ def prune_seed(args: argparse.Namespace, base: Path, run: Path, seed: int) -> No
          "--ood-score", args.ood_score, "--population", str(args.population),
          "--generations", str(generations(args)), "--epochs", str(args.epochs),
          "--final-epochs", str(args.final_epochs), "--finalists", str(args.finalists),
-         "--workers", str(args.workers), "--seed", str(seed), "--out", str(run)])  # fmt: skip
+         "--workers", str(args.workers), "--seed", str(seed), "--out", str(run),
+         *(["--layers", args.layers] if args.layers else []),
+         *(["--no-freeze-trunk"] if args.no_freeze_trunk else [])])  # fmt: skip
 
 
 def trained_ranks(run: Path) -> list[int]:
@@ -317,6 +347,42 @@ def trained_members(run: Path, rows: list[dict[str, str]], scorer: Scorer) -> li
     return members
 
 
+def trunk_replay(run: Path, config: RunConfig, count: int) -> dict[str, Any] | None:
+    """Replay the run's first count trained evaluations: everything fine-tuned, the trunk frozen
+    without and with the feature cache; return their mean validation accuracies and seconds."""
+    if count <= 0:
+        return None
+    with Archive(rundir.archive_path(run, config)) as archive:
+        records = [r for r in archive.records(fidelity_key(config)) if r.metrics.ok][:count]
+    tasks = [
+        task_for(config, r.phenotype, r.phenotype_hash, epochs=config.epochs, threads=1)
+        for r in records
+    ]
+    variants = [
+        Variant("fine-tune all", {"freeze_trunk": False}),
+        Variant("trunk frozen", {"freeze_trunk": True}),
+        Variant("trunk frozen, cached", {"freeze_trunk": True}, FeatureCache(config.feature_cache_mb)),
+    ]  # fmt: skip
+    timed = replay(tasks, variants)
+    frozen, cached = timed["trunk frozen"], timed["trunk frozen, cached"]
+    result = {
+        name: {"seconds": t.seconds, "mean_val_accuracy": t.mean_val_accuracy()}
+        for name, t in timed.items()
+    }
+    result["evaluations"] = len(tasks)
+    result["cache_time_saved"] = share_saved(cached, frozen)
+    result["time_saved_against_fine_tune_all"] = share_saved(cached, timed["fine-tune all"])
+    result["cached_vs_uncached_largest_val_difference"] = largest_difference(cached, frozen)
+    for name, t in timed.items():
+        print(
+            f"  replay, {name:22s}: {t.seconds:6.1f} s, mean val acc {_pct(t.mean_val_accuracy())} %"
+        )
+    saved = share_saved(cached, frozen)
+    print(f"  the cache saves {'-' if saved is None else f'{saved:.0%}'} of the frozen-trunk "
+          f"time over {len(tasks)} evaluations", flush=True)  # fmt: skip
+    return result
+
+
 def run_seed(args: argparse.Namespace, base_dir: Path, out: Path, seed: int,
              base: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """Prune the base with one seed, train members, ensemble; return (the base's figures, the seed's summary)."""
@@ -336,6 +402,7 @@ def run_seed(args: argparse.Namespace, base_dir: Path, out: Path, seed: int,
     front = front_members(rows, meta, base)
     trained = trained_members(run, rows, scorer)
     summary = summarise(seed, base, front, trained, ensemble)
+    summary["trunk_replay"] = trunk_replay(run, config, args.cache_replay)
     print_seed(summary, base)
     rundir.write_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
     return base, summary

@@ -81,6 +81,9 @@ class RunConfig:
     test_in_search: bool = (
         True  # score the test set at every search evaluation (reported only; off saves time)
     )
+    # Per worker process: features of frozen first layers (transfer: frozen backbone blocks;
+    # prune --freeze-trunk: the trunk) computed once and kept, up to this many MB; 0: off.
+    feature_cache_mb: int = 256
     final_epochs: int = 15
     finalists: int = 3
     # Share of the validation split the finalists never train on; it chooses best/ among them.
@@ -104,6 +107,10 @@ class RunConfig:
     # and the SHA-256 (first 16 hex) of its model.pt, part of every archive key.
     prune_base: str | None = None
     prune_base_sha: str | None = None
+    # ge_nas prune: fine-tune only the layers from the first masked one on; the unpruned trunk
+    # before it keeps the base's weights, stays in eval mode, and its features can be cached.
+    # False here (runs written before it resume unchanged); `ge_nas prune` sets it (PRUNE_DEFAULTS).
+    freeze_trunk: bool = False
     mutation_prob: float | None = None  # per codon; default 1 / codons used
     individual_mutation_prob: float = 1.0  # the chance a child is mutated at all (DEAP's mutpb)
     tournament_size: int = 2
@@ -141,6 +148,7 @@ class RunConfig:
             "max_params",
             "max_flops",
             "prescreen",
+            "feature_cache_mb",
         ):
             _non_negative_int(name, getattr(self, name))
         for name in ("init_max_depth",):
@@ -206,6 +214,11 @@ class RunConfig:
                 "prune_base and prune_base_sha go together (a base model directory and the "
                 "SHA-256 of its model.pt); `ge_nas prune` writes both"
             )
+        if self.freeze_trunk is True and self.prune_base is None:
+            raise ConfigError(
+                "freeze_trunk goes with `ge_nas prune` (the trunk is the base model's layers "
+                "before the first mask); leave it out of other runs"
+            )
         sha = self.prune_base_sha
         if sha is not None and not re.fullmatch(r"[0-9a-f]{16}", str(sha)):
             raise ConfigError(
@@ -229,6 +242,7 @@ class RunConfig:
         for name, flag in (
             ("bf16", "--bf16"),
             ("test_in_search", "test_in_search (--no-test-in-search)"),
+            ("freeze_trunk", "freeze_trunk (--no-freeze-trunk)"),
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{flag} must be true or false, got {getattr(self, name)!r}")

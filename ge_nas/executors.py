@@ -9,6 +9,11 @@ retry; a second death makes it `failed`, and the run goes on. Training stops
 itself at `--eval-timeout` (status `timeout`); a local worker that does not
 come back within twice that plus a grace period is killed.
 
+Each worker process owns one feature cache (ge_nas.feature_cache) of
+`feature_cache_mb` (0: none) and hands it to every evaluation it runs: the
+serial executor in its own process, a local worker in its loop, a Dask
+worker through a worker plugin.
+
 With several GPUs, local worker i trains on GPU i mod (number of GPUs) for
 tasks whose device is `auto` or `cuda`; a task naming `cuda:N` or `cpu` keeps it.
 """
@@ -22,7 +27,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -30,6 +35,7 @@ from typing import Any, Protocol
 import torch
 
 from ge_nas.errors import ConfigError
+from ge_nas.feature_cache import FeatureCache
 from ge_nas.metrics import FAILED, TIMEOUT, Metrics
 from ge_nas.worker import EvalTask, Outcome, evaluate
 
@@ -62,13 +68,14 @@ def _failure(status: str, error: str) -> Outcome:
 class SerialExecutor:
     """Evaluate tasks one after another in this process."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, *, feature_cache_mb: int = 0) -> None:
         self.workers = 1
         self.threads = threads
+        self.cache = FeatureCache(feature_cache_mb) if feature_cache_mb else None
 
     def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]:
         for index, task in enumerate(tasks):
-            yield index, evaluate(task)
+            yield index, evaluate(task, self.cache)
 
     def close(self) -> None:
         pass
@@ -88,14 +95,15 @@ def on_gpu(task: EvalTask, gpu: int | None) -> EvalTask:
     )
 
 
-def _worker_main(conn: Connection, gpu: int | None) -> None:
+def _worker_main(conn: Connection, gpu: int | None, feature_cache_mb: int = 0) -> None:
     """Evaluate (index, task) messages until None arrives; the body of a worker process (each task sets its threads)."""
     signal.signal(
         signal.SIGINT, signal.SIG_IGN
     )  # Ctrl-C is the main process's to handle: it stops the workers
+    cache = FeatureCache(feature_cache_mb) if feature_cache_mb else None  # this process's
     while (message := conn.recv()) is not None:
         index, task = message
-        conn.send((index, evaluate(on_gpu(task, gpu))))
+        conn.send((index, evaluate(on_gpu(task, gpu), cache)))
 
 
 @dataclass
@@ -109,11 +117,18 @@ class ProcessExecutor:
     """Evaluate tasks in N worker processes, each with its share of torch threads."""
 
     def __init__(
-        self, workers: int, threads: int, *, grace_s: float = GRACE_S, gpus: int = 0
+        self,
+        workers: int,
+        threads: int,
+        *,
+        grace_s: float = GRACE_S,
+        gpus: int = 0,
+        feature_cache_mb: int = 0,
     ) -> None:
         self.workers = workers
         self.threads = threads
         self.grace_s = grace_s
+        self.feature_cache_mb = feature_cache_mb
         self.gpus = gpus  # GPUs to spread the workers over (0 or 1: no assignment)
         # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
         self._context = multiprocessing.get_context("spawn")
@@ -122,7 +137,9 @@ class ProcessExecutor:
     def _start(self, slot: int) -> _Worker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child, worker_gpu(slot, self.gpus)), daemon=True
+            target=_worker_main,
+            args=(child, worker_gpu(slot, self.gpus), self.feature_cache_mb),
+            daemon=True,
         )
         process.start()
         child.close()
@@ -239,10 +256,19 @@ class ProcessExecutor:
 class DaskExecutor:
     """Evaluate tasks on a Dask distributed cluster: an existing scheduler, or a local one."""
 
-    def __init__(self, workers: int, threads: int, *, scheduler: str | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        threads: int,
+        *,
+        scheduler: str | None = None,
+        feature_cache_mb: int = 0,
+    ) -> None:
         try:
             import dask
             from distributed import Client, LocalCluster
+
+            from ge_nas.dask_cache import FeatureCachePlugin
         except ImportError:
             raise ConfigError(
                 "--executor dask needs dask.distributed: pip install 'ge_nas[dask]'"
@@ -265,6 +291,8 @@ class DaskExecutor:
             )
             self._client = Client(self._cluster)
         self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or workers)
+        if feature_cache_mb:
+            self._client.register_plugin(FeatureCachePlugin(feature_cache_mb))
 
     def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]:
         from distributed import as_completed
@@ -286,7 +314,9 @@ class DaskExecutor:
                 pending.add(new)
 
     def _submit(self, task: EvalTask) -> Any:
-        return self._client.submit(evaluate, task, pure=False, retries=RETRIES)
+        from ge_nas.dask_cache import evaluate_on_worker
+
+        return self._client.submit(evaluate_on_worker, task, pure=False, retries=RETRIES)
 
     def close(self) -> None:
         self._client.close()
@@ -294,14 +324,41 @@ class DaskExecutor:
             self._cluster.close()
 
 
+class Observed:
+    """An executor that shows each outcome to on_outcome as it passes (e.g. to report cache notes)."""
+
+    def __init__(self, executor: Executor, on_outcome: Callable[[Outcome], None]) -> None:
+        self.executor = executor
+        self.on_outcome = on_outcome
+        self.workers = executor.workers
+        self.threads = executor.threads
+
+    def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+        for index, outcome in self.executor.run(tasks):
+            self.on_outcome(outcome)
+            yield index, outcome
+
+    def close(self) -> None:
+        self.executor.close()
+
+
 def make_executor(
-    kind: str, workers: int, *, scheduler: str | None = None, cores: int | None = None
+    kind: str,
+    workers: int,
+    *,
+    scheduler: str | None = None,
+    cores: int | None = None,
+    feature_cache_mb: int = 0,
 ) -> Executor:
-    """Return the executor for kind ('auto', 'serial', 'processes', 'dask')."""
+    """Return the executor for kind ('auto', 'serial', 'processes', 'dask'), each worker with a
+    feature cache of feature_cache_mb (0: none; a run passes its --feature-cache-mb)."""
     cores = cores or os.cpu_count() or 1
     threads = max(1, cores // max(1, workers))
+    mb = feature_cache_mb
     if kind == "dask":
-        return DaskExecutor(workers, 1 if scheduler else threads, scheduler=scheduler)
+        threads = 1 if scheduler else threads
+        return DaskExecutor(workers, threads, scheduler=scheduler, feature_cache_mb=mb)
     if kind == "serial" or (kind == "auto" and workers <= 1):
-        return SerialExecutor(threads=cores)
-    return ProcessExecutor(workers, threads=threads, gpus=torch.cuda.device_count())
+        return SerialExecutor(threads=cores, feature_cache_mb=mb)
+    gpus = torch.cuda.device_count()
+    return ProcessExecutor(workers, threads=threads, gpus=gpus, feature_cache_mb=mb)

@@ -44,7 +44,7 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
     """Return the archive key of a training budget; results at different keys never mix.
 
     A pruning run's key names its base model (the hash of its weights): the same masks
-    over other weights are other networks.
+    over other weights are other networks; and whether the fine-tune leaves the trunk frozen.
     """
     epochs = config.epochs if epochs is None else epochs
     key = (
@@ -60,6 +60,7 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         + ("|bf16" if config.bf16 else "")
         + backbone
         + (f"|base={config.prune_base_sha}" if config.prune_base_sha else "")
+        + ("|trunk=frozen" if config.prune_base_sha and config.freeze_trunk else "")
         + (_final_measured(config) if final else _measured(config))
     )
 

@@ -11,6 +11,13 @@ keep masks say which units of the base model stay: the worker loads the base
 once per process, removes the other units from its trained weights
 (network/prune.py), fine-tunes the smaller network for the task's epochs (0:
 not at all), scores it, and saves it with its plain spec (`dense(37)`).
+With `freeze_trunk` (or 0 epochs) the layers before the first mask stay as
+the base has them.
+
+A worker may hand `evaluate` its FeatureCache (ge_nas.feature_cache): a
+network whose first modules are frozen (backbone blocks, a frozen trunk) then
+trains the rest on their cached features and is scored on them, and the
+Outcome carries a note of what the cache did.
 """
 
 from __future__ import annotations
@@ -35,10 +42,18 @@ from ge_nas.data.datasets import final_splits
 from ge_nas.data.ood import ood_images
 from ge_nas.errors import ArchError, ConfigError, GeNasError
 from ge_nas.export import BaseModel, Meta, load_backbone, load_base, save_model
+from ge_nas.feature_cache import (
+    CacheNote,
+    FeatureCache,
+    FeatureKey,
+    Inputs,
+    cached_inputs,
+    frozen_stop,
+)
 from ge_nas.metrics import FAILED, INVALID, OK, OVER_BUDGET, Metrics
-from ge_nas.network.build import Backbone, build_model, measure, transfer_plan
-from ge_nas.network.prune import prune, split_masks
-from ge_nas.scoring import LATENCY_BATCH, latency_ms, ood_auroc, robustness
+from ge_nas.network.build import Backbone, TransferNet, build_model, measure, transfer_plan
+from ge_nas.network.prune import prune, split_masks, trunk_modules
+from ge_nas.scoring import LATENCY_BATCH, auroc, latency_ms, ood_scores, robustness
 from ge_nas.train import accuracy, accuracy_and_loss, place_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
@@ -90,16 +105,18 @@ class EvalTask:
     # and the hash its model.pt must have (RunConfig's prune_base, prune_base_sha)
     prune_base: str | None = None
     prune_base_sha: str | None = None
+    freeze_trunk: bool = field_default("freeze_trunk")  # pruning: fine-tune after the trunk only
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """Metrics with where and when they were produced."""
+    """Metrics with where and when they were produced, and what the worker's feature cache did."""
 
     metrics: Metrics
     worker: str
     started: float
     ended: float
+    cache: CacheNote | None = None
 
 
 def derive_seed(run_seed: int, phenotype_hash: str) -> int:
@@ -120,15 +137,20 @@ def splits_on(splits: Splits, device: torch.device) -> Splits:
     return replace(splits, **moved)
 
 
-def evaluate(task: EvalTask) -> Outcome:
-    """Evaluate one phenotype; the entry point of every worker."""
+def evaluate(task: EvalTask, cache: FeatureCache | None = None) -> Outcome:
+    """Evaluate one phenotype; the entry point of every worker (cache: the worker's, None for none)."""
     started = time.time()
-    metrics = train_phenotype(task)
-    return Outcome(metrics, f"{socket.gethostname()}:{os.getpid()}", started, time.time())
+    metrics = train_phenotype(task, cache)
+    note = cache.take_note() if cache is not None else None
+    return Outcome(metrics, f"{socket.gethostname()}:{os.getpid()}", started, time.time(), note)
 
 
-def train_phenotype(task: EvalTask) -> Metrics:
-    """Build, budget-check, train and score one phenotype (and save it to task.save_dir when it trained)."""
+def train_phenotype(task: EvalTask, cache: FeatureCache | None = None) -> Metrics:
+    """Build, budget-check, train and score one phenotype (and save it to task.save_dir when it trained).
+
+    With a cache, a frozen first part of the network (transfer: frozen backbone blocks; pruning
+    with a frozen trunk: the unpruned trunk) runs once per data part (ge_nas.feature_cache).
+    """
     torch.set_num_threads(task.threads)
     try:
         spec = parse_arch(task.phenotype)
@@ -150,7 +172,7 @@ def train_phenotype(task: EvalTask) -> Metrics:
     except GeNasError as exc:  # the base model is missing or changed: not this phenotype's fault
         return base.with_error(FAILED, str(exc))
     try:
-        return _train_and_score(task, start, splits, base)
+        return _train_and_score(task, start, splits, base, cache)
     except Exception as exc:  # a crash inside training is this individual's failure, not the run's
         log.debug("training failed", exc_info=True)
         return base.with_error(FAILED, f"{type(exc).__name__}: {exc}")
@@ -186,6 +208,7 @@ class Start:
     spec: ArchSpec
     network: nn.Module
     pruned_from: dict[str, str] | None = None  # pruning: base directory, its hash, the masks
+    frozen_from: str = ""  # whose weights its frozen modules hold: 'backbone <hash>', 'base <hash>'
 
 
 def initial_network(
@@ -212,9 +235,10 @@ def initial_network(
                 reason="keep masks need a base model (ge_nas prune)",
             )
         network = build_model(spec, shape, classes, backbone)
-        if spec.backbone is None:
+        if spec.backbone is None or backbone is None:
             return Start(spec, network)
-        return Start(transfer_plan(spec, backbone, shape).spec, network)
+        expanded = transfer_plan(spec, backbone, shape).spec
+        return Start(expanded, network, frozen_from=f"backbone {backbone.digest}")
     base = base_model(task.prune_base, task.prune_base_sha)
     if (base.meta.input_shape, base.meta.num_classes) != (shape, classes):
         raise ArchError(
@@ -230,7 +254,10 @@ def initial_network(
         )
     pruned, network = prune(unpruned, base.network, shape, classes, masks)
     origin = {"base": task.prune_base, "base_sha": base.sha, "phenotype": spec.canonical()}
-    return Start(pruned, network, origin)
+    if not (task.freeze_trunk or task.epochs == 0):
+        return Start(pruned, network, origin)
+    trunk = range(trunk_modules(unpruned, shape, classes, masks))
+    return Start(pruned, TransferNet(*network, frozen=trunk), origin, f"base {base.sha}")
 
 
 @lru_cache(maxsize=2)
@@ -249,58 +276,114 @@ def base_model(directory: str, sha: str | None) -> BaseModel:
     return base
 
 
-def _train_and_score(task: EvalTask, start: Start, splits: Splits, base: Metrics) -> Metrics:
+def _train_and_score(
+    task: EvalTask, start: Start, splits: Splits, base: Metrics, cache: FeatureCache | None
+) -> Metrics:
     device = resolve_device(task.device)
     splits = splits_on(splits, device)
-    spec = start.spec
     model = place_model(start.network, device)
-    if (
-        task.final
-    ):  # train + validation; a held-out slice of validation, never trained on, scores it
+    if task.final:  # train + validation; a held-out slice of validation scores it
         splits = final_splits(splits, task.holdout, task.split_seed)
-    x, y = splits.x_train, splits.y_train
-    begun = time.perf_counter()
+    begun = time.perf_counter()  # the features a cache computes count as training time
+    inputs = _inputs(task, start, model, splits, cache)
     status, error, epochs = OK, "", 0
-    if task.epochs > 0 or start.pruned_from is None:  # a pruned copy may go unchanged
+    if _trains(task, start):
+        train = inputs["train"]
         status, error, epochs = train_model(
-            model,
-            spec.hparam_map(),
-            x,
-            y,
-            epochs=task.epochs,
-            seed=task.seed,
-            timeout_s=task.timeout_s,
-            bf16=task.bf16,
-        )
+            train.network, start.spec.hparam_map(), train.x, splits.y_train, epochs=task.epochs,
+            seed=task.seed, timeout_s=task.timeout_s, bf16=task.bf16,
+        )  # fmt: skip
     trained = replace(base, train_seconds=time.perf_counter() - begun, epochs=epochs)
     if status != OK:
         return trained.with_error(status, error)
-    metrics = _score(task, model, splits, trained)
+    metrics = _score(task, model, splits, trained, inputs)
     if task.save_dir is not None:
-        save_model(  # start.spec: a transfer network's backbone expanded, a pruned one's plain spec
-            Path(task.save_dir),
-            model.cpu(),
-            spec,
-            metrics,
-            Meta(splits.input_shape, splits.num_classes, splits.standardization, splits.classes),
-        )
-        if start.pruned_from is not None:
-            path = Path(task.save_dir) / PRUNED_FROM
-            path.write_text(json.dumps(start.pruned_from, indent=2) + "\n", encoding="utf-8")
+        _save(task, start, model, splits, metrics)
     return metrics
 
 
-def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -> Metrics:
-    """Return trained with the accuracies and the objectives the task asks for."""
-    val, val_loss = accuracy_and_loss(model, splits.x_val, splits.y_val)
-    test = accuracy(model, splits.x_test, splits.y_test) if task.score_test else None
+def _trains(task: EvalTask, start: Start) -> bool:
+    """Return whether the task trains its network (a pruned copy may go unchanged: 0 epochs)."""
+    return task.epochs > 0 or start.pruned_from is None
+
+
+def _inputs(
+    task: EvalTask, start: Start, model: nn.Module, splits: Splits, cache: FeatureCache | None
+) -> dict[str, Inputs]:
+    """Return what each part of the data goes through: the cached features of a frozen prefix, or the images.
+
+    The parts are train, val, test and, with an OoD objective, ood (the OoD images it scores).
+    """
+    images = {"train": splits.x_train, "val": splits.x_val, "test": splits.x_test}
+    if task.ood is not None:
+        images["ood"] = _ood_images(task, splits)
+    stop, why = frozen_stop(model, start.spec.hparam_map().get("aug", "none"))
+    if cache is None or not cache.cap_bytes or not stop or not start.frozen_from:
+        if cache is not None and why:
+            cache.bypass(why)
+        return {part: Inputs(model, x) for part, x in images.items()}
+    assert isinstance(model, TransferNet)  # frozen_stop found frozen modules
+    network, data = f"{start.frozen_from}, modules 1-{stop}", data_key(task)
+    parts = ["train"] * _trains(task, start) + ["val"] + ["test"] * (task.score_test or task.final)
+    parts += ["ood"] * (task.ood is not None)
+    keys = {
+        part: FeatureKey(
+            network, data, _part_name(task, part), str(images[part].device),
+            task.bf16 and part == "train",
+        )
+        for part in parts
+    }  # fmt: skip
+    return cached_inputs(cache, model, images, keys)
+
+
+def _part_name(task: EvalTask, part: str) -> str:
+    """Return a part's name in its cache key: the OoD images say where they come from."""
+    if part != "ood":
+        return part
+    return f"ood {task.ood} ({'test' if task.final else 'train'} part)"
+
+
+def data_key(task: EvalTask) -> str:
+    """Return what identifies the images of a task's splits: data set, view, split and subset."""
+    fields = {
+        "data_dir": task.data_dir, "classes": task.classes, "shots": task.shots,
+        "val_shots": task.val_shots, "val_fraction": task.val_fraction,
+        "split_seed": task.split_seed, "subset": task.train_subset,
+    }  # fmt: skip
+    named = [f"{name}={value}" for name, value in fields.items() if value is not None]
+    final = [f"final holdout={task.holdout}"] if task.final else []
+    return " ".join([task.dataset, *named, *final])
+
+
+def _save(task: EvalTask, start: Start, model: nn.Module, splits: Splits, metrics: Metrics) -> None:
+    """Save the trained network with start.spec (a transfer network's backbone expanded, a pruned one's plain spec)."""
+    assert task.save_dir is not None
+    meta = Meta(splits.input_shape, splits.num_classes, splits.standardization, splits.classes)
+    save_model(Path(task.save_dir), model.cpu(), start.spec, metrics, meta)
+    if start.pruned_from is not None:
+        path = Path(task.save_dir) / PRUNED_FROM
+        path.write_text(json.dumps(start.pruned_from, indent=2) + "\n", encoding="utf-8")
+
+
+def _score(
+    task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics, inputs: dict[str, Inputs]
+) -> Metrics:
+    """Return trained with the accuracies and the objectives the task asks for.
+
+    Accuracies come from inputs (cached features where there are some); robustness, latency
+    and OoD AUROC run the whole model on images.
+    """
+    val, val_loss = accuracy_and_loss(inputs["val"].network, inputs["val"].x, splits.y_val)
+    test = None
+    if task.score_test:
+        test = accuracy(inputs["test"].network, inputs["test"].x, splits.y_test)
     robust = None
     if task.measure_robustness:  # the same noise for every network of a run: seeded by the split
         robust = robustness(
             model, splits.x_val, splits.y_val, sigma=task.noise_sigma, seed=task.split_seed
         )
     latency = latency_ms(model, _latency_batch(splits)) if task.measure_latency else None
-    ood = _ood_auroc(task, model, splits)
+    ood = _ood_auroc(task, inputs)
     return replace(
         trained,
         val_accuracy=val,
@@ -313,18 +396,27 @@ def _score(task: EvalTask, model: nn.Module, splits: Splits, trained: Metrics) -
     )
 
 
-def _ood_auroc(task: EvalTask, model: nn.Module, splits: Splits) -> float | None:
-    """Return the OoD AUROC the task asks for: a search's of validation images, a finalist's of test ones.
+def _ood_images(task: EvalTask, splits: Splits) -> torch.Tensor:
+    """Return the OoD images a task scores against, as many as its in-distribution ones.
 
-    The OoD images come from the source's training part during a search and from
-    its test part for finalists; both are the same for every network of a run.
+    They come from the source's training part during a search and from its test
+    part for finalists; both are the same for every network of a run.
     """
+    part, x_in = ("test", splits.x_test) if task.final else ("train", splits.x_val)
+    x_out = ood_images(task.ood or "", task.dataset, task.data_dir, task.classes, part,
+                       len(x_in), task.split_seed)  # fmt: skip
+    return x_out.to(x_in.device)
+
+
+def _ood_auroc(task: EvalTask, inputs: dict[str, Inputs]) -> float | None:
+    """Return the OoD AUROC the task asks for: a search's of validation images, a finalist's of test ones."""
     if task.ood is None:
         return None
-    part, x_in = ("test", splits.x_test) if task.final else ("train", splits.x_val)
-    x_out = ood_images(task.ood, task.dataset, task.data_dir, task.classes, part, len(x_in),
-                       task.split_seed)  # fmt: skip
-    return ood_auroc(model, x_in, x_out.to(x_in.device), score=task.ood_score)
+    inside, outside = inputs["test" if task.final else "val"], inputs["ood"]
+    return auroc(
+        ood_scores(inside.network, inside.x, task.ood_score),
+        ood_scores(outside.network, outside.x, task.ood_score),
+    )
 
 
 def _latency_batch(splits: Splits) -> torch.Tensor:

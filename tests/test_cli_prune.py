@@ -14,10 +14,12 @@ import torch
 from ge_nas import load_model, rundir
 from ge_nas.arch import parse_arch
 from ge_nas.cli import main
-from ge_nas.cli.prune import mask_bits, mask_grammar
+from ge_nas.cli.prune import chosen_layers, mask_bits, mask_grammar
 from ge_nas.config import RunConfig
 from ge_nas.data import run_splits
+from ge_nas.errors import ConfigError
 from ge_nas.export import Meta, save_model
+from ge_nas.feature_cache import FeatureCache
 from ge_nas.fidelity import fidelity_key
 from ge_nas.grammar import parse_grammar
 from ge_nas.grammar.initialise import density_population
@@ -26,7 +28,7 @@ from ge_nas.metrics import OK, Metrics
 from ge_nas.network import build_model, count_params
 from ge_nas.network.prune import mask_model, mask_text, prunable_layers, split_masks
 from ge_nas.train import accuracy
-from ge_nas.worker import EvalTask, initial_network, train_phenotype
+from ge_nas.worker import EvalTask, evaluate, initial_network, train_phenotype
 
 BASE = "conv(6,3) bn relu pool(max,2) dense(12) relu dense(7) relu | opt=adam lr=0.01"
 
@@ -232,3 +234,121 @@ def test_help_states_prunes_own_init_default(capsys: pytest.CaptureFixture[str])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default density: each mask keeps a share of units ~ U(0, 1))" in text
     assert "ramped half-and-half" not in text  # run's default (sensible), not prune's
+
+
+# --- the trunk: frozen during the fine-tune, its features cached ------------------------------------
+
+# BASE with masks on its dense layers only: the trunk is conv, bn, relu, pool and the global pool.
+DENSE_MASKED = (
+    "conv(6,3) bn relu pool(max,2) dense(12,keep=b101101110111) relu dense(7,keep=b1101011) relu "
+    "| opt=adam lr=0.01 batch=32"
+)
+
+
+def trunk_task(model_dir: Path, **kw: object) -> EvalTask:
+    options = {"epochs": 2, "train_subset": 0.5, "threads": 1, "prune_base": str(model_dir)}
+    options.update(kw)
+    return EvalTask(DENSE_MASKED, 4, **options)  # type: ignore[arg-type]
+
+
+def test_a_frozen_trunk_keeps_the_base_weights_and_caches_its_features(
+    tmp_path: Path, one_thread: None
+) -> None:
+    model_dir = saved_model(tmp_path / "m")
+    base = torch.load(model_dir / "model.pt", weights_only=True)
+    saved = {}
+    for name, freeze, cache in (
+        ("all", False, None), ("frozen", True, None), ("cached", True, FeatureCache(16)),
+    ):  # fmt: skip
+        t = trunk_task(model_dir, freeze_trunk=freeze, save_dir=str(tmp_path / name))
+        outcome = evaluate(t, cache)
+        assert outcome.metrics.ok
+        saved[name] = (outcome, torch.load(tmp_path / name / "model.pt", weights_only=True))
+    trunk = [k for k in base if k.split(".")[0] in ("0", "1")]  # the conv and its batch norm
+    assert all(torch.equal(saved["frozen"][1][k], base[k]) for k in trunk)
+    assert all(torch.equal(saved["cached"][1][k], base[k]) for k in trunk)
+    assert not torch.equal(saved["all"][1]["0.weight"], base["0.weight"])  # it trains the trunk
+    note = saved["cached"][0].cache
+    assert note is not None and len(note.made) == 3 and "modules 1-5" in note.made[0][0]
+    frozen, cached = saved["frozen"][0].metrics, saved["cached"][0].metrics
+    assert (frozen.val_accuracy, frozen.test_accuracy) == (
+        cached.val_accuracy,
+        cached.test_accuracy,
+    )
+    assert cached.val_loss == pytest.approx(frozen.val_loss, rel=1e-6)
+
+
+def test_without_a_fine_tune_the_trunk_is_cached_for_scoring(tmp_path: Path) -> None:
+    model_dir = saved_model(tmp_path / "m")
+    t = trunk_task(model_dir, epochs=0)
+    cache = FeatureCache(16)
+    uncached, cached = evaluate(t), evaluate(t, cache)
+    assert cached.cache is not None and [text[-9:] for text, _ in cached.cache.made] == [
+        "val (cpu)", "est (cpu)",
+    ]  # fmt: skip
+    assert cached.metrics.val_accuracy == uncached.metrics.val_accuracy
+    assert cached.metrics.test_accuracy == uncached.metrics.test_accuracy
+
+
+def test_a_mask_on_the_first_layer_leaves_no_trunk(tmp_path: Path) -> None:
+    model_dir = saved_model(tmp_path / "m")
+    phenotype = DENSE_MASKED.replace("conv(6,3)", "conv(6,3,keep=b111011)")
+    outcome = evaluate(replace(trunk_task(model_dir, freeze_trunk=True), phenotype=phenotype),
+                       FeatureCache(16))  # fmt: skip
+    assert outcome.metrics.ok and outcome.cache is not None and not outcome.cache.used
+
+
+def test_freezing_the_trunk_is_part_of_the_archive_key() -> None:
+    config = RunConfig(grammar="x", prune_base="/m", prune_base_sha="0123456789abcdef")
+    frozen = replace(config, freeze_trunk=True)
+    assert fidelity_key(frozen) == fidelity_key(config) + "|trunk=frozen"
+    with pytest.raises(ConfigError, match="freeze_trunk goes with `ge_nas prune`"):
+        RunConfig(grammar="x", freeze_trunk=True)
+
+
+@pytest.mark.parametrize(
+    ("choice", "chosen"),
+    [
+        (None, {0: 6, 4: 12, 6: 7}),
+        ("dense", {4: 12, 6: 7}),
+        ("5", {4: 12}),
+        ("7, conv", {0: 6, 6: 7}),
+    ],
+)
+def test_layers_chooses_which_layers_get_masks(choice: str | None, chosen: dict[int, int]) -> None:
+    spec = parse_arch(BASE)
+    assert chosen_layers(spec, prunable_layers(spec), choice) == chosen
+
+
+def test_layers_names_the_prunable_layers_when_it_names_another() -> None:
+    spec = parse_arch(BASE)
+    with pytest.raises(ConfigError, match=r"'2' is neither .* are 1 \(conv\(6,3,1\)\), 5 \(dense"):
+        chosen_layers(spec, prunable_layers(spec), "2")
+
+
+def test_a_prune_run_with_layers_and_a_frozen_trunk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = saved_model(tmp_path / "m")
+    argv = ["prune", str(model_dir), *TINY, "--epochs", "1", "--layers", "dense",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main([a for a in argv if a not in ("-q",)]) == 0
+    assert "<keep1>" not in (tmp_path / "run" / "grammar.bnf").read_text()
+    config = rundir.load_run_config(tmp_path / "run")
+    assert config.freeze_trunk and fidelity_key(config).endswith("|trunk=frozen")
+    out = capsys.readouterr().out
+    assert "feature cache [" in out and "modules 1-5" in out and "feature cache: " in out
+    assert main([*argv[:-1], str(tmp_path / "all"), "--no-freeze-trunk"]) == 0
+    assert not rundir.load_run_config(tmp_path / "all").freeze_trunk
+
+
+def test_the_ood_images_features_are_cached_too(tmp_path: Path) -> None:
+    model_dir = saved_model(tmp_path / "m", classes=8)
+    t = trunk_task(model_dir, epochs=0, classes="0-7", ood="digits:classes=8,9")
+    cache = FeatureCache(16)
+    uncached, cached = evaluate(t), evaluate(t, cache)
+    assert cached.cache is not None
+    assert any("| ood digits:classes=8,9 (train part)" in text for text, _ in cached.cache.made)
+    assert uncached.metrics.ood_auroc is not None
+    assert cached.metrics.ood_auroc == pytest.approx(uncached.metrics.ood_auroc, abs=1e-9)
+    assert evaluate(t, cache).cache.hits == 3  # type: ignore[union-attr]  # val, test, ood

@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ge_nas"
 LAYERS = [
     {"errors", "metrics", "objectives", "config"},
     {"arch", "grammar", "data", "fidelity", "pareto", "archive", "rundir", "tables", "plots"},
-    {"network", "train", "scoring", "export"},
-    {"worker", "executors"},
+    {"network", "train", "scoring", "export", "feature_cache"},
+    {"worker", "executors", "dask_cache"},
     {"search", "report"},
     {"cli", "__init__", "__main__"},
 ]

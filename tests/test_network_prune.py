@@ -6,11 +6,13 @@ import random
 
 import pytest
 import torch
+from torch import nn
 
 from ge_nas.arch import parse_arch
 from ge_nas.errors import ArchError
 from ge_nas.network import build_model, count_params
-from ge_nas.network.prune import mask_model, prunable_layers, prune, pruned_spec
+from ge_nas.network.build import build_with_slots
+from ge_nas.network.prune import mask_model, prunable_layers, prune, pruned_spec, trunk_modules
 
 SHAPE, CLASSES = (1, 12, 12), 5
 NETWORKS = [
@@ -89,3 +91,14 @@ def test_bad_masks_say_what_is_wrong() -> None:
         pruned_spec(spec, {3: [True, False]})
     with pytest.raises(ArchError, match="keeps no unit"):
         pruned_spec(spec, {3: [False] * 6})
+
+
+def test_the_trunk_is_every_module_before_the_first_masked_layers_weights() -> None:
+    spec = parse_arch("conv(4,3) bn relu pool(max,2) conv(6,3) relu dense(5) relu | opt=adam")
+    model, _ = build_with_slots(spec, (1, 8, 8), 3)
+    conv, dense = [True, False, True, True, True, False], [True] * 5
+    assert trunk_modules(spec, (1, 8, 8), 3, {4: conv, 6: dense}) == 4  # up to the second conv
+    assert isinstance(model[trunk_modules(spec, (1, 8, 8), 3, {6: dense})], nn.Linear)
+    assert isinstance(model[trunk_modules(spec, (1, 8, 8), 3, {6: dense}) - 1], nn.Sequential)
+    assert trunk_modules(spec, (1, 8, 8), 3, {0: [True] * 4}) == 0
+    assert trunk_modules(spec, (1, 8, 8), 3, {}) == 0

@@ -33,6 +33,7 @@ from ge_nas.export import (
     export_torch,
     load_backbone,
 )
+from ge_nas.feature_cache import FeatureCache
 from ge_nas.fidelity import backbone_digest
 from ge_nas.grammar import load_grammar, map_genome
 from ge_nas.metrics import Metrics
@@ -115,7 +116,8 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
         f"training {escape(spec.canonical())}: {size.params:,} params, {task.epochs} epochs on {trained_on} samples",
         highlight=False,
     )
-    metrics = evaluate(task).metrics
+    cache = FeatureCache((run or config_defaults()).feature_cache_mb)  # its epochs reuse features
+    metrics = evaluate(task, cache).metrics
     if not metrics.ok:
         console.print(
             f"[red]training {metrics.status}:[/] {escape(metrics.error)}", highlight=False
@@ -222,6 +224,7 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         backbone_digest=backbone_digest(backbone) if backbone else "",
         prune_base=run.prune_base if run else None,  # a pruning run's phenotype: from its base
         prune_base_sha=run.prune_base_sha if run else None,
+        freeze_trunk=base.freeze_trunk,
     )
 
 

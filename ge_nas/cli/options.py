@@ -229,6 +229,13 @@ RUN_OPTIONS = (
         "train under bfloat16 autocast (fast on GPUs and CPUs with native bf16, slow on others)",
     ),
     Option(
+        "--feature-cache-mb",
+        "feature_cache_mb",
+        int,
+        "per worker: keep the features of frozen first layers (frozen backbone blocks, a pruning "
+        "run's frozen trunk) up to this many MB, computed once (default {default}; 0: off)",
+    ),
+    Option(
         "--no-test-in-search",
         "test_in_search",
         bool,
@@ -320,6 +327,16 @@ RUN_OPTIONS = (
     ),
 )
 
+PRUNE_OPTIONS = (  # `ge_nas prune` only
+    Option(
+        "--no-freeze-trunk",
+        "freeze_trunk",
+        bool,
+        "fine-tune the trunk too (the layers before the first masked one); by default it keeps "
+        "the base's weights and batch-norm statistics and its features are computed once",
+    ),
+)
+
 OBJECTIVES_HELP = (
     f"comma list from {', '.join(OBJECTIVES)} (default {','.join(field_default('objectives'))})"
 )
@@ -369,6 +386,11 @@ def add_search_space_options(parser: argparse.ArgumentParser) -> None:
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Return the RunConfig fields that flags set (None where a flag is absent)."""
     return {option.field: getattr(args, option.dest) for option in RUN_OPTIONS}
+
+
+def prune_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the RunConfig fields that prune's own flags set (None where a flag is absent)."""
+    return {option.field: getattr(args, option.dest) for option in PRUNE_OPTIONS}
 
 
 def config_defaults() -> argparse.Namespace:

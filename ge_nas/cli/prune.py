@@ -12,6 +12,12 @@ fine-tunes the smaller network for --epochs (0: not at all) and scores it.
 Its params are the pruned network's, and a finalist is saved with its plain
 spec (`dense(6)`), as any trained network.
 
+`--layers` puts masks on some prunable layers only (the paper's setting: the
+last dense layers). The layers before the first masked one are the trunk,
+the same in every child; the fine-tune leaves it as the base has it (unless
+`--no-freeze-trunk`), so each worker computes its features once (the feature
+cache, ge_nas.feature_cache) and fine-tunes only the layers after it.
+
 Defaults follow the paper: population 30, about 200 evaluations, initial
 masks whose share of ones is drawn from U(0, 1) (--init density), uniform
 crossover, and on average one flipped bit per child.
@@ -37,18 +43,27 @@ from rich.markup import escape
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec
 from ge_nas.cli.models import finalist_dir
-from ge_nas.cli.options import OBJECTIVES_HELP, RUN_OPTIONS, Option, add_options, run_overrides
+from ge_nas.cli.options import (
+    OBJECTIVES_HELP,
+    PRUNE_OPTIONS,
+    RUN_OPTIONS,
+    Option,
+    add_options,
+    prune_overrides,
+    run_overrides,
+)
 from ge_nas.cli.run import PRUNE_BASE, check_run, start_run
 from ge_nas.config import RunConfig, load_toml, make_config
 from ge_nas.data import DATASET_NAMES, run_splits
 from ge_nas.errors import ConfigError
 from ge_nas.export import META, MODEL, SPEC, BaseModel, load_base
 from ge_nas.grammar import parse_grammar
-from ge_nas.network.prune import prunable_layers
+from ge_nas.network.prune import UNIT_LAYERS, prunable_layers
 
 # A run's settings that pruning changes: the paper's population and budget (30 x 7 generations:
 # about 200 evaluations), short fine-tunes, masks as 0/1 codons drawn at a density ~ U(0, 1),
-# uniform crossover. The mutation probability is set from the mask's length (mutation_default).
+# uniform crossover, and a frozen trunk (measured: freezing it during a one-epoch fine-tune
+# cost no validation accuracy; README). The mutation probability is set from the mask's length.
 PRUNE_DEFAULTS: Mapping[str, Any] = {
     "population": 30,
     "generations": 6,
@@ -57,6 +72,7 @@ PRUNE_DEFAULTS: Mapping[str, Any] = {
     "init": "density",
     "crossover": "uniform",
     "codon_size": 2,
+    "freeze_trunk": True,
 }
 
 
@@ -76,6 +92,12 @@ def add_prune_arguments(p: argparse.ArgumentParser) -> None:
         metavar="G",
         help="one mask bit per G units of a layer, for coarse masks (default 1: one per unit)",
     )
+    p.add_argument(
+        "--layers",
+        metavar="LIST",
+        help="mask only these layers: numbers (1 = the first layer) and/or kinds conv, dense, "
+        "comma-separated, e.g. dense or 9,13 (default: every prunable layer)",
+    )
     p.add_argument("--config", help="TOML file of run options (flags override it)")
     p.add_argument(
         "--dataset",
@@ -83,7 +105,7 @@ def add_prune_arguments(p: argparse.ArgumentParser) -> None:
         "shape and classes (default: the run's with a run directory, else digits)",
     )
     p.add_argument("--objectives", help=OBJECTIVES_HELP)
-    add_options(p, tuple(_prune_option(o) for o in RUN_OPTIONS))
+    add_options(p, tuple(_prune_option(o) for o in (*RUN_OPTIONS, *PRUNE_OPTIONS)))
     p.set_defaults(func=command_prune)
 
 
@@ -118,7 +140,7 @@ def command_prune(args: argparse.Namespace, console: Console) -> int:
     """Write a mask grammar for a trained network and search it; every check runs before anything is written."""
     model_dir, run = _model_dir(Path(args.source), args.rank)
     base = load_base(model_dir)
-    units = prunable_layers(base.spec)
+    units = chosen_layers(base.spec, prunable_layers(base.spec), args.layers)
     if not units:
         raise ConfigError(
             f"{model_dir}: nothing to prune in {base.spec.canonical()!r}: only the units of conv "
@@ -129,7 +151,7 @@ def command_prune(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--group must be a positive number of units per bit, got {args.group}")
     out = Path(args.out_opt) if args.out_opt else _default_out(model_dir)
     text = mask_grammar(base.spec, units, args.group, f"{model_dir} (model.pt {base.sha})")
-    config = _config(args, run, out, base, text)
+    config = _config(args, run, out, base, mask_bits(units, args.group))
     grammar = parse_grammar(text, str(out / rundir.GRAMMAR))
     _check_data(config, base, model_dir)
     check_run(config, grammar)
@@ -175,7 +197,7 @@ def _default_out(model_dir: Path) -> Path:
 
 
 def _config(
-    args: argparse.Namespace, run: RunConfig | None, out: Path, base: BaseModel, text: str
+    args: argparse.Namespace, run: RunConfig | None, out: Path, base: BaseModel, bits: int
 ) -> RunConfig:
     """Return the pruning run's configuration: prune's defaults, the source run's data, --config, then flags."""
     values: dict[str, Any] = dict(PRUNE_DEFAULTS)
@@ -183,14 +205,13 @@ def _config(
         values |= {k: getattr(run, k) for k in ("dataset", "data_dir", "classes")}
     if args.config:
         values |= load_toml(args.config)
-    overrides = run_overrides(args)
+    overrides = run_overrides(args) | prune_overrides(args)
     if args.dataset:
         overrides["dataset"] = args.dataset
         if run is not None and args.dataset != run.dataset:  # the run's view goes with its data
             values = {k: v for k, v in values.items() if k not in ("data_dir", "classes")}
     if args.objectives:
         overrides["objectives"] = tuple(s.strip() for s in args.objectives.split(",") if s.strip())
-    bits = mask_bits(prunable_layers(base.spec), args.group)
     values.setdefault("mutation_prob", min(1.0, 2.0 / bits))
     overrides |= {
         "grammar": str(out / rundir.GRAMMAR),
@@ -199,6 +220,29 @@ def _config(
         "command": args.command_line,
     }
     return make_config(values, overrides)
+
+
+def chosen_layers(spec: ArchSpec, units: Mapping[int, int], choice: str | None) -> dict[int, int]:
+    """Return the prunable layers (index: units) that --layers names; all of them when it is None.
+
+    Raises:
+        ConfigError: an item is neither a kind (conv, dense) nor the number of a prunable layer.
+    """
+    if choice is None:
+        return dict(units)
+    chosen: dict[int, int] = {}
+    for item in (part.strip() for part in choice.split(",") if part.strip()):
+        if item in UNIT_LAYERS:
+            chosen |= {i: n for i, n in units.items() if spec.layers[i].kind == item}
+        elif item.isdigit() and int(item) - 1 in units:
+            chosen[int(item) - 1] = units[int(item) - 1]
+        else:
+            valid = ", ".join(f"{i + 1} ({spec.layers[i].text()})" for i in units)
+            raise ConfigError(
+                f"--layers {choice}: {item!r} is neither conv, dense nor the number of a prunable "
+                f"layer; the prunable layers are {valid}"
+            )
+    return dict(sorted(chosen.items()))
 
 
 def _check_data(config: RunConfig, base: BaseModel, model_dir: Path) -> None:

@@ -32,8 +32,9 @@ from ge_nas.config import RunConfig, default_out, field_default, load_toml, make
 from ge_nas.data import DATASET_NAMES, run_splits
 from ge_nas.data.ood import check_ood
 from ge_nas.errors import ArchError, ConfigError
-from ge_nas.executors import Executor, make_executor
+from ge_nas.executors import Executor, Observed, make_executor
 from ge_nas.export import load_backbone
+from ge_nas.feature_cache import CacheTally
 from ge_nas.fidelity import fidelity_key, rung_epochs
 from ge_nas.grammar import Grammar, load_grammar, parse_grammar, read_grammar_text
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
@@ -43,7 +44,7 @@ from ge_nas.search.finalists import choose_best, pick_finalists
 from ge_nas.search.steady import run_steady
 from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
-from ge_nas.worker import PRUNED_FROM, base_model
+from ge_nas.worker import PRUNED_FROM, Outcome, base_model
 
 PRUNE_BASE = "base"  # a pruning run's copy of its base model (model.pt, spec.json, meta.json)
 
@@ -118,7 +119,7 @@ def start_run(
     """
     rundir.check_new_run_dir(out)
     check_archive(rundir.archive_path(out, config))  # refuse a file that is not an archive at once
-    with _executor(config) as executor, rundir.run_lock(rundir.make_dir(out)):
+    with _executor(config, console, quiet) as executor, rundir.run_lock(rundir.make_dir(out)):
         rundir.create_run_dir(out, config, grammar_text)
         prepare(out)
         return _execute(config, grammar, out, None, executor, console, quiet=quiet)
@@ -162,7 +163,7 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
         check_run(config, grammar)
         if config.prune_base is not None:  # the base model must still be there, unchanged
             base_model(config.prune_base, config.prune_base_sha)
-        with _executor(config) as executor:
+        with _executor(config, console, args.quiet) as executor:
             written_by = rundir.read_written_by(out)
             rundir.write_atomic(out / rundir.CONFIG, rundir.config_text(config, written_by))
             rundir.trim_generations(out, checkpoint.generation if checkpoint else -1)
@@ -193,13 +194,29 @@ def check_run(config: RunConfig, grammar: Grammar) -> None:
 
 
 @contextlib.contextmanager
-def _executor(config: RunConfig) -> Iterator[Executor]:
-    """Start the executor (an unreachable scheduler fails here) and close it on the way out."""
-    executor = make_executor(config.executor, config.resolved_workers(), scheduler=config.scheduler)
+def _executor(config: RunConfig, console: Console, quiet: bool) -> Iterator[Executor]:
+    """Start the executor (an unreachable scheduler fails here) and close it on the way out.
+
+    Unless quiet, it prints a line per feature-cache entry a worker makes or refuses, and a
+    summary of the cache at the end.
+    """
+    tally = CacheTally()
+
+    def report(outcome: Outcome) -> None:
+        for line in tally.add(outcome.worker, outcome.cache) if outcome.cache else ():
+            if not quiet:
+                console.print(escape(line), highlight=False)
+
+    executor = make_executor(
+        config.executor, config.resolved_workers(), scheduler=config.scheduler,
+        feature_cache_mb=config.feature_cache_mb,
+    )  # fmt: skip
     try:
-        yield executor
+        yield Observed(executor, report)
     finally:
         executor.close()
+        if not quiet and (summary := tally.summary()):
+            console.print(escape(summary), highlight=False)
 
 
 def _execute(

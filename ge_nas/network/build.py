@@ -175,10 +175,11 @@ class Backbone:
 
 
 class TransferNet(nn.Sequential):
-    """A network whose first modules come from a backbone.
+    """A network whose first modules come from a trained network: a backbone, or a pruning base.
 
     backbone: the indices of the modules taken from the backbone (the adapter is
-    not one of them); frozen: those of them that are frozen. Frozen modules have
+    not one of them); frozen: the modules that do not train (frozen backbone
+    blocks, or a pruned network's unpruned trunk). Frozen modules have
     requires_grad False and stay in eval mode when the network trains, so their
     batch-norm statistics do not move and their dropout is off. The state dict
     is that of nn.Sequential: load_model rebuilds it from the expanded spec. A
@@ -202,6 +203,20 @@ class TransferNet(nn.Sequential):
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Return the trainable parameters of the modules taken from the backbone."""
         return [p for i in self.backbone_modules for p in self[i].parameters() if p.requires_grad]
+
+    def frozen_part(self) -> nn.Sequential:
+        """Return the modules up to the last frozen one (shared, not copied)."""
+        return nn.Sequential(*list(self)[: self.frozen_modules.stop])
+
+    def unfrozen_part(self) -> TransferNet:
+        """Return the modules after the last frozen one (shared), their backbone marks shifted to match.
+
+        It trains as this network's tail would: the same parameters in the same optimizer groups.
+        """
+        stop = self.frozen_modules.stop
+        marks = [i - stop for i in self.backbone_modules if i >= stop]
+        backbone = range(marks[0], marks[-1] + 1) if marks else range(0)
+        return TransferNet(*list(self)[stop:], backbone=backbone)
 
 
 def transfer_plan(

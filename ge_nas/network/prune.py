@@ -128,6 +128,23 @@ def prune(
     return new_spec, pruned
 
 
+def trunk_modules(
+    spec: ArchSpec, input_shape: tuple[int, int, int], num_classes: int, masks: Masks
+) -> int:
+    """Return how many first modules of spec's network come before the first masked layer's weights.
+
+    That trunk is the same in every pruned copy: pruning changes the masked
+    layers and the ones after them only. It includes the global pooling a
+    masked dense layer gets in front of it. 0 without masks, or when the
+    first layer has one.
+    """
+    if not masks:
+        return 0
+    with torch.device("meta"):
+        _, slots = build_with_slots(spec, input_shape, num_classes)
+    return slots[min(masks)].module or 0
+
+
 def _kept(mask: Sequence[bool] | None) -> torch.Tensor | None:
     return None if mask is None else torch.tensor([i for i, k in enumerate(mask) if k])
 

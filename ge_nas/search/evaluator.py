@@ -374,6 +374,7 @@ def task_for(
         backbone_digest=backbone_digest(c.backbone) if c.backbone else "",
         prune_base=c.prune_base,
         prune_base_sha=c.prune_base_sha,
+        freeze_trunk=c.freeze_trunk,
     )
     if save_dir is None:
         return task
