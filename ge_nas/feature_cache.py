@@ -79,12 +79,8 @@ class FeatureCache:
     def __init__(self, cap_mb: float) -> None:
         self.cap_bytes = int(cap_mb * MB)
         self._entries: OrderedDict[FeatureKey, torch.Tensor] = OrderedDict()
+        self.held_bytes = 0  # what the entries take, kept as they come and go
         self._note = CacheNote(cap_bytes=self.cap_bytes)
-
-    @property
-    def held_bytes(self) -> int:
-        """Return the bytes its entries take."""
-        return sum(_nbytes(t) for t in self._entries.values())
 
     def fetch(
         self, key: FeatureKey, compute: Callable[[], torch.Tensor], size: Callable[[], int]
@@ -103,10 +99,11 @@ class FeatureCache:
             return None
         evicted = 0
         while self._entries and self.held_bytes + nbytes > self.cap_bytes:
-            self._entries.popitem(last=False)
+            self.held_bytes -= _nbytes(self._entries.popitem(last=False)[1])
             evicted += 1
         features = compute()
         self._entries[key] = features
+        self.held_bytes += _nbytes(features)
         made = (*self._note.made, (key.text(), _nbytes(features)))
         self._note = replace(self._note, made=made, evicted=self._note.evicted + evicted)
         return features

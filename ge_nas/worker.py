@@ -370,8 +370,8 @@ def _score(
 ) -> Metrics:
     """Return trained with the accuracies and the objectives the task asks for.
 
-    Accuracies come from inputs (cached features where there are some); robustness, latency
-    and OoD AUROC run the whole model on images.
+    Accuracies and OoD AUROC come from inputs (cached features where there are some);
+    robustness and latency run the whole model on images.
     """
     val, val_loss = accuracy_and_loss(inputs["val"].network, inputs["val"].x, splits.y_val)
     test = None
