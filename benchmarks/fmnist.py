@@ -120,6 +120,11 @@ class SearchResult:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Return the benchmark's options."""
+    return make_parser().parse_args(argv)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Return the benchmark's option parser (benchmarks/finalists.py adds its own to it)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--minutes", type=float, default=60.0, help="wall-clock budget per seed (default 60)"
@@ -133,7 +138,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--grammar", default=str(ROOT / "grammars" / "cnn_fmnist.bnf"))
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
-    p.add_argument("--mode", default="generational", choices=("generational", "steady"))
+    p.add_argument(
+        "--mode",
+        default="steady",
+        choices=("generational", "steady"),
+        help="steady (default: more networks per minute on 2 workers) or generational",
+    )
     p.add_argument("--representation", default="ge", choices=REPRESENTATIONS)
     p.add_argument(
         "--prescreen",
@@ -176,6 +186,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="networks retrained at the end (default 2: one per worker)",
     )
     p.add_argument(
+        "--screen",
+        type=int,
+        default=0,
+        help="candidates screened by one epoch on all the training images; the best of them "
+        "by held-out accuracy are the finalists (default 0: the finalists only)",
+    )
+    p.add_argument(
         "--final-holdout",
         type=float,
         default=0.5,
@@ -191,7 +208,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed (default 1)")
     p.add_argument("--out", help="output directory (default runs/bench-fmnist-<time>)")
-    return p.parse_args(argv)
+    return p
 
 
 def make_run_config(args: argparse.Namespace, seed: int) -> RunConfig:
@@ -245,11 +262,11 @@ def search_ge(
         except BudgetSpent:
             pass
         return SearchResult(
-            _in_order(archive.records(fidelity_key(config))), clock() - start, started
+            in_order(archive.records(fidelity_key(config))), clock() - start, started
         )
 
 
-def _in_order(records: Sequence[Record]) -> list[Record]:
+def in_order(records: Sequence[Record]) -> list[Record]:
     """Return the trained-here records in the order they finished."""
     return sorted(records, key=lambda r: r.ended or 0.0)
 
@@ -278,8 +295,37 @@ def search_random(
             )
         print(f"  random: {len(archive)} trained in {clock() - start:.0f} s", flush=True)
         return SearchResult(
-            _in_order(archive.records(fidelity_key(config))), clock() - start, started
+            in_order(archive.records(fidelity_key(config))), clock() - start, started
         )
+
+
+def finalist_candidates(
+    search: SearchResult, finalists: int, screen: int, target_params: int
+) -> list[Record]:
+    """Return the networks that get one epoch of the final training before the finalists are chosen.
+
+    Without screening (screen <= finalists) they are the finalists: structurally
+    different front members, those within target_params first. With it, the
+    screen most accurate networks within target_params at search fidelity, one per
+    structure, dominated or not: a cheap fidelity favours small networks that learn
+    fast, and a larger network a little behind them may gain more from a full
+    training (the front holds no network larger than the most accurate one).
+    """
+    if screen <= finalists:
+        return pick_finalists(search.front(), finalists, max_params=target_params)
+    within = [r for r in search.trained() if (r.metrics.params or 0) <= target_params]
+    ranked = sorted(within, key=lambda r: (-r.metrics.val_accuracy, r.metrics.params or 0))
+    return pick_finalists(ranked, screen)
+
+
+def screened(candidates: list[Record], calibration: dict[str, Metrics], k: int) -> list[Record]:
+    """Return the k candidates with the best held-out accuracy after one epoch (in candidate order on ties)."""
+
+    def held_out(r: Record) -> float:
+        m = calibration.get(r.phenotype_hash)
+        return m.val_accuracy if m is not None and m.ok else -1.0
+
+    return sorted(candidates, key=held_out, reverse=True)[:k]
 
 
 def fit_final_epochs(
@@ -385,13 +431,18 @@ def search_and_finalise(
     grammar = load_grammar(config.grammar)
     deadline = start + args.search_share * budget
     ge = search_ge(grammar, config, executor, out / "ge.sqlite", deadline, clock)
-    finalists = pick_finalists(ge.front(), args.finalists, max_params=args.target_params)
+    candidates = finalist_candidates(ge, args.finalists, args.screen, args.target_params)
+    finalists: list[Record] = []
     epochs = 0
-    if finalists:
-        calibration = train_finalists(finalists, config, executor, 1, out / "calibration")
+    if candidates:
+        calibration = train_finalists(candidates, config, executor, 1, out / "calibration")
         shutil.rmtree(out / "calibration", ignore_errors=True)
+        finalists = screened(candidates, calibration, args.finalists)
+        if len(candidates) > len(finalists):
+            print(f"  screened {len(candidates)} candidates by one epoch", flush=True)
         left = budget - (clock() - start)
-        epochs = fit_final_epochs(list(calibration.values()), config, left, executor.workers)
+        timed = [calibration[r.phenotype_hash] for r in finalists]
+        epochs = fit_final_epochs(timed, config, left, executor.workers)
     print(f"  final training: {len(finalists)} networks, {epochs} epochs", flush=True)
     finals = train_finalists(finalists, config, executor, epochs, out) if finalists else {}
     return Finished(ge, finals, epochs, (clock() - start) / 60)

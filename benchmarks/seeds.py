@@ -72,7 +72,7 @@ ROWS = (
 BY_NAME = {row.dataset: row for row in ROWS}
 # fmnist.py's settings this script does not set itself
 SEARCH_OPTIONS = ("grammar", "mode", "representation", "population", "epochs", "train_subset",
-                  "finalists", "final_epochs", "workers")  # fmt: skip
+                  "finalists", "screen", "final_epochs", "workers")  # fmt: skip
 
 
 def rows_arg(text: str) -> list[Row]:
@@ -116,6 +116,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ("--population", "individuals per generation"),
         ("--epochs", "epochs per search evaluation"),
         ("--finalists", "networks retrained at the end"),
+        ("--screen", "candidates screened by one epoch before the finalists are chosen"),
         ("--final-epochs", "most epochs for the final training"),
         ("--workers", "worker processes"),
     ):

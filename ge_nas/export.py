@@ -172,6 +172,7 @@ def load_weights(directory: Path, meta: Meta) -> nn.Module:
         )
     try:
         state = torch.load(directory / MODEL, map_location="cpu", weights_only=True)
+        _check_state(state, model.state_dict(), directory / MODEL)
         model.load_state_dict(state)
     except (
         RuntimeError,
@@ -183,6 +184,33 @@ def load_weights(directory: Path, meta: Meta) -> nn.Module:
             f"{directory / MODEL}: cannot load the weights into the spec's network: {exc}"
         ) from None
     return model.eval()
+
+
+def _check_state(state: object, expected: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise ArchError, on one line, naming the keys of state that do not fit expected (a few of each)."""
+    if not isinstance(state, dict):
+        raise ArchError(f"{path}: expected a state dict (a mapping of names to tensors)")
+    missing = [k for k in expected if k not in state]
+    unexpected = [str(k) for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if isinstance(state.get(k), torch.Tensor) and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{what} {_few(keys)}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape of", shapes))
+        if keys
+    ]
+    if problems:
+        raise ArchError(
+            f"{path}: its state dict does not fit the spec's network: {'; '.join(problems)}"
+        )
+
+
+def _few(items: list[str], shown: int = 4) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 def load_model(path: str | os.PathLike[str]) -> nn.Module:

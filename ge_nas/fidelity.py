@@ -83,8 +83,8 @@ def weights_file(backbone: str) -> Path:
     """
     if backbone.startswith("torchvision:"):
         raise ConfigError(
-            f"--backbone {backbone}: torchvision backbones need torchvision installed (and are not "
-            "supported yet); give a ge_nas model directory"
+            f"--backbone {backbone}: torchvision backbones are not supported (installing "
+            "torchvision does not change that); give a ge_nas model directory"
         )
     path = Path(backbone)
     weights = path / WEIGHTS if path.is_dir() else path

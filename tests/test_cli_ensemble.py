@@ -92,6 +92,10 @@ def test_bad_ensembles_say_what_is_wrong(
     assert f"has only {len(members)} trained networks" in capsys.readouterr().err
     meta = run / "front" / "9" / "meta.json"
     doc = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**doc, "input_shape": [1, 6, 6]}))
+    assert main(["ensemble", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "front/9: its input shape is (1, 6, 6)" in err and "must take the same input" in err
     meta.write_text(json.dumps({**doc, "num_classes": 3}))
     assert main(["ensemble", str(run)]) == 2
     err = capsys.readouterr().err

@@ -190,6 +190,16 @@ def test_resume_a_finished_or_killed_prune_run(prune_run: Path, tmp_path: Path) 
     )
 
 
+def test_a_killed_prune_run_resumes_without_training_anything_twice(tmp_path: Path) -> None:
+    from test_resume import check_kill_and_resume
+
+    model_dir = saved_model(tmp_path / "model")
+    run = ["prune", str(model_dir), "--dataset", "digits", "--population", "6",
+           "--generations", "2", "--epochs", "1", "--train-subset", "200", "--seed", "3",
+           "--final-epochs", "1", "--finalists", "1", "--workers", "1"]  # fmt: skip
+    check_kill_and_resume(run, tmp_path, after_rows=4)
+
+
 def test_prune_of_a_run_directory_checks_the_rank(
     prune_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

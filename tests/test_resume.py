@@ -74,6 +74,22 @@ def start_and_kill(out: Path, after_rows: int, *, run: list[str] = RUN) -> None:
     proc.wait()
 
 
+def check_kill_and_resume(run: list[str], tmp_path: Path, after_rows: int) -> None:
+    """Run to the end; run again, SIGKILLed after after_rows evaluations, and resume: nothing lost or trained twice."""
+    whole = tmp_path / "whole"
+    assert main(["-q", *run, "--out", str(whole)]) == 0
+    out = tmp_path / "killed"
+    start_and_kill(out, after_rows, run=run)
+    killed_with = archive_keys(out)
+    assert len(killed_with) >= after_rows and not (out / rundir.PARETO).exists()
+    assert main(["-q", "resume", str(out)]) == 0
+    keys = archive_keys(out)
+    assert keys[: len(killed_with)] == killed_with, "no finished evaluation is lost"
+    assert len(keys) == len(set(keys)), "none is trained twice"
+    assert sorted(keys) == sorted(archive_keys(whole))
+    assert front(out) == front(whole)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("whole") / "run"

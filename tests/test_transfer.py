@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -275,15 +274,31 @@ def _corrupt(tmp_path: Path, backbone_dir: Path) -> Path:
     return bad
 
 
+def _mismatched(tmp_path: Path, backbone_dir: Path) -> Path:
+    """A model directory whose model.pt lacks a tensor, has an extra one and one of another shape."""
+    bad = tmp_path / "mismatched"
+    bad.mkdir()
+    for name in ("spec.json", "meta.json"):
+        (bad / name).write_text((backbone_dir / name).read_text())
+    state = torch.load(backbone_dir / "model.pt", weights_only=True)
+    names = [k for k, v in state.items() if v.dim() > 1]
+    del state[names[0]]
+    state[names[1]] = torch.zeros(2, 2)
+    state["network.extra.weight"] = torch.zeros(1)
+    torch.save(state, bad / "model.pt")
+    return bad
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda tmp, good: tmp / "missing", "does not exist"),
         (lambda tmp, good: tmp, "has no model.pt"),
         (_corrupt, "cannot load the weights"),
-        (lambda tmp, good: "torchvision:resnet18", "torchvision backbones need torchvision"),
+        (_mismatched, "state dict does not fit the spec's network: missing"),
+        (lambda tmp, good: "torchvision:resnet18", "torchvision backbones are not supported"),
     ],
-    ids=["missing", "no-weights", "corrupt", "torchvision"],
+    ids=["missing", "no-weights", "corrupt", "mismatched", "torchvision"],
 )
 def test_a_bad_backbone_is_refused_before_anything_is_written(
     make: object, message: str, backbone_dir: Path, tmp_path: Path,
@@ -308,9 +323,35 @@ def test_a_bad_backbone_is_refused_before_anything_is_written(
     assert not out.exists()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed here"
-)
-def test_torchvision_backbones_need_torchvision() -> None:
-    with pytest.raises(ConfigError, match="torchvision backbones need torchvision installed"):
+def test_torchvision_backbones_are_refused() -> None:
+    with pytest.raises(ConfigError, match="torchvision backbones are not supported"):
         backbone_digest("torchvision:resnet18")
+
+
+def test_check_arch_names_the_grammar_line_that_keeps_too_many_blocks(
+    backbone_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "deep.bnf"
+    path.write_text(
+        '<net> ::= <bb> dropout(0.1) " | " opt=adam\n'
+        "<bb> ::= backbone(keep=2, freeze=1)\n"
+        "  | backbone(keep=9, freeze=0)\n"
+    )
+    argv = ["grammar", "check", str(path), "--arch", "--backbone", str(backbone_dir)]
+    assert main([*argv, "--input-shape", "1,8,8", "-n", "30", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "invalid; most common reasons:" in out
+    assert f"({path}:3: <bb> ::= backbone(keep=9, freeze=0))" in out
+    assert "(keep=2" not in out.split("most common reasons:")[1]
+
+
+def test_a_killed_transfer_run_resumes_without_training_anything_twice(
+    backbone_dir: Path, tmp_path: Path
+) -> None:
+    from test_resume import check_kill_and_resume
+
+    run = ["run", "--grammar", "grammars/transfer.bnf", "--backbone", str(backbone_dir),
+           "--dataset", "digits", "--population", "5", "--generations", "2", "--seed", "2",
+           "--epochs", "1", "--train-subset", "0.25", "--final-epochs", "1", "--finalists", "1",
+           "--workers", "1"]  # fmt: skip
+    check_kill_and_resume(run, tmp_path, after_rows=4)

@@ -339,7 +339,7 @@ def finalist_dir(run_dir: Path, rank: int) -> Path:
         raise ConfigError(
             f"rank {rank} of {run_dir} has no trained weights (only the finalists are retrained); "
             f"train it into the run first: python -m ge_nas train --from {run_dir} --rank {rank} "
-            f"--out {directory}, then export again"
+            f"--out {directory}, then run this command again"
         )
     return directory
 

@@ -1,0 +1,133 @@
+"""Which finalists to retrain, on one finished search: the front's best, or candidates screened first.
+
+    python benchmarks/finalists.py --archive OUT/seed1/ge.sqlite --seed 1 --screens 0,6 --final-epochs 8
+
+The archive is one benchmarks/fmnist.py (or seeds.py) search; the other options
+must be that search's (the seed, --train-subset, --epochs, --max-params, ...), since
+its networks are read at their search fidelity. For each --screens value M, the
+rule of `fmnist.py --screen M` picks --finalists networks: M = 0, the front's
+most accurate structures within --target-params; M > --finalists, the M most
+accurate structures within it, dominated or not, each trained one epoch on the
+final training's images, the best by held-out accuracy going on. Every network
+any rule picks is then trained for exactly --final-epochs (no wall budget), and
+each rule's held-out slice chooses its network. It prints every candidate's
+one-epoch held-out accuracy, every finalist's held-out and test accuracy, and
+each rule's choice; the test set chooses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import fmnist
+
+from ge_nas import rundir
+from ge_nas.archive import Archive, Record
+from ge_nas.executors import make_executor
+from ge_nas.fidelity import fidelity_key
+
+
+def union(groups: Sequence[Sequence[Record]]) -> list[Record]:
+    """Return the records of every group, each phenotype once, in first-seen order."""
+    seen: dict[str, Record] = {}
+    for group in groups:
+        for r in group:
+            seen.setdefault(r.phenotype_hash, r)
+    return list(seen.values())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Compare the finalist rules on one archive; print and save what each chose."""
+    p = fmnist.make_parser()
+    p.add_argument("--archive", type=Path, required=True, help="a search's ge.sqlite")
+    p.add_argument("--screens", default="0,6", help="the --screen values to compare (default 0,6)")
+    args = p.parse_args(argv)
+    if not args.archive.is_file():
+        raise SystemExit(f"--archive {args.archive}: no such file (a search's ge.sqlite)")
+    screens = [int(v) for v in args.screens.split(",")]
+    out = Path(args.out or args.archive.parent / "finalists")
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"{out} is not empty; choose another --out")
+    config = fmnist.make_run_config(args, args.seed)
+    with Archive(args.archive) as archive:
+        records = fmnist.in_order(archive.records(fidelity_key(config)))
+    if not records:
+        raise SystemExit(
+            f"--archive {args.archive}: no network at this fidelity; give the search's options"
+        )
+    search = fmnist.SearchResult(records, 0.0, 0.0)
+    candidates = {
+        m: fmnist.finalist_candidates(search, args.finalists, m, args.target_params)
+        for m in screens
+    }
+    executor = make_executor(config.executor, args.workers)
+    try:
+        every = union(list(candidates.values()))
+        print(
+            f"{len(records)} networks searched; one epoch for {len(every)} candidates", flush=True
+        )
+        calibration = fmnist.train_finalists(every, config, executor, 1, out / "calibration")
+        shutil.rmtree(out / "calibration", ignore_errors=True)
+        chosen = {m: fmnist.screened(candidates[m], calibration, args.finalists) for m in screens}
+        trained = union(list(chosen.values()))
+        print(f"{args.final_epochs} epochs for {len(trained)} finalists", flush=True)
+        finals = fmnist.train_finalists(trained, config, executor, args.final_epochs, out)
+    finally:
+        executor.close()
+
+    def row(r: Record) -> dict[str, object]:
+        one, final = calibration.get(r.phenotype_hash), finals.get(r.phenotype_hash)
+        return {
+            "phenotype": r.phenotype,
+            "params": r.metrics.params,
+            "search_val_accuracy": r.metrics.val_accuracy,
+            "one_epoch_holdout": one.val_accuracy if one is not None and one.ok else None,
+            "final_holdout": final.val_accuracy if final is not None and final.ok else None,
+            "final_test": final.test_accuracy if final is not None and final.ok else None,
+        }
+
+    rules = {}
+    for m in screens:
+        rows = [row(r) for r in chosen[m]]
+        done = [x for x in rows if x["final_holdout"] is not None]
+        pick = max(done, key=lambda x: (x["final_holdout"], -(x["params"] or 0)), default=None)
+        rules[m] = {
+            "candidates": [row(r) for r in candidates[m]],
+            "finalists": rows,
+            "chosen": pick,
+        }
+    for m, rule in rules.items():
+        print(f"\n--screen {m}: {len(rule['candidates'])} candidates")
+        for x in rule["candidates"]:
+            mark = "*" if x in rule["finalists"] else " "
+            print(
+                f" {mark} {x['params']:>8,} params  search {x['search_val_accuracy']:.4f}"
+                f"  one epoch {_pct(x['one_epoch_holdout'])}  final held-out {_pct(x['final_holdout'])}"
+                f"  test {_pct(x['final_test'])}"
+            )
+        pick = rule["chosen"]
+        if pick is not None:
+            print(f"   chosen: {pick['params']:,} params, test {_pct(pick['final_test'])}")
+    command = "python benchmarks/finalists.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    rundir.write_atomic(
+        out / "summary.json",
+        json.dumps(
+            {"command": command, "final_epochs": args.final_epochs, "rules": rules}, indent=2
+        )
+        + "\n",
+    )
+    return 0
+
+
+def _pct(value: object) -> str:
+    return "     -" if value is None else f"{100 * float(value):5.2f} %"  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

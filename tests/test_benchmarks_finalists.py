@@ -1,0 +1,80 @@
+"""benchmarks/fmnist.py's finalist rules, and benchmarks/finalists.py comparing them on one archive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ge_nas.archive import Record
+from ge_nas.metrics import OK, Metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fmnist(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import fmnist
+
+    return fmnist
+
+
+def record(phenotype: str, accuracy: float, params: int) -> Record:
+    return Record(phenotype, "f", phenotype, (), Metrics(OK, accuracy, None, params))
+
+
+SEARCHED = [
+    record("conv(8,3) relu", 0.70, 1_000),
+    record("conv(16,3) relu", 0.79, 19_000),
+    record("conv(16,5) gelu", 0.78, 19_500),  # a near-copy of the 19,000 one
+    record("conv(32,3) relu conv(32,3) relu", 0.77, 45_000),  # dominated, within the target
+    record("conv(64,3) relu conv(64,3) relu", 0.81, 90_000),  # beyond the target
+    Record("bad", "f", "bad", (), Metrics("error")),
+]
+
+
+def test_without_screening_the_finalists_are_the_front_best_within_the_target(fmnist) -> None:  # type: ignore[no-untyped-def]
+    search = fmnist.SearchResult(SEARCHED, 1.0, 0.0)
+    chosen = fmnist.finalist_candidates(search, 2, 0, 50_000)
+    assert [r.metrics.params for r in chosen] == [19_000, 1_000]
+
+
+def test_screening_takes_the_most_accurate_structures_within_the_target(fmnist) -> None:  # type: ignore[no-untyped-def]
+    search = fmnist.SearchResult(SEARCHED, 1.0, 0.0)
+    candidates = fmnist.finalist_candidates(search, 2, 3, 50_000)
+    assert [r.metrics.params for r in candidates] == [19_000, 45_000, 1_000]
+    one_epoch = {
+        "conv(16,3) relu": Metrics(OK, 0.85),
+        "conv(32,3) relu conv(32,3) relu": Metrics(OK, 0.88),
+        "conv(8,3) relu": Metrics("error"),
+    }
+    finalists = fmnist.screened(candidates, one_epoch, 2)
+    assert [r.metrics.params for r in finalists] == [45_000, 19_000]
+
+
+def test_finalists_benchmark_compares_the_rules_on_one_archive(
+    fmnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import finalists
+
+    tiny = ["--dataset", "digits", "--minutes", "0.05", "--population", "4", "--epochs", "1",
+            "--train-subset", "200", "--finalists", "1", "--final-epochs", "1", "--workers", "1",
+            "--grammar", str(ROOT / "tests" / "grammars" / "tiny_cnn.bnf")]  # fmt: skip
+    assert fmnist.main([*tiny, "--out", str(tmp_path / "bench")]) == 0
+    archive = tmp_path / "bench" / "seed0" / "ge.sqlite"
+    out = tmp_path / "finalists"
+    argv = [*tiny, "--archive", str(archive), "--screens", "0,3", "--out", str(out)]
+    assert finalists.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rules = summary["rules"]
+    assert set(rules) == {"0", "3"} and summary["final_epochs"] == 1
+    assert len(rules["0"]["finalists"]) == 1 and len(rules["3"]["candidates"]) >= 1
+    for rule in rules.values():
+        chosen = rule["chosen"]
+        assert chosen in rule["finalists"] and 0.0 <= chosen["final_test"] <= 1.0
+        assert all(c["one_epoch_holdout"] is not None for c in rule["candidates"])
+    assert "--screen 3" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="is not empty"):
+        finalists.main(argv)  # the same --out again: nothing is overwritten
