@@ -409,13 +409,20 @@ class Finished:
     """A GE search within its share of the budget and its finalists retrained in the rest."""
 
     search: SearchResult
+    finalists: list[Record]
     finals: dict[str, Metrics]  # the finalists' final metrics by phenotype hash
     final_epochs: int
     minutes: float  # search and final training
 
     def rows(self, config: RunConfig) -> list[dict[str, Any]]:
-        """Return the search's front as pareto.csv rows, with the finalists' final metrics."""
-        return front_rows(self.search.front(), self.finals, config.epochs)
+        """Return the search's front as pareto.csv rows, with the finalists' final metrics.
+
+        A finalist that screening (--screen) took from off the front follows it, ranked after it.
+        """
+        front = self.search.front()
+        on_front = {r.phenotype_hash for r in front}
+        off_front = [r for r in self.finalists if r.phenotype_hash not in on_front]
+        return front_rows(front + off_front, self.finals, config.epochs)
 
 
 def search_and_finalise(
@@ -445,7 +452,7 @@ def search_and_finalise(
         epochs = fit_final_epochs(timed, config, left, executor.workers)
     print(f"  final training: {len(finalists)} networks, {epochs} epochs", flush=True)
     finals = train_finalists(finalists, config, executor, epochs, out) if finalists else {}
-    return Finished(ge, finals, epochs, (clock() - start) / 60)
+    return Finished(ge, finalists, finals, epochs, (clock() - start) / 60)
 
 
 def run_seed(args: argparse.Namespace, seed: int, out: Path, clock: Clock) -> dict[str, Any]:

@@ -78,3 +78,19 @@ def test_finalists_benchmark_compares_the_rules_on_one_archive(
     assert "--screen 3" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="is not empty"):
         finalists.main(argv)  # the same --out again: nothing is overwritten
+
+
+def test_a_screened_finalist_off_the_front_is_reported_and_can_be_chosen(fmnist) -> None:  # type: ignore[no-untyped-def]
+    search = fmnist.SearchResult(SEARCHED, 1.0, 0.0)
+    dominated, small = SEARCHED[3], SEARCHED[0]
+    finals = {
+        dominated.phenotype_hash: Metrics(OK, 0.91, 0.90, 45_000),
+        small.phenotype_hash: Metrics(OK, 0.85, 0.84, 1_000),
+    }
+    done = fmnist.Finished(search, [dominated, small], finals, 3, 1.0)
+    rows = done.rows(fmnist.make_run_config(fmnist.parse_args([]), 0))
+    front = search.front()
+    assert [r["phenotype"] for r in rows] == [r.phenotype for r in front] + [dominated.phenotype]
+    assert rows[-1]["rank"] == len(front) + 1 and rows[-1]["holdout_accuracy"] == 0.91
+    chosen = fmnist.chosen_finalist(rows, 50_000)
+    assert chosen is not None and chosen["phenotype"] == dominated.phenotype
