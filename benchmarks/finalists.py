@@ -22,6 +22,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import fmnist
 
@@ -29,6 +30,7 @@ from ge_nas import rundir
 from ge_nas.archive import Archive, Record
 from ge_nas.executors import make_executor
 from ge_nas.fidelity import fidelity_key
+from ge_nas.search.finalists import choose_best
 
 
 def union(groups: Sequence[Sequence[Record]]) -> list[Record]:
@@ -79,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         executor.close()
 
-    def row(r: Record) -> dict[str, object]:
+    def row(r: Record) -> dict[str, Any]:
         one, final = calibration.get(r.phenotype_hash), finals.get(r.phenotype_hash)
         return {
             "phenotype": r.phenotype,
@@ -93,12 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules = {}
     for m in screens:
         rows = [row(r) for r in chosen[m]]
-        done = [x for x in rows if x["final_holdout"] is not None]
-        pick = max(done, key=lambda x: (x["final_holdout"], -(x["params"] or 0)), default=None)
+        best = choose_best(
+            [
+                (i, finals[r.phenotype_hash])
+                for i, r in enumerate(chosen[m])
+                if r.phenotype_hash in finals
+            ]
+        )
         rules[m] = {
             "candidates": [row(r) for r in candidates[m]],
             "finalists": rows,
-            "chosen": pick,
+            "chosen": None if best is None else rows[best],
         }
     for m, rule in rules.items():
         print(f"\n--screen {m}: {len(rule['candidates'])} candidates")
@@ -125,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _pct(value: object) -> str:
-    return "     -" if value is None else f"{100 * float(value):5.2f} %"  # type: ignore[arg-type]
+def _pct(value: float | None) -> str:
+    return "     -" if value is None else f"{100 * value:5.2f} %"
 
 
 if __name__ == "__main__":

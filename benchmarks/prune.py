@@ -309,19 +309,29 @@ def _number(text: str | None) -> float | None:
 
 
 def front_members(rows: list[dict[str, str]], meta: Meta, base: dict[str, Any]) -> list[dict[str, Any]]:  # fmt: skip
-    """Return the front (pareto.csv) with each member's pruned-layer params and cut against the base."""
-    layers = [i - 1 for i in base["prunable_layers"]]
+    """Return the front (pareto.csv) with each member's pruned-layer params and cut against the base.
+
+    The pruned layers are those that carry masks (with --layers, not every prunable one);
+    the cut compares their params with the same layers of the base.
+    """
+    base_spec = parse_arch(base["phenotype"])
+    before: dict[tuple[int, ...], int] = {}  # the base's params in each set of masked layers
     members = []
     for row in rows:
         unpruned, masks = split_masks(parse_arch(row["phenotype"]))
+        layers = sorted(masks)
         spec = pruned_spec(unpruned, masks)
         pruned = layer_params(spec, meta.input_shape, meta.num_classes, layers)
+        if tuple(layers) not in before:
+            before[tuple(layers)] = layer_params(
+                base_spec, meta.input_shape, meta.num_classes, layers
+            )
         members.append({
             "rank": int(row["rank"]),
             "val_accuracy": float(row["val_accuracy"]),
             "params": int(row["params"]),
             "pruned_layer_params": pruned,
-            "cut": 1 - pruned / base["pruned_layer_params"],
+            "cut": 1 - pruned / before[tuple(layers)],
             "ood_auroc": _number(row["ood_auroc"]),
             "widths": {i + 1: sum(mask) for i, mask in sorted(masks.items())},
         })  # fmt: skip

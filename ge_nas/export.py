@@ -172,8 +172,6 @@ def load_weights(directory: Path, meta: Meta) -> nn.Module:
         )
     try:
         state = torch.load(directory / MODEL, map_location="cpu", weights_only=True)
-        _check_state(state, model.state_dict(), directory / MODEL)
-        model.load_state_dict(state)
     except (
         RuntimeError,
         OSError,
@@ -183,6 +181,8 @@ def load_weights(directory: Path, meta: Meta) -> nn.Module:
         raise ArchError(
             f"{directory / MODEL}: cannot load the weights into the spec's network: {exc}"
         ) from None
+    _check_state(state, model.state_dict(), directory / MODEL)
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -204,7 +204,8 @@ def _check_state(state: object, expected: dict[str, torch.Tensor], path: Path) -
     ]
     if problems:
         raise ArchError(
-            f"{path}: its state dict does not fit the spec's network: {'; '.join(problems)}"
+            f"{path}: cannot load the weights: its state dict does not fit the spec's network: "
+            + "; ".join(problems)
         )
 
 
