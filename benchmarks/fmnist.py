@@ -62,7 +62,7 @@ from ge_nas.metrics import Metrics
 from ge_nas.pareto import hypervolume_2d, size_front, size_point
 from ge_nas.search import SearchState, run_search
 from ge_nas.search.evaluator import Evaluator, task_for
-from ge_nas.search.finalists import pick_finalists
+from ge_nas.search.finalists import pick_finalists, screened, screening_candidates
 from ge_nas.search.steady import run_steady
 from ge_nas.tables import front_table
 
@@ -314,18 +314,7 @@ def finalist_candidates(
     if screen <= finalists:
         return pick_finalists(search.front(), finalists, max_params=target_params)
     within = [r for r in search.trained() if (r.metrics.params or 0) <= target_params]
-    ranked = sorted(within, key=lambda r: (-r.metrics.val_accuracy, r.metrics.params or 0))
-    return pick_finalists(ranked, screen)
-
-
-def screened(candidates: list[Record], calibration: dict[str, Metrics], k: int) -> list[Record]:
-    """Return the k candidates with the best held-out accuracy after one epoch (in candidate order on ties)."""
-
-    def held_out(r: Record) -> float:
-        m = calibration.get(r.phenotype_hash)
-        return m.val_accuracy if m is not None and m.ok else -1.0
-
-    return sorted(candidates, key=held_out, reverse=True)[:k]
+    return screening_candidates(within, screen)
 
 
 def fit_final_epochs(
@@ -361,12 +350,15 @@ def train_finalists(
 
 
 def front_rows(
-    front: list[Record], finals: dict[str, Metrics], epochs: int
+    front: list[Record], finals: dict[str, Metrics], epochs: int, off_front: Sequence[Record] = ()
 ) -> list[dict[str, Any]]:
-    """Return the front as pareto.csv rows (final test and held-out accuracy where there are)."""
+    """Return the front, then the finalists off it, as pareto.csv rows (final test and held-out accuracy where there are)."""
+    ranked = [*front, *off_front]
     return [
-        rundir.pareto_row(rank, r, finals.get(r.phenotype_hash), epochs)
-        for rank, r in enumerate(front, start=1)
+        rundir.pareto_row(
+            rank, r, finals.get(r.phenotype_hash), epochs, on_front=rank <= len(front)
+        )
+        for rank, r in enumerate(ranked, start=1)
     ]
 
 
@@ -422,7 +414,7 @@ class Finished:
         front = self.search.front()
         on_front = {r.phenotype_hash for r in front}
         off_front = [r for r in self.finalists if r.phenotype_hash not in on_front]
-        return front_rows(front + off_front, self.finals, config.epochs)
+        return front_rows(front, self.finals, config.epochs, off_front)
 
 
 def search_and_finalise(

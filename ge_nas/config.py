@@ -86,6 +86,10 @@ class RunConfig:
     feature_cache_mb: int = 256
     final_epochs: int = 15
     finalists: int = 3
+    # Screening: this many of the most accurate networks the search trained (one per structure,
+    # on the front or not) get one epoch of the final training; the best `finalists` of them by
+    # held-out accuracy are retrained. 0 (or <= finalists): the finalists are the front's.
+    screen: int = 0
     # Share of the validation split the finalists never train on; it chooses best/ among them.
     final_holdout: float = 0.5
     workers: int = 0  # 0: one per core
@@ -142,6 +146,7 @@ class RunConfig:
             "seed",
             "split_seed",
             "finalists",
+            "screen",
             "workers",
             "max_wraps",
             "elites",

@@ -40,8 +40,13 @@ def rung_epochs(config: RunConfig, rung: int) -> int:
     return int(config.epochs * config.sh_eta**rung)
 
 
-def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = False) -> str:
+def fidelity_key(
+    config: RunConfig, *, epochs: int | None = None, final: bool = False, screen: bool = False
+) -> str:
     """Return the archive key of a training budget; results at different keys never mix.
+
+    A final training's key says whether it screened a finalist candidate (scored on
+    the held-out slice alone) or trained a finalist (scored on the test set too).
 
     A pruning run's key names its base model (the hash of its weights): the same masks
     over other weights are other networks; and whether the fine-tune leaves the trunk frozen.
@@ -57,6 +62,7 @@ def fidelity_key(config: RunConfig, *, epochs: int | None = None, final: bool = 
         key
         + _view(config)
         + held
+        + ("|screen" if final and screen else "")
         + ("|bf16" if config.bf16 else "")
         + backbone
         + (f"|base={config.prune_base_sha}" if config.prune_base_sha else "")

@@ -34,6 +34,7 @@ class Point:
     test_accuracy: float | None = None
     rank: int | None = None  # position on the front, for labels
     final: bool = False  # test accuracy from the final retraining, not the search
+    on_front: bool = True  # False: a finalist screened in from off the front (--screen)
 
 
 def require_matplotlib() -> None:
@@ -64,7 +65,10 @@ def pareto_png(evaluations: Sequence[Point], front: Sequence[Point]) -> bytes:
     """Return a PNG of validation and test accuracy against params, the front over every evaluation."""
     figure, (val_ax, test_ax) = _figure(10.0, 4.2, 2)
     _cloud(val_ax, [(p.params, p.val_accuracy) for p in evaluations], "search evaluations")
-    _front(val_ax, [(p.params, p.val_accuracy, p.rank) for p in front], FRONT, "front")
+    _front(
+        val_ax, [(p.params, p.val_accuracy, p.rank) for p in front if p.on_front], FRONT, "front"
+    )
+    _screened(val_ax, [p for p in front if not p.on_front])
     _cloud(
         test_ax,
         [(p.params, p.test_accuracy) for p in evaluations if p.test_accuracy is not None],
@@ -96,6 +100,18 @@ def _front(
             ax.annotate(
                 str(rank), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, zorder=4
             )
+
+
+def _screened(ax: Axes, points: Sequence[Point]) -> None:
+    """Mark the finalists screened in from off the front, with their ranks, apart from its staircase."""
+    for n, p in enumerate(points):
+        ax.scatter(
+            [p.params], [p.val_accuracy], s=36, color="white", edgecolors=FRONT, linewidths=1.2,
+            label=None if n else "finalist from off the front", zorder=3,
+        )  # fmt: skip
+        if p.rank is not None:
+            ax.annotate(str(p.rank), (p.params, p.val_accuracy), xytext=(4, 4),
+                        textcoords="offset points", fontsize=8, zorder=4)  # fmt: skip
 
 
 def _test_front(ax: Axes, front: Sequence[Point]) -> None:

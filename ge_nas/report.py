@@ -24,7 +24,7 @@ from ge_nas.errors import ConfigError
 from ge_nas.fidelity import fidelity_key
 from ge_nas.metrics import INVALID
 from ge_nas.pareto import size_front
-from ge_nas.tables import measured_columns, optional_cell
+from ge_nas.tables import OFF_FRONT_NOTE, measured_columns, off_front, optional_cell, rank_text
 
 PARETO_PNG = "pareto.png"
 HISTORY_PNG = "history.png"
@@ -142,6 +142,7 @@ def front_points(rows: Iterable[Mapping[str, str]]) -> list[plots.Point]:
             _float_or_none(row.get("test_accuracy")),
             rank=int(row["rank"]),
             final=row.get("test_fidelity") == "final",
+            on_front=row.get("on_front") != "0",
         )
         for row in rows
     ]
@@ -352,6 +353,8 @@ def _front_html(snapshot: RunSnapshot) -> str:
         if starred
         else ""
     )
+    if any(off_front(row) for row in snapshot.front):
+        note += f'<p class="muted">{html.escape(OFF_FRONT_NOTE)}.</p>'
     return _table(headers, rows) + note
 
 
@@ -365,7 +368,7 @@ def _front_cells(
         else f"{test:.4f}" + ("" if row.get("test_fidelity") == "final" else "*")
     )
     return [
-        ("num", row["rank"]),
+        ("num", rank_text(row)),
         ("num", f"{float(row['val_accuracy']):.4f}"),
         ("num", test_text),
         ("num", f"{int(row['params']):,}"),

@@ -51,6 +51,7 @@ PARETO_COLUMNS = (
     "test_ood_auroc",
     "train_seconds",
     "status",
+    "on_front",
     "phenotype_hash",
     "phenotype",
     "genome",
@@ -58,9 +59,12 @@ PARETO_COLUMNS = (
 
 
 def pareto_row(
-    rank: int, item: Scored, final: Metrics | None, epochs: int | None
+    rank: int, item: Scored, final: Metrics | None, epochs: int | None, *, on_front: bool = True
 ) -> dict[str, Any]:
-    """Return one front member as a pareto.csv row; the test accuracy is the final training's when it succeeded."""
+    """Return one front member as a pareto.csv row; the test accuracy is the final training's when it succeeded.
+
+    A finalist that screening (--screen) took from off the front has on_front 0; it follows the front.
+    """
     m = item.metrics
     test, fidelity = (
         (final.test_accuracy, "final")
@@ -89,6 +93,7 @@ def pareto_row(
         else None,
         "train_seconds": round(m.train_seconds, 3),
         "status": m.status,
+        "on_front": int(on_front),
         "phenotype_hash": item.phenotype_hash,
         "phenotype": item.phenotype,
         "genome": " ".join(map(str, item.genome)),

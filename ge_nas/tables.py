@@ -44,13 +44,27 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+OFF_FRONT_NOTE = "+ a finalist that screening (--screen) took from off the front"
+
+
+def off_front(row: Mapping[str, Any]) -> bool:
+    """True for a pareto.csv row of a finalist screened in from off the front (on_front 0)."""
+    return str(row.get("on_front")) == "0"
+
+
+def rank_text(row: Mapping[str, Any]) -> str:
+    """Return a row's rank, marked '+' when screening took it from off the front."""
+    return f"{row['rank']}+" if off_front(row) else str(row["rank"])
+
+
 def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front") -> Table:
     """Return the front (rank, accuracies, size, phenotype) as a rich Table.
 
     Latency, robustness and OoD AUROC get columns when some row has them (runs that optimised them).
     """
     extras = measured_columns(rows)
-    table = Table(title=title, title_justify="left")
+    caption = OFF_FRONT_NOTE if any(off_front(row) for row in rows) else None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("val acc", justify="right")
     table.add_column("test acc", justify="right")
@@ -62,7 +76,7 @@ def front_table(rows: Sequence[Mapping[str, Any]], *, title: str = "Pareto front
     for row in rows:
         test = _number(row.get("test_accuracy"))
         table.add_row(
-            str(row["rank"]),
+            rank_text(row),
             f"{float(row['val_accuracy']):.4f}",
             "-"
             if test is None

@@ -218,6 +218,22 @@ def test_without_finalists_the_summary_names_no_best_model(
     assert "best model:" not in out and "no model was retrained (--finalists 0)" in out
 
 
+def test_screening_retrains_the_best_candidates_and_archives_their_epoch(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    argv = [*TINY, "--population", "6", *FAST, "--screen", "3", "--out", str(out)]
+    assert main(argv) == 0
+    rows = rundir.read_pareto(out)
+    trained = [r for r in rows if r["test_fidelity"] == "final"]
+    assert len(trained) == 1 and (out / "front" / trained[0]["rank"] / "model.pt").exists()
+    assert (out / "best" / "model.pt").exists() and len(list((out / "front").iterdir())) == 1
+    assert {r["on_front"] for r in rows} <= {"0", "1"}
+    with Archive(out / rundir.ARCHIVE) as archive:
+        screened = [r for r in archive.records() if "|screen" in r.fidelity]
+    assert len(screened) == 3 and all(r.metrics.test_accuracy is None for r in screened)
+
+
 def test_a_single_objective_run_does_not_call_its_table_a_pareto_front(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

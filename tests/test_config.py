@@ -43,6 +43,7 @@ def test_defaults_are_valid() -> None:
                 ("seed", "--seed"),
                 ("split_seed", "--split-seed"),
                 ("finalists", "--finalists"),
+                ("screen", "--screen"),
                 ("workers", "--workers"),
                 ("max_wraps", "--max-wraps"),
                 ("elites", "--elites"),

@@ -188,3 +188,20 @@ def test_tasks_carry_the_data_view_to_the_workers() -> None:
     final = task_for(config, "conv(8,3)", "k", epochs=1, threads=1, save_dir="x")
     for task in (search, final):
         assert (task.classes, task.shots, task.val_shots) == ("0-3,7", 6, 2)
+
+
+def test_a_screening_epoch_is_a_final_training_scored_on_the_held_out_slice_alone() -> None:
+    config = RunConfig(
+        GRAMMAR, ood="noise", objectives=("val_accuracy", "params", "ood_auroc"), final_holdout=0.3
+    )
+    screen = task_for(config, "conv(8,3)", "k", epochs=1, threads=1, screen=True)
+    final = task_for(config, "conv(8,3)", "k", epochs=1, threads=1, save_dir="x")
+    assert screen.final and screen.holdout == 0.3 and screen.save_dir is None
+    assert not screen.score_test and screen.ood is None and screen.train_subset is None
+    assert final.score_test and final.ood == "noise"
+    keys = {
+        fidelity_key(config, epochs=1, final=True, screen=True),
+        fidelity_key(config, epochs=1, final=True),
+        fidelity_key(config, epochs=1),
+    }
+    assert len(keys) == 3

@@ -56,3 +56,36 @@ def test_backbone_blocks_kept_and_frozen_are_part_of_the_structure() -> None:
     assert structure("backbone(3,1)" + head) != structure("backbone(4,1)" + head)
     assert structure("backbone(3,1)" + head) != structure("backbone(3,2)" + head)
     assert structure("backbone(3,1)" + head) == structure("backbone(3,1) dropout(0.5)" + head)
+
+
+def hashed(phenotype: str, accuracy: float, params: int) -> Item:
+    return Item(phenotype, Metrics(OK, accuracy, None, params, params), phenotype_hash=phenotype)
+
+
+def test_screening_takes_the_most_accurate_structures_dominated_or_not() -> None:
+    from ge_nas.search.finalists import screening_candidates
+
+    trained = [
+        hashed("conv(8,3) relu", 0.80, 1_000),
+        hashed("conv(32,3) relu conv(32,3) relu", 0.79, 40_000),  # dominated by the first
+        hashed("conv(32,5) gelu conv(32,5) relu", 0.785, 41_000),  # a near-copy of the second
+        hashed("conv(16,3) relu conv(64,3) relu", 0.70, 30_000),
+        Item("conv(64,3) relu", Metrics("failed"), phenotype_hash="x"),
+    ]
+    chosen = screening_candidates(trained, 2)
+    assert [c.metrics.params for c in chosen] == [1_000, 40_000]
+    assert [c.metrics.params for c in screening_candidates(trained, 9)] == [1_000, 40_000, 30_000]
+
+
+def test_screened_finalists_are_the_best_on_the_held_out_slice() -> None:
+    from ge_nas.search.finalists import screened
+
+    candidates = [hashed(p, 0.8, 100) for p in ("a", "b", "c", "d")]
+    held_out = {
+        "a": Metrics(OK, 0.70, None, 100),
+        "b": Metrics(OK, 0.90, None, 100),
+        "c": Metrics("failed"),
+        "d": Metrics(OK, 0.70, None, 100),
+    }
+    assert [c.phenotype for c in screened(candidates, held_out, 3)] == ["b", "a", "d"]
+    assert [c.phenotype for c in screened(candidates, {}, 2)] == ["a", "b"]

@@ -180,3 +180,11 @@ def test_latency_and_robustness_columns_only_when_measured() -> None:
     assert [row[6] for row in table_rows(rows)] == ["conv(32,3,1) bn relu", "dense(4)"]
     both = table_rows([{**ROWS[0], "latency_ms": None, "robustness": 0.81234}])
     assert both[0][5:] == ["0.8123", "conv(32,3,1) bn relu"]
+
+
+def test_a_finalist_from_off_the_front_is_marked_and_explained() -> None:
+    rows = [ROWS[0], {**ROWS[1], "rank": "2", "on_front": "0"}]
+    text = render(front_table(rows))
+    assert [row[0] for row in table_rows(rows)] == ["1", "2+"]
+    assert "+ a finalist that screening (--screen) took from off the front" in text
+    assert "screening" not in render(front_table(ROWS))

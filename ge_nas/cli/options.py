@@ -254,6 +254,14 @@ RUN_OPTIONS = (
         "front members retrained at the end, best first, one per structure (default {default}; 0: none)",
     ),
     Option(
+        "--screen",
+        "screen",
+        int,
+        "give the M most accurate networks of the search, on the front or not, one epoch of the "
+        "final training, and retrain the --finalists best of them on the held-out slice "
+        "(default {default}: off, the finalists are the front's)",
+    ),
+    Option(
         "--final-holdout",
         "final_holdout",
         float,

@@ -6,9 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import random
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,26 +23,24 @@ from rich.progress import (
 )
 
 from ge_nas import rundir
-from ge_nas.arch import ArchSpec
-from ge_nas.archive import Archive, Record, check_archive, default_lease_s
+from ge_nas.archive import Archive, check_archive, default_lease_s
 from ge_nas.cli.options import OBJECTIVES_HELP, add_run_options, run_overrides
 from ge_nas.config import RunConfig, default_out, field_default, load_toml, make_config
 from ge_nas.data import DATASET_NAMES, run_splits
 from ge_nas.data.ood import check_ood
-from ge_nas.errors import ArchError, ConfigError
+from ge_nas.errors import ConfigError
 from ge_nas.executors import Executor, Observed, make_executor
 from ge_nas.export import load_backbone
 from ge_nas.feature_cache import CacheTally
-from ge_nas.fidelity import fidelity_key, rung_epochs
+from ge_nas.finalise import Steps, finalise
 from ge_nas.grammar import Grammar, load_grammar, parse_grammar, read_grammar_text
 from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
-from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
+from ge_nas.search.evaluator import Evaluation, Evaluator
 from ge_nas.search.evolution import initial_population
-from ge_nas.search.finalists import choose_best, pick_finalists
 from ge_nas.search.steady import run_steady
 from ge_nas.tables import front_table, generation_line
 from ge_nas.train import resolve_device
-from ge_nas.worker import PRUNED_FROM, Outcome, base_model
+from ge_nas.worker import Outcome, base_model
 
 PRUNE_BASE = "base"  # a pruning run's copy of its base model (model.pt, spec.json, meta.json)
 
@@ -316,26 +312,13 @@ def _search_and_finalise(
             grammar, config, evaluator, resume=checkpoint, on_generation=on_generation
         )
         front = pareto_front(population)
-        progress.update(evals, description="finalists")
-        on_start(min(config.finalists, len(front)))
-        finals = _train_finalists(
-            front, config, out, archive, executor, lambda: progress.advance(evals)
-        )
-    rows = [
-        rundir.pareto_row(rank, e, finals.get(e.phenotype_hash), rung_epochs(config, e.rung))
-        for rank, e in enumerate(front, start=1)
-    ]
-    rundir.write_pareto(out, rows)
-    best = choose_best(
-        [
-            (r["rank"], finals[e.phenotype_hash])
-            for r, e in zip(rows, front)
-            if e.phenotype_hash in finals
-        ]
-    )
-    if best is not None and (out / "front" / str(best)).exists():
-        shutil.copytree(out / "front" / str(best), out / "best", dirs_exist_ok=True)
-    return rows
+
+        def on_stage(stage: str, n: int) -> None:
+            progress.update(evals, description=stage)
+            on_start(n)
+
+        done = finalise(front, evaluator, out, Steps(on_stage, lambda: progress.advance(evals)))
+    return done.rows
 
 
 def _progress(console: Console, *, disable: bool) -> Progress:
@@ -357,69 +340,3 @@ def _save_generation(out: Path, state: SearchState) -> None:
     # The line first, then the checkpoint: a kill between the two leaves a line that resume trims.
     rundir.append_line(out / rundir.GENERATIONS, rundir.jsonable(state.stats))
     rundir.write_checkpoint(out, checkpoint_of(state))
-
-
-def _train_finalists(
-    front: list[Evaluation],
-    config: RunConfig,
-    out: Path,
-    archive: Archive,
-    executor: Executor,
-    tick: Any,
-) -> dict[str | None, Any]:
-    chosen = {id(e) for e in pick_finalists(front, config.finalists)}
-    finalists = [(rank, e) for rank, e in enumerate(front, start=1) if id(e) in chosen]
-    fidelity = fidelity_key(config, epochs=config.final_epochs, final=True)
-    results = {}
-    todo = []
-    for rank, e in finalists:
-        done = archive.lookup(e.phenotype_hash or "", fidelity)
-        if done is not None and _saved_phenotype(out / "front" / str(rank)) == e.phenotype:
-            results[e.phenotype_hash] = done  # trained before the run was stopped
-            tick()
-        else:
-            todo.append((rank, e))
-    tasks = [
-        task_for(
-            config,
-            e.phenotype or "",
-            e.phenotype_hash or "",
-            epochs=config.final_epochs,
-            threads=executor.threads,
-            save_dir=str(out / "front" / str(rank)),
-        )
-        for rank, e in todo
-    ]
-    for index, outcome in executor.run(tasks):
-        e = todo[index][1]
-        archive.record(
-            Record(
-                e.phenotype_hash or "",
-                fidelity,
-                e.phenotype or "",
-                e.genome,
-                outcome.metrics,
-                outcome.worker,
-                outcome.started,
-                outcome.ended,
-            )
-        )
-        results[e.phenotype_hash] = outcome.metrics
-        tick()
-    return results
-
-
-def _saved_phenotype(directory: Path) -> str | None:
-    """Return the canonical phenotype of the model saved in directory, if there is one.
-
-    A pruned network's is in pruned_from.json (its spec.json is the plain pruned spec).
-    """
-    try:
-        if (directory / PRUNED_FROM).is_file():
-            origin = json.loads((directory / PRUNED_FROM).read_text(encoding="utf-8"))
-            phenotype = origin.get("phenotype") if isinstance(origin, dict) else None
-            return str(phenotype) if phenotype and (directory / "model.pt").exists() else None
-        spec = ArchSpec.from_json((directory / "spec.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, ArchError):
-        return None
-    return spec.canonical() if (directory / "model.pt").exists() else None

@@ -155,6 +155,26 @@ class Evaluator:
         self._train(_Batch(mapped, pending, done, rung, self.fidelity(rung)))
         return [done[i] for i in range(len(genomes))]
 
+    def archived(self, rung: int = 0) -> list[Evaluation]:
+        """Return the archive's trained phenotypes at a rung that this run derives, in archive order.
+
+        A record counts when its genome maps, through this run's grammar and
+        representation, to its phenotype: a shared archive (--archive) holds other
+        runs' networks too, and only those this search space can produce are returned.
+        """
+        found = []
+        for rec in self.archive.records(self.fidelity(rung)):
+            if not rec.metrics.ok:
+                continue
+            genome, derivation, phenotype, key, _ = self._map(rec.genome)
+            if key == rec.phenotype_hash:
+                found.append(
+                    Evaluation(
+                        genome, derivation, phenotype, key, rec.metrics, cached=True, rung=rung
+                    )
+                )
+        return found
+
     def upgrade(self, evaluations: Sequence[Evaluation], rung: int) -> list[Evaluation]:
         """Return evaluations with those archived at a higher rung replaced (for resume)."""
         result = list(evaluations)
@@ -338,12 +358,15 @@ def task_for(
     epochs: int,
     threads: int,
     save_dir: str | None = None,
+    screen: bool = False,
 ) -> EvalTask:
     """Return the task that trains a phenotype under a run's settings.
 
     With save_dir it is a finalist's: trained on train + validation, scored on the test set, saved there,
     with no time limit or budget check and without the search's optional objectives (with --ood it
-    reports the test images' OoD AUROC instead of the validation images').
+    reports the test images' OoD AUROC instead of the validation images'). With screen it is a
+    finalist candidate's screening: trained as a finalist, saved nowhere, and scored on the
+    held-out slice alone (no test images, no OoD images).
     """
     c = config
     task = EvalTask(
@@ -376,9 +399,9 @@ def task_for(
         prune_base_sha=c.prune_base_sha,
         freeze_trunk=c.freeze_trunk,
     )
-    if save_dir is None:
+    if save_dir is None and not screen:
         return task
-    return replace(
+    final = replace(
         task,
         train_subset=None,
         timeout_s=None,
@@ -389,8 +412,9 @@ def task_for(
         save_dir=save_dir,
         measure_latency=False,
         measure_robustness=False,
-        score_test=True,
+        score_test=not screen,
     )
+    return replace(final, ood=None) if screen else final
 
 
 def flops_hint(phenotype: str, input_shape: tuple[int, int, int], num_classes: int) -> int:

@@ -7,11 +7,18 @@ layers (conv, sepconv, res, dense) with their widths (filters, units): the first
 of each structure in front order is taken.
 After the final training, the finalists' accuracy on a held-out slice of the
 validation split, on which none of them trained, chooses among them.
+
+Screening (`--screen M`) widens the choice beyond the front. A cheap search
+fidelity favours small networks that learn fast, and the front holds no network
+larger than its most accurate one; a larger network just behind it may gain
+more from a full training. The M most accurate structures the search trained,
+dominated or not, get one epoch of the final training, and the best of them on
+the held-out slice become the finalists (benchmarks/finalists.py compares the rules).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from ge_nas.arch import parse_arch
@@ -59,6 +66,27 @@ def pick_finalists(front: Sequence[S], k: int, *, max_params: int | None = None)
             chosen.append(item)
             seen.add(shape)
     return chosen
+
+
+def screening_candidates(trained: Sequence[S], m: int) -> list[S]:
+    """Return the m most accurate of the trained networks, one per structure (fewer params first on ties)."""
+    ok = [s for s in trained if s.metrics.ok]
+    ranked = sorted(ok, key=lambda s: (-s.metrics.val_accuracy, s.metrics.params or 0))
+    return pick_finalists(ranked, m)
+
+
+def screened(candidates: Sequence[S], held_out: Mapping[str, Metrics], k: int) -> list[S]:
+    """Return the k candidates with the best held-out accuracy after their screening epoch.
+
+    held_out maps a phenotype hash to its screening metrics; a candidate without
+    a successful one comes last. Ties keep candidate order.
+    """
+
+    def score(s: S) -> float:
+        m = held_out.get(s.phenotype_hash or "")
+        return m.val_accuracy if m is not None and m.ok else -1.0
+
+    return sorted(candidates, key=score, reverse=True)[:k]
 
 
 def choose_best(finals: Sequence[tuple[int, Metrics]]) -> int | None:
