@@ -17,7 +17,7 @@ LAYERS = [
     {"arch", "grammar", "data", "fidelity", "pareto", "archive", "rundir", "tables", "plots"},
     {"network", "train", "scoring", "export", "feature_cache"},
     {"worker", "executors", "dask_cache"},
-    {"search", "report"},
+    {"search", "report", "finalise"},
     {"cli", "__init__", "__main__"},
 ]
 
