@@ -94,3 +94,28 @@ def test_a_screened_finalist_off_the_front_is_reported_and_can_be_chosen(fmnist)
     assert rows[-1]["rank"] == len(front) + 1 and rows[-1]["holdout_accuracy"] == 0.91
     chosen = fmnist.chosen_finalist(rows, 50_000)
     assert chosen is not None and chosen["phenotype"] == dominated.phenotype
+
+
+def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import rescore
+
+    from ge_nas.archive import Archive
+
+    ge = [record("conv(8,3) relu", 0.70, 1_000), record("conv(16,3) relu", 0.80, 20_000)]
+    rnd = [record("conv(4,3) relu", 0.60, 500), record("conv(9,3) relu", 0.70, 1_500),
+           record("conv(64,3) relu", 0.90, 900_000)]  # fmt: skip
+    for name, records in (("ge", ge), ("random", rnd)):
+        with Archive(tmp_path / f"{name}.sqlite") as archive:
+            for t, r in enumerate(records):
+                archive.record(Record(r.phenotype_hash, r.fidelity, r.phenotype, (), r.metrics, ended=float(t)))
+    numbers = rescore.rescore(tmp_path, 50_000)
+    within = fmnist.target_reference(50_000)
+    assert within == pytest.approx((1.0, 4.69897))
+    # equal evaluations: random's first two; within 50k random's 900k network counts for nothing
+    assert numbers["HV ratio within target"] == pytest.approx(
+        fmnist.hypervolume_2d([(0.3, 3.0), (0.2, 4.30103)], within)
+        / fmnist.hypervolume_2d([(0.4, 2.69897), (0.3, 3.17609)], within)
+    )
+    assert numbers["GE evals to random's best"] == 1 and numbers["random evals to its best"] == 2
+    assert rescore.main([str(tmp_path)]) == 0
+    assert "HV ratio within target" in capsys.readouterr().out

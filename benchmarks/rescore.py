@@ -1,0 +1,75 @@
+"""Recompute a finished Fashion-MNIST benchmark's search numbers from its archives.
+
+    python benchmarks/rescore.py OUT/seed1 OUT/seed2 ... [--target-params 50000]
+
+Each directory is one seed of benchmarks/fmnist.py (or seeds.py): its ge.sqlite
+and random.sqlite hold every network the GE and the random search trained, in
+the order they finished. Printed per seed and as the median: the hypervolume
+ratio GE / random at equal evaluations with the standard reference point (1, 8)
+and with the reference at the size target (1, log10 target), and the
+evaluations each search needed to reach random search's best validation
+accuracy within the target. Nothing is trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import fmnist
+
+from ge_nas.archive import Archive
+
+
+def load(path: Path) -> fmnist.SearchResult:
+    """Return one search's records from its archive, in the order they finished."""
+    if not path.is_file():
+        raise SystemExit(
+            f"{path}: no such archive (is this a benchmarks/fmnist.py seed directory?)"
+        )
+    with Archive(path) as archive:
+        records = fmnist.in_order(archive.records())
+    return fmnist.SearchResult(records, 0.0, 0.0)
+
+
+def rescore(seed_dir: Path, target_params: int) -> dict[str, float | int | None]:
+    """Return one seed's hypervolume ratios and evaluations to random's best."""
+    ge, rnd = load(seed_dir / "ge.sqlite"), load(seed_dir / "random.sqlite")
+    n = len(ge.records)
+    within = fmnist.target_reference(target_params)
+    best = rnd.best_within(target_params)
+    return {
+        "ge evaluations": n,
+        "HV ratio (1, 8)": fmnist._ratio(ge.hypervolume(), rnd.hypervolume(first=n)),
+        "HV ratio within target": fmnist._ratio(
+            ge.hypervolume(reference=within), rnd.hypervolume(first=n, reference=within)
+        ),
+        "GE evals to random's best": ge.evaluations_to(best, target_params),
+        "random evals to its best": rnd.evaluations_to(best, target_params),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print each seed's numbers and their medians."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("seed_dirs", nargs="+", type=Path)
+    p.add_argument("--target-params", type=int, default=50_000)
+    args = p.parse_args(argv)
+    rows = [rescore(d, args.target_params) for d in args.seed_dirs]
+    print(f"{'':28s}" + "".join(f"{d.name:>12s}" for d in args.seed_dirs) + f"{'median':>12s}")
+    for label in rows[0]:
+        values = [r[label] for r in rows]
+        known = [v for v in values if v is not None]
+        cells = [*values, statistics.median(known) if known else None]
+        text = [
+            "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in cells
+        ]
+        print(f"{label:28s}" + "".join(f"{t:>12s}" for t in text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
