@@ -97,7 +97,7 @@ def choose_finalists(
 ) -> list[Evaluation]:
     """Return the finalists: the front's, or (with --screen) the best screened networks."""
     config = evaluator.config
-    if config.screen <= config.finalists:
+    if config.screen <= config.finalists or config.finalists == 0:
         return pick_finalists(front, config.finalists)
     trained = evaluator.archived(rung_count(config) - 1)
     candidates = screening_candidates(trained, config.screen)

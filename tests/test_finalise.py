@@ -14,8 +14,8 @@ from ge_nas import rundir
 from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
-from ge_nas.finalise import SCREEN_EPOCHS, finalise
 from ge_nas.fidelity import fidelity_key
+from ge_nas.finalise import SCREEN_EPOCHS, finalise
 from ge_nas.grammar import load_grammar
 from ge_nas.metrics import OK, Metrics
 from ge_nas.search import pareto_front, run_search
@@ -38,7 +38,9 @@ class FinalExecutor(SyntheticExecutor):
             if task.final:
                 spec = parse_arch(task.phenotype)
                 held_out = 0.99 if spec.hash() == self.favourite else 0.5
-                m = replace(m, val_accuracy=held_out, test_accuracy=0.8 if task.score_test else None)
+                m = replace(
+                    m, val_accuracy=held_out, test_accuracy=0.8 if task.score_test else None
+                )
                 if task.save_dir is not None:
                     Path(task.save_dir).mkdir(parents=True, exist_ok=True)
                     (Path(task.save_dir) / "spec.json").write_text(spec.to_json())
@@ -52,6 +54,7 @@ def searched(cfg: RunConfig, archive: Archive) -> list[Evaluation]:
 
 
 def finalised(cfg: RunConfig, archive: Archive, executor: FinalExecutor, out: Path, front):  # type: ignore[no-untyped-def]
+    out.mkdir(exist_ok=True)  # the run directory, as `run` made it
     return finalise(front, Evaluator(load_grammar(GRAMMAR), cfg, archive, executor), out)
 
 
@@ -70,7 +73,9 @@ def test_screening_can_retrain_a_network_from_off_the_front(tmp_path: Path) -> N
 
         screening, finals = executor.tasks[:8], executor.tasks[8:]
         assert {t.phenotype for t in screening} == {c.phenotype for c in candidates}
-        assert all(t.final and t.save_dir is None and not t.score_test and t.ood is None for t in screening)
+        assert all(
+            t.final and t.save_dir is None and not t.score_test and t.ood is None for t in screening
+        )
         assert all(t.epochs == SCREEN_EPOCHS for t in screening)
         assert [t.phenotype for t in finals] == [favourite.phenotype]
         rank = len(front) + 1
@@ -79,7 +84,9 @@ def test_screening_can_retrain_a_network_from_off_the_front(tmp_path: Path) -> N
 
         rows = rundir.read_pareto(tmp_path / "run")
         assert [r["on_front"] for r in rows] == ["1"] * len(front) + ["0"]
-        assert rows[-1]["phenotype"] == favourite.phenotype and rows[-1]["holdout_accuracy"] == "0.99"
+        assert (
+            rows[-1]["phenotype"] == favourite.phenotype and rows[-1]["holdout_accuracy"] == "0.99"
+        )
         assert done.best == rank and (tmp_path / "run" / "best" / "model.pt").exists()
         screened_key = fidelity_key(cfg, epochs=SCREEN_EPOCHS, final=True, screen=True)
         assert len(archive.records(screened_key)) == 8
@@ -114,7 +121,9 @@ def test_screening_a_finalist_that_fails_leaves_the_others(tmp_path: Path) -> No
         executor = Failing()
         finalised(cfg, archive, executor, tmp_path / "run", front)
     screening = executor.tasks[:3]
-    assert executor.tasks[3].phenotype != screening[0].phenotype  # the failed candidate is not retrained
+    assert (
+        executor.tasks[3].phenotype != screening[0].phenotype
+    )  # the failed candidate is not retrained
 
 
 def test_the_archived_networks_of_a_run_are_those_its_grammar_derives(tmp_path: Path) -> None:
@@ -133,11 +142,14 @@ def test_the_archived_networks_of_a_run_are_those_its_grammar_derives(tmp_path: 
     assert all(e.metrics.ok and e.cached for e in after)
 
 
-@pytest.mark.parametrize("screen", [0, 1, 2])
-def test_a_screen_no_larger_than_the_finalists_is_off(tmp_path: Path, screen: int) -> None:
-    cfg = config(generations=2, finalists=2, screen=screen)
+@pytest.mark.parametrize(("finalists", "screen"), [(2, 0), (2, 1), (2, 2), (0, 5)])
+def test_a_screen_no_larger_than_the_finalists_is_off(
+    tmp_path: Path, finalists: int, screen: int
+) -> None:
+    cfg = config(generations=2, finalists=finalists, screen=screen)
     with Archive(tmp_path / "a.sqlite") as archive:
         front = searched(cfg, archive)
         executor = FinalExecutor()
         finalised(cfg, archive, executor, tmp_path / "run", front)
     assert all(t.save_dir is not None for t in executor.tasks)
+    assert len(executor.tasks) == finalists
