@@ -213,6 +213,11 @@ def make_parser() -> argparse.ArgumentParser:
         help="most epochs for the final training (default 40)",
     )
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="search and final training under bfloat16 autocast (fast on CPUs with AMX)",
+    )
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed (default 1)")
     p.add_argument("--out", help="output directory (default runs/bench-fmnist-<time>)")
@@ -229,6 +234,7 @@ def make_run_config(args: argparse.Namespace, seed: int) -> RunConfig:
         classes=args.classes, shots=args.shots, val_shots=args.val_shots,
         max_params=args.max_params, final_epochs=args.final_epochs, finalists=args.finalists,
         final_holdout=args.final_holdout, workers=args.workers, init="sensible", test_in_search=False,
+        bf16=args.bf16,
     )  # fmt: skip
 
 
@@ -545,7 +551,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock = time.monotonic) -> in
     if (out / "summary.json").exists():
         raise SystemExit(f"{out} already holds a benchmark; choose another --out")
     print(
-        f"{args.minutes:g} min per seed, {args.seeds} seed(s), --mode {args.mode} --representation {args.representation}, {args.workers} workers, {args.epochs} epoch(s) on {f'{args.shots} images per class' if args.shots else f'{args.train_subset:g} images'} per evaluation; out {out}"
+        f"{args.minutes:g} min per seed, {args.seeds} seed(s), --mode {args.mode} --representation {args.representation}, {args.workers} workers{' (bf16)' if args.bf16 else ''}, {args.epochs} epoch(s) on {f'{args.shots} images per class' if args.shots else f'{args.train_subset:g} images'} per evaluation; out {out}"
     )
     summaries = []
     for seed in range(args.seed, args.seed + args.seeds):

@@ -4,9 +4,10 @@
 
 One fixed phenotype, a 46k-parameter CNN, is built by ge_nas and trained on
 the same images, with the same optimizer, schedule, batch size and torch
-threads, four ways: a plain loop over the network as built (NCHW weights),
+threads, five ways: a plain loop over the network as built (NCHW weights),
 the same loop with channels_last weights, ge_nas's train_model as a search
-worker runs it (place_model + train_model), and ge_nas with augmentation on.
+worker runs it (place_model + train_model), ge_nas with augmentation on, and
+ge_nas under bfloat16 autocast (--bf16; fast only on CPUs with AMX or native bf16).
 The data is the Fashion-MNIST training set if it is installed, else the
 embedded digits. Runs are interleaved in rotating order and repeated; the median counts. It
 reports what it measured; there is no pass or fail. The goal for ge_nas
@@ -72,13 +73,13 @@ def plain_loop(spec: ArchSpec, *, channels_last: bool) -> Trainer:
     return train
 
 
-def ge_nas_loop(spec: ArchSpec, *, aug: str = "none") -> Trainer:
-    """Return ge_nas's training as a search worker runs it."""
+def ge_nas_loop(spec: ArchSpec, *, aug: str = "none", bf16: bool = False) -> Trainer:
+    """Return ge_nas's training as a search worker runs it (bf16: under bfloat16 autocast, --bf16)."""
     hparams = {**spec.hparam_map(), "aug": aug}
 
     def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> None:
         model = place_model(model, torch.device("cpu"))
-        status, error, _ = train_model(model, hparams, x, y, epochs=epochs, seed=0)
+        status, error, _ = train_model(model, hparams, x, y, epochs=epochs, seed=0, bf16=bf16)
         if error:
             raise RuntimeError(f"ge_nas training failed ({status}): {error}")
 
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "plain loop (channels_last)": plain_loop(spec, channels_last=True),
         "ge_nas train_model": ge_nas_loop(spec),
         "ge_nas train_model aug=cropflip": ge_nas_loop(spec, aug="cropflip"),
+        "ge_nas train_model --bf16": ge_nas_loop(spec, bf16=True),
     }
     rates: dict[str, list[float]] = {label: [] for label in variants}
     labels = list(variants)
@@ -152,6 +154,9 @@ def report(rates: dict[str, list[float]]) -> None:
     )
     print(
         f"augmentation cost (cropflip / none):        {median['ge_nas train_model aug=cropflip'] / ours:.3f}"
+    )
+    print(
+        f"bfloat16 autocast speed-up (--bf16 / off):  {median['ge_nas train_model --bf16'] / ours:.3f}"
     )
 
 
