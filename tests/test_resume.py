@@ -250,3 +250,22 @@ def test_resume_refuses_an_archive_it_did_not_make_and_changes_nothing(
     assert main(["resume", str(out)]) == 2
     assert "not a ge_nas archive" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in [mine, *out.iterdir()] if p.is_file()} == before
+
+
+def test_a_run_killed_while_screening_resumes_to_the_same_finalists(tmp_path: Path) -> None:
+    run = [*RUN, "--screen", "4"]
+    whole = tmp_path / "whole"
+    assert main(["-q", *run, "--out", str(whole)]) == 0
+    kinds = ["|screen" in f if "final=True" in f else None for _, f in archive_keys(whole)]
+    assert kinds.count(True) == 4 and kinds.count(False) == 1
+    out = tmp_path / "killed"
+    start_and_kill(out, kinds.index(True) + 2, run=run)  # two screening epochs archived
+    killed_with = archive_keys(out)
+    assert not (out / rundir.PARETO).exists()
+    assert main(["-q", "resume", str(out)]) == 0
+    keys = archive_keys(out)
+    assert keys[: len(killed_with)] == killed_with and len(keys) == len(set(keys))
+    assert sorted(keys) == sorted(archive_keys(whole)) and front(out) == front(whole)
+    assert [r["on_front"] for r in rundir.read_pareto(out)] == [
+        r["on_front"] for r in rundir.read_pareto(whole)
+    ]
