@@ -107,7 +107,9 @@ def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path,
     for name, records in (("ge", ge), ("random", rnd)):
         with Archive(tmp_path / f"{name}.sqlite") as archive:
             for t, r in enumerate(records):
-                archive.record(Record(r.phenotype_hash, r.fidelity, r.phenotype, (), r.metrics, ended=float(t)))
+                archive.record(
+                    Record(r.phenotype_hash, r.fidelity, r.phenotype, (), r.metrics, ended=float(t))
+                )
     numbers = rescore.rescore(tmp_path, 50_000)
     within = fmnist.target_reference(50_000)
     assert within == pytest.approx((1.0, 4.69897))
