@@ -22,6 +22,7 @@ from ge_nas.train import (
     place_model,
     random_crop,
     resolve_device,
+    slow_bf16,
     time_limit,
     train_model,
 )
@@ -410,3 +411,17 @@ class _Sleep(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         time.sleep(self.seconds)
         return x
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "warned"),
+    [(False, False, True), (True, False, False), (False, True, False)],
+)
+def test_slow_bf16_warns_only_on_a_cpu_without_native_bfloat16(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, warned: bool
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    warning = slow_bf16(torch.device("cpu"))
+    assert (warning is not None) == warned
+    assert warning is None or "--bf16" in warning

@@ -38,7 +38,7 @@ from ge_nas.fidelity import backbone_digest
 from ge_nas.grammar import load_grammar, map_genome
 from ge_nas.metrics import Metrics
 from ge_nas.network import measure
-from ge_nas.train import resolve_device
+from ge_nas.train import resolve_device, slow_bf16
 from ge_nas.worker import EvalTask, derive_seed, evaluate, task_splits
 
 ONNX_SAMPLES = 64
@@ -107,7 +107,9 @@ def command_train(args: argparse.Namespace, console: Console) -> int:
     rundir.check_empty_dir(Path(str(task.save_dir)))
     # An unknown device, a missing GPU, a data view the data set cannot give or a shape that
     # cannot work stops here, before training.
-    resolve_device(task.device)
+    device = resolve_device(task.device)
+    if task.bf16 and (slow := slow_bf16(device)):
+        console.print(f"[yellow]warning:[/] {escape(slow)}", highlight=False)
     splits = task_splits(task)
     backbone = load_backbone(task.backbone, task.backbone_digest) if task.backbone else None
     size = measure(spec, splits.input_shape, splits.num_classes, backbone)

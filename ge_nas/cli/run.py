@@ -39,7 +39,7 @@ from ge_nas.search.evaluator import Evaluation, Evaluator
 from ge_nas.search.evolution import initial_population
 from ge_nas.search.steady import run_steady
 from ge_nas.tables import front_table, generation_line
-from ge_nas.train import resolve_device
+from ge_nas.train import resolve_device, slow_bf16
 from ge_nas.worker import Outcome, base_model
 
 PRUNE_BASE = "base"  # a pruning run's copy of its base model (model.pt, spec.json, meta.json)
@@ -225,7 +225,10 @@ def _execute(
     *,
     quiet: bool,
 ) -> int:
-    for warning in grammar.warnings:
+    warnings = list(grammar.warnings)
+    if config.bf16 and (slow := slow_bf16(resolve_device(config.device))):
+        warnings.append(slow)
+    for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not quiet:
         console.print(f"run directory: {out}")
