@@ -325,7 +325,7 @@ def finalist_candidates(
     fast, and a larger network a little behind them may gain more from a full
     training (the front holds no network larger than the most accurate one).
     """
-    if screen <= finalists:
+    if screen <= finalists or finalists == 0:
         return pick_finalists(search.front(), finalists, max_params=target_params)
     within = [r for r in search.trained() if (r.metrics.params or 0) <= target_params]
     return screening_candidates(within, screen)

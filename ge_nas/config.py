@@ -260,6 +260,12 @@ class RunConfig:
     def _check_fractions(self) -> None:
         if not 0.0 <= self.final_holdout < 1.0:
             raise ConfigError(f"--final-holdout must be in [0, 1), got {self.final_holdout}")
+        if self.screen > self.finalists > 0 and self.final_holdout == 0 and self.shots is None:
+            raise ConfigError(
+                f"--screen {self.screen} ranks its candidates on the held-out slice, and "
+                "--final-holdout 0 leaves none (the finalists train on the whole validation split); "
+                "set --final-holdout above 0, or leave --screen out"
+            )
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         if not 0.0 <= self.crossover_prob <= 1.0:

@@ -2,10 +2,11 @@
 
 Without screening the finalists are structurally different front members, most
 accurate first (ge_nas.search.finalists). With `--screen M` (more than
-`--finalists`), the M most accurate networks the search trained at its top
-fidelity, one per structure and on the front or not, first get one epoch of
-the final training; the `--finalists` best of them on the held-out slice are
-retrained. A finalist screened in from off the front gets a row after the
+`--finalists`), the M most accurate networks archived at the front's fidelity
+that this run's grammar derives, one per structure and on the front or not,
+first get one epoch of the final training; the `--finalists` best of them on
+the held-out slice are retrained (front members fill in when fewer screenings
+succeed). A finalist screened in from off the front gets a row after the
 front's in pareto.csv (on_front 0) and a directory front/<rank> like the others.
 
 The held-out slice then chooses best/ among the finalists. Every training is
@@ -26,7 +27,7 @@ from ge_nas import rundir
 from ge_nas.arch import ArchSpec
 from ge_nas.archive import Record
 from ge_nas.errors import ArchError
-from ge_nas.fidelity import fidelity_key, rung_count, rung_epochs
+from ge_nas.fidelity import fidelity_key, rung_epochs
 from ge_nas.metrics import Metrics
 from ge_nas.search.evaluator import Evaluation, Evaluator, task_for
 from ge_nas.search.finalists import choose_best, pick_finalists, screened, screening_candidates
@@ -99,11 +100,14 @@ def choose_finalists(
     config = evaluator.config
     if config.screen <= config.finalists or config.finalists == 0:
         return pick_finalists(front, config.finalists)
-    trained = evaluator.archived(rung_count(config) - 1)
-    candidates = screening_candidates(trained, config.screen)
+    rung = max((e.rung for e in front if e.metrics.ok), default=0)  # the front's fidelity
+    candidates = screening_candidates(evaluator.archived(rung), config.screen)
     steps.start("screening", len(candidates))
     held_out = retrain(candidates, evaluator, SCREEN_EPOCHS, tick=steps.tick)
-    return screened(candidates, held_out, config.finalists)
+    best = screened(candidates, held_out, config.finalists)
+    return pick_finalists(
+        [*best, *front], config.finalists
+    )  # too few screened: the front's fill in
 
 
 def retrain(
@@ -160,7 +164,11 @@ def retrain(
                 outcome.ended,
             )  # fmt: skip
         )
-        results[e.phenotype_hash or ""] = outcome.metrics
+        # The archive keeps the first result for a key (another run's, sharing --archive): use what
+        # a resume would read.
+        results[e.phenotype_hash or ""] = (
+            archive.lookup(e.phenotype_hash or "", fidelity) or outcome.metrics
+        )
         tick()
     return results
 

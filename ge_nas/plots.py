@@ -119,7 +119,7 @@ def _test_front(ax: Axes, front: Sequence[Point]) -> None:
         (p.params, p.test_accuracy, p.rank, p.final) for p in front if p.test_accuracy is not None
     ]
     for final, label, face in (
-        (True, "front, retrained", TEST),
+        (True, "finalist, retrained", TEST),
         (False, "front, search training", "white"),
     ):
         chosen = [(x, y) for x, y, _, f in scored if f == final]

@@ -52,6 +52,14 @@ def off_front(row: Mapping[str, Any]) -> bool:
     return str(row.get("on_front")) == "0"
 
 
+def front_title(what: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """Return a front table's title: how many networks are on the front, and finalists from off it."""
+    off = sum(off_front(row) for row in rows)
+    beside = f" and {off} finalist{'s' * (off > 1)} from off it" if off else ""
+    n = len(rows) - off
+    return f"{what} ({n} network{'s' * (n != 1)}{beside}; * test accuracy at search fidelity)"
+
+
 def rank_text(row: Mapping[str, Any]) -> str:
     """Return a row's rank, marked '+' when screening took it from off the front."""
     return f"{row['rank']}+" if off_front(row) else str(row["rank"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import platform
 import signal
 import threading
 import time
@@ -102,13 +103,17 @@ def slow_bf16(device: torch.device) -> str | None:
     them autocast emulates it, several times slower.
     """
     if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-    elif device.type == "cpu":
-        checks = [
-            getattr(torch.cpu, name, None)
-            for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        ]
-        native = any(check() for check in checks if check is not None)
+        with torch.cuda.device(device):
+            try:
+                native = torch.cuda.is_bf16_supported(including_emulation=False)
+            except TypeError:  # torch before 2.3 counts native support only
+                native = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu" and platform.machine().lower() in ("x86_64", "amd64"):
+        names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        checks = [check for name in names if (check := getattr(torch.cpu, name, None)) is not None]
+        if not checks:  # a torch that cannot tell: no warning rather than a wrong one
+            return None
+        native = any(check() for check in checks)
     else:
         return None
     if native:

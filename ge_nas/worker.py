@@ -324,7 +324,7 @@ def _inputs(
         return {part: Inputs(model, x) for part, x in images.items()}
     assert isinstance(model, TransferNet)  # frozen_stop found frozen modules
     network, data = f"{start.frozen_from}, modules 1-{stop}", data_key(task)
-    parts = ["train"] * _trains(task, start) + ["val"] + ["test"] * (task.score_test or task.final)
+    parts = ["train"] * _trains(task, start) + ["val"] + ["test"] * task.score_test
     parts += ["ood"] * (task.ood is not None)
     keys = {
         part: FeatureKey(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,17 @@ def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path,
         with Archive(tmp_path / f"{name}.sqlite") as archive:
             for t, r in enumerate(records):
                 archive.record(
-                    Record(r.phenotype_hash, r.fidelity, r.phenotype, (), r.metrics, ended=float(t))
+                    Record(
+                        r.phenotype_hash,
+                        "d|final=False",
+                        r.phenotype,
+                        (),
+                        r.metrics,
+                        ended=float(t),
+                    )
                 )
+            final = record("conv(8,3) relu", 0.99, 1_000)  # a final training: not the search's
+            archive.record(replace(final, fidelity="d|final=True", ended=9.0))
     numbers = rescore.rescore(tmp_path, 50_000)
     within = fmnist.target_reference(50_000)
     assert within == pytest.approx((1.0, 4.69897))

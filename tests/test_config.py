@@ -361,3 +361,12 @@ def test_bad_shots_are_refused_before_any_data_is_loaded(
     with pytest.raises(ConfigError) as info:
         RunConfig(grammar="g.bnf", **changes)
     assert str(info.value).startswith(message)
+
+
+def test_screening_needs_a_held_out_slice() -> None:
+    with pytest.raises(ConfigError, match=r"--screen 6 .*--final-holdout 0"):
+        RunConfig("g.bnf", finalists=2, screen=6, final_holdout=0.0)
+    RunConfig(
+        "g.bnf", finalists=2, screen=6, final_holdout=0.0, shots=5
+    )  # shots: validation is held out
+    RunConfig("g.bnf", finalists=2, screen=2, final_holdout=0.0)  # no screening

@@ -20,7 +20,7 @@ from ge_nas.grammar import load_grammar
 from ge_nas.metrics import OK, Metrics
 from ge_nas.search import pareto_front, run_search
 from ge_nas.search.evaluator import Evaluation, Evaluator
-from ge_nas.search.finalists import screening_candidates
+from ge_nas.search.finalists import pick_finalists, screening_candidates
 from ge_nas.worker import EvalTask, Outcome
 
 
@@ -153,3 +153,35 @@ def test_a_screen_no_larger_than_the_finalists_is_off(
         finalised(cfg, archive, executor, tmp_path / "run", front)
     assert all(t.save_dir is not None for t in executor.tasks)
     assert len(executor.tasks) == finalists
+
+
+def test_when_no_screening_succeeds_the_fronts_finalists_are_retrained(tmp_path: Path) -> None:
+    cfg = config(generations=3, finalists=2, screen=4)
+
+    class Failing(FinalExecutor):
+        def run(self, tasks: Iterable[EvalTask]) -> Iterator[tuple[int, Outcome]]:
+            for i, outcome in super().run(tasks):
+                failed = Outcome(Metrics("failed", error="boom"), "test", 0.0, 0.0)
+                yield i, failed if self.tasks[-1].save_dir is None else outcome
+
+    with Archive(tmp_path / "a.sqlite") as archive:
+        front = searched(cfg, archive)
+        executor = Failing()
+        finalised(cfg, archive, executor, tmp_path / "run", front)
+    finals = [t for t in executor.tasks if t.save_dir is not None]
+    assert [t.phenotype for t in finals] == [e.phenotype for e in pick_finalists(front, 2)]
+
+
+def test_screening_takes_its_candidates_at_the_fronts_rung(tmp_path: Path) -> None:
+    """Successive halving whose top rung nobody reached: the front is at a lower rung, and so are the candidates."""
+    cfg = config(generations=2, finalists=1, screen=4, fidelity="sh", sh_rungs=3)
+    with Archive(tmp_path / "a.sqlite") as archive:
+        searched(cfg, archive)
+        evaluator = Evaluator(load_grammar(GRAMMAR), cfg, archive, SyntheticExecutor())
+        front = [replace(e, rung=0) for e in evaluator.archived(0)[:3]]
+        expected = screening_candidates(evaluator.archived(0), 4)
+        assert expected != screening_candidates(evaluator.archived(2), 4)
+        executor = FinalExecutor()
+        finalised(cfg, archive, executor, tmp_path / "run", front)
+    screening = [t for t in executor.tasks if t.save_dir is None]
+    assert [t.phenotype for t in screening] == [e.phenotype for e in expected]

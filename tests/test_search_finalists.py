@@ -88,4 +88,5 @@ def test_screened_finalists_are_the_best_on_the_held_out_slice() -> None:
         "d": Metrics(OK, 0.70, None, 100),
     }
     assert [c.phenotype for c in screened(candidates, held_out, 3)] == ["b", "a", "d"]
-    assert [c.phenotype for c in screened(candidates, {}, 2)] == ["a", "b"]
+    assert [c.phenotype for c in screened(candidates, held_out, 4)] == ["b", "a", "d"]  # c failed
+    assert screened(candidates, {}, 2) == []  # nothing screened: nothing chosen

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from ge_nas.search import GenerationStats
-from ge_nas.tables import front_table, generation_line
+from ge_nas.tables import front_table, front_title, generation_line
 
 ROWS: list[dict[str, Any]] = [
     {
@@ -188,3 +188,11 @@ def test_a_finalist_from_off_the_front_is_marked_and_explained() -> None:
     assert [row[0] for row in table_rows(rows)] == ["1", "2+"]
     assert "+ a finalist that screening (--screen) took from off the front" in text
     assert "screening" not in render(front_table(ROWS))
+
+
+def test_a_front_title_counts_the_front_apart_from_finalists_off_it() -> None:
+    off = {**ROWS[1], "rank": "2", "on_front": "0"}
+    assert front_title("Pareto front", ROWS).startswith(f"Pareto front ({len(ROWS)} networks;")
+    assert front_title("Pareto front", [ROWS[0], off]).startswith(
+        "Pareto front (1 network and 1 finalist from off it;"
+    )

@@ -425,3 +425,10 @@ def test_slow_bf16_warns_only_on_a_cpu_without_native_bfloat16(
     warning = slow_bf16(torch.device("cpu"))
     assert (warning is not None) == warned
     assert warning is None or "--bf16" in warning
+
+
+def test_slow_bf16_says_nothing_on_a_cpu_it_cannot_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    assert slow_bf16(torch.device("cpu")) is None

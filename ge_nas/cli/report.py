@@ -24,7 +24,7 @@ from ge_nas.report import (
     status_text,
     write_report,
 )
-from ge_nas.tables import front_table
+from ge_nas.tables import front_table, front_title
 
 
 def add_show_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,12 +97,7 @@ def command_report(args: argparse.Namespace, console: Console) -> int:
     snapshot = report.snapshot
     what = "Pareto front" if snapshot.front_final else "Non-dominated networks so far"
     if snapshot.front:
-        console.print(
-            front_table(
-                snapshot.front,
-                title=f"{what} ({len(snapshot.front)} networks; * test accuracy at search fidelity)",
-            )
-        )
+        console.print(front_table(snapshot.front, title=front_title(what, snapshot.front)))
     else:
         console.print(f"{what}: no trained network yet")
     _print_notes(console, snapshot.notes)

@@ -38,7 +38,7 @@ from ge_nas.search import SearchState, checkpoint_of, pareto_front, run_search
 from ge_nas.search.evaluator import Evaluation, Evaluator
 from ge_nas.search.evolution import initial_population
 from ge_nas.search.steady import run_steady
-from ge_nas.tables import front_table, generation_line
+from ge_nas.tables import front_table, front_title, generation_line
 from ge_nas.train import resolve_device, slow_bf16
 from ge_nas.worker import Outcome, base_model
 
@@ -253,11 +253,7 @@ def _print_summary(
     console: Console, config: RunConfig, out: Path, rows: list[dict[str, Any]]
 ) -> None:
     what = "Best networks by validation accuracy" if config.single_objective else "Pareto front"
-    console.print(
-        front_table(
-            rows, title=f"{what} ({len(rows)} networks; * test accuracy at search fidelity)"
-        )
-    )
+    console.print(front_table(rows, title=front_title(what, rows)))
     console.print(f"results: {out / rundir.PARETO}", highlight=False)
     if (out / "best").is_dir():
         console.print(f"best model: {out / 'best'}", highlight=False)

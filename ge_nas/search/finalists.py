@@ -76,17 +76,14 @@ def screening_candidates(trained: Sequence[S], m: int) -> list[S]:
 
 
 def screened(candidates: Sequence[S], held_out: Mapping[str, Metrics], k: int) -> list[S]:
-    """Return the k candidates with the best held-out accuracy after their screening epoch.
+    """Return up to k candidates with the best held-out accuracy after their screening epoch.
 
     held_out maps a phenotype hash to its screening metrics; a candidate without
-    a successful one comes last. Ties keep candidate order.
+    a successful one is left out. Ties keep candidate order.
     """
-
-    def score(s: S) -> float:
-        m = held_out.get(s.phenotype_hash or "")
-        return m.val_accuracy if m is not None and m.ok else -1.0
-
-    return sorted(candidates, key=score, reverse=True)[:k]
+    scored = [(held_out.get(s.phenotype_hash or ""), s) for s in candidates]
+    ok = [(m.val_accuracy, s) for m, s in scored if m is not None and m.ok]
+    return [s for _, s in sorted(ok, key=lambda pair: pair[0], reverse=True)[:k]]
 
 
 def choose_best(finals: Sequence[tuple[int, Metrics]]) -> int | None:
