@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class Finalised:
 
     rows: list[dict[str, Any]]
     best: int | None  # the finalist the held-out slice chose; None: no finalist trained
+    set_aside: list[Path] = field(
+        default_factory=list
+    )  # front/<rank> of networks no longer at that rank
 
 
 def finalise(
@@ -64,6 +67,7 @@ def finalise(
     on_front = {e.phenotype_hash for e in front}
     ranked = list(front) + [e for e in finalists if e.phenotype_hash not in on_front]
     chosen = {e.phenotype_hash for e in finalists}
+    set_aside = set_aside_stale(out / "front", [e.phenotype or "" for e in ranked])
     jobs = [(rank, e) for rank, e in enumerate(ranked, start=1) if e.phenotype_hash in chosen]
     steps.start("finalists", len(jobs))
     finals = retrain(
@@ -90,7 +94,7 @@ def finalise(
     )
     if best is not None and (out / "front" / str(best)).exists():
         shutil.copytree(out / "front" / str(best), out / "best", dirs_exist_ok=True)
-    return Finalised(rows, best)
+    return Finalised(rows, best, set_aside)
 
 
 def choose_finalists(
@@ -171,6 +175,31 @@ def retrain(
         )
         tick()
     return results
+
+
+def set_aside_stale(front_dir: Path, phenotypes: Sequence[str]) -> list[Path]:
+    """Rename front/<rank> directories whose model is not the network now at that rank; return the new names.
+
+    A resumed run that searched further has a new front, so its ranks name other
+    networks: front/3 from before would pass for the new rank 3. It becomes
+    front/3.previous (or .previous-2, ...), kept, not deleted; `ensemble` and
+    `export --rank` read only the digit-named directories.
+    """
+    moved = []
+    for directory in sorted(front_dir.iterdir()) if front_dir.is_dir() else []:
+        if not directory.name.isdigit():
+            continue
+        rank = int(directory.name)
+        now = phenotypes[rank - 1] if 1 <= rank <= len(phenotypes) else None
+        saved = _saved_phenotype(directory)
+        if saved is not None and saved != now:
+            target = directory.with_name(f"{rank}.previous")
+            n = 1
+            while target.exists():
+                n += 1
+                target = directory.with_name(f"{rank}.previous-{n}")
+            moved.append(directory.rename(target))
+    return moved
 
 
 def _saved_phenotype(directory: Path) -> str | None:

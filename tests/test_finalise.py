@@ -15,7 +15,7 @@ from ge_nas.arch import parse_arch
 from ge_nas.archive import Archive, Record
 from ge_nas.config import RunConfig
 from ge_nas.fidelity import fidelity_key
-from ge_nas.finalise import SCREEN_EPOCHS, finalise
+from ge_nas.finalise import SCREEN_EPOCHS, _saved_phenotype, finalise
 from ge_nas.grammar import load_grammar
 from ge_nas.metrics import OK, Metrics
 from ge_nas.search import pareto_front, run_search
@@ -185,3 +185,23 @@ def test_screening_takes_its_candidates_at_the_fronts_rung(tmp_path: Path) -> No
         finalised(cfg, archive, executor, tmp_path / "run", front)
     screening = [t for t in executor.tasks if t.save_dir is None]
     assert [t.phenotype for t in screening] == [e.phenotype for e in expected]
+
+
+def test_a_front_that_moved_sets_the_old_ranks_models_aside(tmp_path: Path) -> None:
+    """A resumed run with a new front: front/<rank> must hold the network now at that rank."""
+    cfg = config(generations=3, finalists=2)
+    run = tmp_path / "run"
+    with Archive(tmp_path / "a.sqlite") as archive:
+        front = searched(cfg, archive)
+        finalised(cfg, archive, FinalExecutor(), run, front)
+        before = {d.name: _saved_phenotype(d) for d in (run / "front").iterdir()}
+        moved_front = front[1:] + front[:1]  # the same networks, other ranks
+        done = finalised(cfg, archive, FinalExecutor(), run, moved_front)
+    rows = rundir.read_pareto(run)
+    for directory in (run / "front").iterdir():
+        if directory.name.isdigit():
+            assert _saved_phenotype(directory) == rows[int(directory.name) - 1]["phenotype"]
+    assert sorted(p.name for p in done.set_aside) == sorted(f"{name}.previous" for name in before)
+    assert {_saved_phenotype(p) for p in done.set_aside} == set(
+        before.values()
+    )  # kept, not deleted

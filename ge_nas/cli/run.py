@@ -317,6 +317,12 @@ def _search_and_finalise(
             on_start(n)
 
         done = finalise(front, evaluator, out, Steps(on_stage, lambda: progress.advance(evals)))
+    for moved in done.set_aside:
+        console.print(
+            f"{escape(str(moved))}: set aside, its network is no longer at rank "
+            f"{moved.name.split('.')[0]} of the front",
+            highlight=False,
+        )
     return done.rows
 
 
