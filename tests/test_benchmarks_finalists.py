@@ -129,5 +129,27 @@ def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path,
         / fmnist.hypervolume_2d([(0.4, 2.69897), (0.3, 3.17609)], within)
     )
     assert numbers["GE evals to random's best"] == 1 and numbers["random evals to its best"] == 2
+    assert numbers["evaluations compared"] == 2
     assert rescore.main([str(tmp_path)]) == 0
     assert "HV ratio within target" in capsys.readouterr().out
+
+
+def test_rescore_compares_equal_evaluations_when_random_stopped_early(
+    fmnist, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import rescore
+
+    from ge_nas.archive import Archive
+
+    # GE's third network (after random stopped at two) must not count for GE
+    ge = [record("conv(8,3) relu", 0.50, 1_000), record("conv(16,3) relu", 0.55, 2_000),
+          record("conv(32,3) relu", 0.95, 3_000)]  # fmt: skip
+    rnd = [record("conv(4,3) relu", 0.60, 1_000), record("conv(9,3) relu", 0.70, 1_500)]
+    for name, records in (("ge", ge), ("random", rnd)):
+        with Archive(tmp_path / f"{name}.sqlite") as archive:
+            for t, r in enumerate(records):
+                archive.record(replace(r, fidelity="d|final=False", ended=float(t)))
+    numbers = rescore.rescore(tmp_path, 50_000)
+    assert numbers["evaluations compared"] == 2
+    assert numbers["HV ratio (1, 8)"] < 1.0  # GE's first two are dominated by random's
+    assert numbers["GE evals to random's best"] is None
