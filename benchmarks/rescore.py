@@ -18,6 +18,7 @@ import argparse
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import fmnist
@@ -45,10 +46,7 @@ def rescore(seed_dir: Path, target_params: int) -> dict[str, float | int | None]
     """
     ge, rnd = load(seed_dir / "ge.sqlite"), load(seed_dir / "random.sqlite")
     n = min(len(ge.records), len(rnd.records))
-    ge, rnd = (
-        fmnist.SearchResult(ge.records[:n], 0.0, 0.0),
-        fmnist.SearchResult(rnd.records[:n], 0.0, 0.0),
-    )
+    ge, rnd = replace(ge, records=ge.records[:n]), replace(rnd, records=rnd.records[:n])
     within = fmnist.target_reference(target_params)
     best = rnd.best_within(target_params)
     return {

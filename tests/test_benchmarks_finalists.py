@@ -97,6 +97,16 @@ def test_a_screened_finalist_off_the_front_is_reported_and_can_be_chosen(fmnist)
     assert chosen is not None and chosen["phenotype"] == dominated.phenotype
 
 
+def write_searches(seed_dir: Path, ge: list[Record], rnd: list[Record]) -> None:
+    """Write a seed directory's ge.sqlite and random.sqlite: the searches' records, in order."""
+    from ge_nas.archive import Archive
+
+    for name, records in (("ge", ge), ("random", rnd)):
+        with Archive(seed_dir / f"{name}.sqlite") as archive:
+            for t, r in enumerate(records):
+                archive.record(replace(r, fidelity="d|final=False", ended=float(t)))
+
+
 def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import rescore
 
@@ -105,20 +115,10 @@ def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path,
     ge = [record("conv(8,3) relu", 0.70, 1_000), record("conv(16,3) relu", 0.80, 20_000)]
     rnd = [record("conv(4,3) relu", 0.60, 500), record("conv(9,3) relu", 0.70, 1_500),
            record("conv(64,3) relu", 0.90, 900_000)]  # fmt: skip
-    for name, records in (("ge", ge), ("random", rnd)):
+    write_searches(tmp_path, ge, rnd)
+    final = record("conv(8,3) relu", 0.99, 1_000)  # a final training: not the search's
+    for name in ("ge", "random"):
         with Archive(tmp_path / f"{name}.sqlite") as archive:
-            for t, r in enumerate(records):
-                archive.record(
-                    Record(
-                        r.phenotype_hash,
-                        "d|final=False",
-                        r.phenotype,
-                        (),
-                        r.metrics,
-                        ended=float(t),
-                    )
-                )
-            final = record("conv(8,3) relu", 0.99, 1_000)  # a final training: not the search's
             archive.record(replace(final, fidelity="d|final=True", ended=9.0))
     numbers = rescore.rescore(tmp_path, 50_000)
     within = fmnist.target_reference(50_000)
@@ -139,16 +139,11 @@ def test_rescore_compares_equal_evaluations_when_random_stopped_early(
 ) -> None:  # type: ignore[no-untyped-def]
     import rescore
 
-    from ge_nas.archive import Archive
-
     # GE's third network (after random stopped at two) must not count for GE
     ge = [record("conv(8,3) relu", 0.50, 1_000), record("conv(16,3) relu", 0.55, 2_000),
           record("conv(32,3) relu", 0.95, 3_000)]  # fmt: skip
     rnd = [record("conv(4,3) relu", 0.60, 1_000), record("conv(9,3) relu", 0.70, 1_500)]
-    for name, records in (("ge", ge), ("random", rnd)):
-        with Archive(tmp_path / f"{name}.sqlite") as archive:
-            for t, r in enumerate(records):
-                archive.record(replace(r, fidelity="d|final=False", ended=float(t)))
+    write_searches(tmp_path, ge, rnd)
     numbers = rescore.rescore(tmp_path, 50_000)
     assert numbers["evaluations compared"] == 2
     assert numbers["HV ratio (1, 8)"] < 1.0  # GE's first two are dominated by random's
