@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,32 @@ def union(groups: Sequence[Sequence[Record]]) -> list[Record]:
     return list(seen.values())
 
 
+def finished_within(records: Sequence[Record], seconds: float) -> list[Record]:
+    """Return the records that finished within seconds of the first one's start (those without stamps dropped)."""
+    stamped = [r for r in records if r.started is not None and r.ended is not None]
+    if not stamped:
+        return []
+    began = min(r.started for r in stamped)  # type: ignore[type-var]
+    return [r for r in stamped if r.ended - began <= seconds]  # type: ignore[operator]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Compare the finalist rules on one archive; print and save what each chose."""
     p = fmnist.make_parser()
     p.add_argument("--archive", type=Path, required=True, help="a search's ge.sqlite")
     p.add_argument("--screens", default="0,6", help="the --screen values to compare (default 0,6)")
+    p.add_argument(
+        "--search-minutes",
+        type=float,
+        help="use only the networks the search had finished this many minutes after it began, "
+        "as a search with a smaller --search-share would have (default: all)",
+    )
+    p.add_argument(
+        "--evaluations",
+        type=int,
+        help="use only the first N networks the search finished, e.g. to compare a GE and a "
+        "random search at equal evaluations (default: all)",
+    )
     args = p.parse_args(argv)
     if not args.archive.is_file():
         raise SystemExit(f"--archive {args.archive}: no such file (a search's ge.sqlite)")
@@ -57,6 +79,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = fmnist.make_run_config(args, args.seed)
     with Archive(args.archive) as archive:
         records = fmnist.in_order(archive.records(fidelity_key(config)))
+    if records and args.search_minutes is not None:
+        records = finished_within(records, args.search_minutes * 60)
+        if not records:
+            raise SystemExit(
+                f"--search-minutes {args.search_minutes:g}: no network of {args.archive} "
+                "had finished by then"
+            )
+    if args.evaluations is not None:
+        if args.evaluations < 1:
+            raise SystemExit(f"--evaluations {args.evaluations}: expected at least 1")
+        records = records[: args.evaluations]
     if not records:
         raise SystemExit(
             f"--archive {args.archive}: no network at this fidelity; give the search's options"
@@ -72,12 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{len(records)} networks searched; one epoch for {len(every)} candidates", flush=True
         )
+        began = time.monotonic()
         calibration = fmnist.train_finalists(every, config, executor, 1, out / "calibration")
+        screening_s = time.monotonic() - began
         shutil.rmtree(out / "calibration", ignore_errors=True)
         chosen = {m: fmnist.screened(candidates[m], calibration, args.finalists) for m in screens}
         trained = union(list(chosen.values()))
         print(f"{args.final_epochs} epochs for {len(trained)} finalists", flush=True)
+        began = time.monotonic()
         finals = fmnist.train_finalists(trained, config, executor, args.final_epochs, out)
+        final_s = time.monotonic() - began
     finally:
         executor.close()
 
@@ -119,13 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         pick = rule["chosen"]
         if pick is not None:
             print(f"   chosen: {pick['params']:,} params, test {_pct(pick['final_test'])}")
+    print(f"\nminutes: screening {screening_s / 60:.1f}, final training {final_s / 60:.1f}")
     command = "python benchmarks/finalists.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
     rundir.write_atomic(
         out / "summary.json",
         json.dumps(
-            {"command": command, "final_epochs": args.final_epochs, "rules": rules}, indent=2
+            {
+                "command": command,
+                "networks_searched": len(records),
+                "final_epochs": args.final_epochs,
+                "minutes": {"screening": screening_s / 60, "final_training": final_s / 60},
+                "rules": rules,
+            },
+            indent=2,
         )
         + "\n",
     )

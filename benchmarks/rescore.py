@@ -10,6 +10,12 @@ with the standard reference point (1, 8) and with the reference at the size
 target (1, log10 target), and the evaluations each search needed to reach
 random search's best validation accuracy within the target in those
 evaluations. Nothing is trained.
+
+Two bounds show how far the standard ratio can go on these archives: the
+ratio of the union of both searches (a search that found everything either
+found), and the ceiling, the ratio of GE's networks plus one imagined network
+of --ceiling-params parameters as accurate as the best network within the
+target that either search found (a front flat from there up).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from pathlib import Path
 
 import fmnist
 
-from ge_nas.archive import Archive
+from ge_nas.archive import Archive, Record
+from ge_nas.pareto import hypervolume_2d, size_point
 
 
 def load(path: Path) -> fmnist.SearchResult:
@@ -38,7 +45,16 @@ def load(path: Path) -> fmnist.SearchResult:
     return fmnist.SearchResult(records, 0.0, 0.0)
 
 
-def rescore(seed_dir: Path, target_params: int) -> dict[str, float | int | None]:
+def points(records: Sequence[Record]) -> list[tuple[float, float]]:
+    """Return the (validation error, log10 params) of the records that trained."""
+    return [
+        size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in records if r.metrics.ok
+    ]
+
+
+def rescore(
+    seed_dir: Path, target_params: int, ceiling_params: int = 2_000
+) -> dict[str, float | int | None]:
     """Return one seed's hypervolume ratios and evaluations to random's best.
 
     Both searches are cut to the evaluations the shorter one made (a random
@@ -55,6 +71,18 @@ def rescore(seed_dir: Path, target_params: int) -> dict[str, float | int | None]
         "HV ratio within target": fmnist._ratio(
             ge.hypervolume(reference=within), rnd.hypervolume(reference=within)
         ),
+        "HV ratio, union of both": fmnist._ratio(
+            hypervolume_2d(points(ge.records) + points(rnd.records)), rnd.hypervolume()
+        ),
+        f"HV ratio ceiling, {ceiling_params:,} p": fmnist._ratio(
+            hypervolume_2d(
+                [
+                    *points(ge.records),
+                    size_point(max(best, ge.best_within(target_params)), ceiling_params),
+                ]
+            ),
+            rnd.hypervolume(),
+        ),
         "GE evals to random's best": ge.evaluations_to(best, target_params),
         "random evals to its best": rnd.evaluations_to(best, target_params),
     }
@@ -65,8 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("seed_dirs", nargs="+", type=Path)
     p.add_argument("--target-params", type=int, default=50_000)
+    p.add_argument(
+        "--ceiling-params",
+        type=int,
+        default=2_000,
+        help="the imagined network's size in the ceiling ratio (default 2000)",
+    )
     args = p.parse_args(argv)
-    rows = [rescore(d, args.target_params) for d in args.seed_dirs]
+    rows = [rescore(d, args.target_params, args.ceiling_params) for d in args.seed_dirs]
     print(f"{'':28s}" + "".join(f"{d.name:>12s}" for d in args.seed_dirs) + f"{'median':>12s}")
     for label in rows[0]:
         values = [r[label] for r in rows]

@@ -79,6 +79,24 @@ def test_finalists_benchmark_compares_the_rules_on_one_archive(
     assert "--screen 3" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="is not empty"):
         finalists.main(argv)  # the same --out again: nothing is overwritten
+    early = [*tiny, "--archive", str(archive), "--search-minutes", "0", "--out", str(out / "x")]
+    with pytest.raises(SystemExit, match="had finished by then"):
+        finalists.main(early)
+    first = [*tiny, "--archive", str(archive), "--screens", "0", "--evaluations", "2"]
+    assert finalists.main([*first, "--out", str(out / "first2")]) == 0
+    assert json.loads((out / "first2" / "summary.json").read_text())["networks_searched"] == 2
+
+
+def test_search_minutes_keeps_what_had_finished_by_then(fmnist) -> None:  # type: ignore[no-untyped-def]
+    import finalists
+
+    stamped = [
+        replace(r, started=100.0 + 30 * i, ended=100.0 + 30 * i + 40)
+        for i, r in enumerate(SEARCHED[:4])
+    ]  # ended 40, 70, 100 and 130 s after the first began
+    kept = finalists.finished_within([*stamped, SEARCHED[4]], 100)  # the last has no stamps
+    assert kept == stamped[:3]
+    assert finalists.finished_within(stamped, 10) == []
 
 
 def test_a_screened_finalist_off_the_front_is_reported_and_can_be_chosen(fmnist) -> None:  # type: ignore[no-untyped-def]
@@ -130,6 +148,15 @@ def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path,
     )
     assert numbers["GE evals to random's best"] == 1 and numbers["random evals to its best"] == 2
     assert numbers["evaluations compared"] == 2
+    random_hv = fmnist.hypervolume_2d([(0.4, 2.69897), (0.3, 3.17609)])
+    # the union adds random's 500-param network below GE's smallest
+    assert numbers["HV ratio, union of both"] == pytest.approx(
+        fmnist.hypervolume_2d([(0.3, 3.0), (0.2, 4.30103), (0.4, 2.69897)]) / random_hv
+    )
+    # the ceiling: GE's best within the target (0.80) imagined at 2,000 params
+    assert numbers["HV ratio ceiling, 2,000 p"] == pytest.approx(
+        fmnist.hypervolume_2d([(0.3, 3.0), (0.2, 4.30103), (0.2, 3.30103)]) / random_hv
+    )
     assert rescore.main([str(tmp_path)]) == 0
     assert "HV ratio within target" in capsys.readouterr().out
 
