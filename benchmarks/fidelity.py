@@ -13,6 +13,13 @@ augment their data rank there against the reference (mean rank shift: negative
 means the fidelity ranks them worse than the reference does, a bias against
 augmentation). Each result is appended to results.jsonl as it arrives, so an
 interrupted run keeps what it trained. It reports what it measured.
+
+With --repeats R, every cheap fidelity trains each network R times with
+different seeds (the reference once): the correlations are then of the mean
+over the repeats, and two more columns say how much of a fidelity's accuracy
+is seed noise: the mean standard deviation over a network's repeats, and the
+noise share, that variance over the variance of single trainings across all
+networks (0: the seed never matters; 1: the network never does).
 """
 
 from __future__ import annotations
@@ -59,6 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--networks", type=int, default=24)
     p.add_argument("--fidelities", default="1x2000,1x4000,2x4000,1x8000,2x8000")
     p.add_argument("--reference", default="4x20000")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="trainings per network at each cheap fidelity, with different seeds (default 1)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output directory (default runs/bench-fidelity-<time>)")
@@ -96,14 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(phenotypes)} networks x {len(levels)} fidelities; out {out}", flush=True)
     executor = make_executor(base.executor, args.workers)
     tasks, labels = [], []
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats {args.repeats}: expected at least 1")
     for level in reversed(levels):  # the longest trainings first, so the workers finish together
         epochs, images = parse_fidelity(level)
-        config = replace(base, train_subset=images)
-        for i, text in enumerate(phenotypes):
-            key = parse_arch(text).hash()
-            tasks.append(task_for(config, text, key, epochs=epochs, threads=executor.threads))
-            labels.append((level, i))
-    results: dict[str, dict[int, tuple[float, float, int]]] = {level: {} for level in levels}
+        for repeat in range(1 if level == args.reference else args.repeats):
+            config = replace(base, train_subset=images, seed=args.seed + repeat)
+            for i, text in enumerate(phenotypes):
+                key = parse_arch(text).hash()
+                tasks.append(task_for(config, text, key, epochs=epochs, threads=executor.threads))
+                labels.append((level, i))
+    results: dict[str, dict[int, list[tuple[float, float, int]]]] = {level: {} for level in levels}
     try:
         with (out / "results.jsonl").open("a") as log:
             for index, outcome in executor.run(tasks):
@@ -115,39 +131,54 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 if m.ok:
-                    results[level][i] = (m.val_accuracy, m.train_seconds, m.params or 0)
+                    trained = (m.val_accuracy, m.train_seconds, m.params or 0)
+                    results[level].setdefault(i, []).append(trained)
     finally:
         executor.close()
     print_table(results, fidelities, args.reference, phenotypes)
     return 0
 
 
+def noise(runs: dict[int, list[tuple[float, float, int]]]) -> tuple[float, float] | None:
+    """Return (mean seed standard deviation, noise share) of the networks trained more than once, or None."""
+    repeated = [[acc for acc, _, _ in r] for r in runs.values() if len(r) > 1]
+    if len(repeated) < 2:
+        return None
+    within = statistics.mean(statistics.variance(accs) for accs in repeated)
+    total = statistics.variance([acc for accs in repeated for acc in accs])
+    spread = statistics.mean(statistics.stdev(accs) for accs in repeated)
+    return spread, within / total if total else 0.0
+
+
 def print_table(
-    results: dict[str, dict[int, tuple[float, float, int]]],
+    results: dict[str, dict[int, list[tuple[float, float, int]]]],
     fidelities: list[str],
     reference: str,
     phenotypes: list[str],
 ) -> None:
-    """Print, per fidelity, its rank correlation with the reference, its cost and its augmentation bias."""
-    ref = results[reference]
+    """Print, per fidelity, its rank correlation with the reference, its cost, its augmentation bias and its seed noise."""
+    ref = {i: runs[0] for i, runs in results[reference].items()}
     augmented = {i for i, text in enumerate(phenotypes) if "aug=none" not in text}
     print(f"\nreference {reference}: {len(ref)} networks trained")
     print(
         f"{'fidelity':>10s}{'n':>5s}{'spearman':>10s}{'kendall':>9s}{'s/net':>8s}{'aug shift':>11s}"
+        f"{'seed sd':>9s}{'noise':>7s}"
     )
     for level in [*fidelities, reference]:
         common = sorted(set(results[level]) & set(ref))
         if len(common) < 3:
             print(f"{level:>10s}{len(common):5d}  too few networks trained")
             continue
-        low = [results[level][i][0] for i in common]
+        low = [statistics.mean(acc for acc, _, _ in results[level][i]) for i in common]
         high = [ref[i][0] for i in common]
         rho, tau = spearmanr(low, high).statistic, kendalltau(low, high).statistic
-        seconds = statistics.mean(results[level][i][1] for i in common)
+        seconds = statistics.mean(sec for i in common for _, sec, _ in results[level][i])
         low_rank, high_rank = rankdata(low), rankdata(high)
         shift = [low_rank[k] - high_rank[k] for k, i in enumerate(common) if i in augmented]
         bias = f"{statistics.mean(shift):+.1f}" if shift else "-"
-        print(f"{level:>10s}{len(common):5d}{rho:10.3f}{tau:9.3f}{seconds:8.1f}{bias:>11s}")
+        seeds = noise(results[level])
+        spread = f"{seeds[0]:9.4f}{seeds[1]:7.2f}" if seeds else f"{'-':>9s}{'-':>7s}"
+        print(f"{level:>10s}{len(common):5d}{rho:10.3f}{tau:9.3f}{seconds:8.1f}{bias:>11s}{spread}")
 
 
 if __name__ == "__main__":
