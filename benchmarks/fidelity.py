@@ -97,6 +97,8 @@ def sample_phenotypes(config: RunConfig, n: int) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Train every sampled network at every fidelity; print the correlations with the reference."""
     args = parse_args(argv)
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats {args.repeats}: expected at least 1")
     out = Path(args.out or ROOT / "runs" / f"bench-fidelity-{dt.datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     fidelities = [f.strip() for f in args.fidelities.split(",") if f.strip()]
@@ -109,8 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(phenotypes)} networks x {len(levels)} fidelities; out {out}", flush=True)
     executor = make_executor(base.executor, args.workers)
     tasks, labels = [], []
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats {args.repeats}: expected at least 1")
     for level in reversed(levels):  # the longest trainings first, so the workers finish together
         epochs, images = parse_fidelity(level)
         for repeat in range(1 if level == args.reference else args.repeats):

@@ -45,11 +45,11 @@ def union(groups: Sequence[Sequence[Record]]) -> list[Record]:
 
 def finished_within(records: Sequence[Record], seconds: float) -> list[Record]:
     """Return the records that finished within seconds of the first one's start (those without stamps dropped)."""
-    stamped = [r for r in records if r.started is not None and r.ended is not None]
-    if not stamped:
-        return []
-    began = min(r.started for r in stamped)  # type: ignore[type-var]
-    return [r for r in stamped if r.ended - began <= seconds]  # type: ignore[operator]
+    times = [
+        (r, r.started, r.ended) for r in records if r.started is not None and r.ended is not None
+    ]
+    began = min((start for _, start, _ in times), default=0.0)
+    return [r for r, _, ended in times if ended - began <= seconds]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

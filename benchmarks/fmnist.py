@@ -75,6 +75,13 @@ class BudgetSpent(Exception):
     """Raised from the generation callback to end a generational search at its share of the budget."""
 
 
+def points(records: Sequence[Record]) -> list[tuple[float, float]]:
+    """Return the (validation error, log10 params) of the records whose training succeeded."""
+    return [
+        size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in records if r.metrics.ok
+    ]
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """Every phenotype one search trained at search fidelity (in the order they finished), and its wall time."""
@@ -102,11 +109,7 @@ class SearchResult:
         records = self.records[:first]
         if within_s is not None:
             records = [r for r in records if (r.ended or 0) - self.started <= within_s]
-        trained = [r for r in records if r.metrics.ok]
-        return hypervolume_2d(
-            [size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in trained],
-            reference,
-        )
+        return hypervolume_2d(points(records), reference)
 
     def evaluations_to(self, accuracy: float, target_params: int) -> int | None:
         """Return how many evaluations it took to reach accuracy within target_params (None: never)."""

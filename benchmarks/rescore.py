@@ -29,7 +29,7 @@ from pathlib import Path
 
 import fmnist
 
-from ge_nas.archive import Archive, Record
+from ge_nas.archive import Archive
 from ge_nas.pareto import hypervolume_2d, size_point
 
 
@@ -43,13 +43,6 @@ def load(path: Path) -> fmnist.SearchResult:
         searched = [r for r in archive.records() if "|final=False" in r.fidelity]
         records = fmnist.in_order(searched)  # the search's, not the final trainings'
     return fmnist.SearchResult(records, 0.0, 0.0)
-
-
-def points(records: Sequence[Record]) -> list[tuple[float, float]]:
-    """Return the (validation error, log10 params) of the records that trained."""
-    return [
-        size_point(r.metrics.val_accuracy, r.metrics.params or 1) for r in records if r.metrics.ok
-    ]
 
 
 def rescore(
@@ -72,12 +65,13 @@ def rescore(
             ge.hypervolume(reference=within), rnd.hypervolume(reference=within)
         ),
         "HV ratio, union of both": fmnist._ratio(
-            hypervolume_2d(points(ge.records) + points(rnd.records)), rnd.hypervolume()
+            hypervolume_2d(fmnist.points(ge.records) + fmnist.points(rnd.records)),
+            rnd.hypervolume(),
         ),
         f"HV ratio ceiling, {ceiling_params:,} p": fmnist._ratio(
             hypervolume_2d(
                 [
-                    *points(ge.records),
+                    *fmnist.points(ge.records),
                     size_point(max(best, ge.best_within(target_params)), ceiling_params),
                 ]
             ),

@@ -23,8 +23,8 @@ def test_noise_share_is_the_seed_variance_over_the_whole_variance(fidelity) -> N
     assert fidelity.noise(same) == (0.0, 0.0)  # only the network matters
     only_seed = {0: [(0.5, 1.0, 10), (0.7, 1.0, 10)], 1: [(0.5, 1.0, 10), (0.7, 1.0, 10)]}
     spread, share = fidelity.noise(only_seed)
+    # the share is an estimate: with two networks of two repeats each it can pass 1
     assert spread == pytest.approx(0.1414, abs=1e-4) and share == pytest.approx(1.5)
-    # an estimate: with two networks of two repeats each it can pass 1
     assert fidelity.noise({0: [(0.5, 1.0, 10)], 1: [(0.6, 1.0, 10)]}) is None  # nothing repeated
 
 

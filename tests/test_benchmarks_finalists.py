@@ -82,9 +82,12 @@ def test_finalists_benchmark_compares_the_rules_on_one_archive(
     early = [*tiny, "--archive", str(archive), "--search-minutes", "0", "--out", str(out / "x")]
     with pytest.raises(SystemExit, match="had finished by then"):
         finalists.main(early)
-    first = [*tiny, "--archive", str(archive), "--screens", "0", "--evaluations", "2"]
-    assert finalists.main([*first, "--out", str(out / "first2")]) == 0
-    assert json.loads((out / "first2" / "summary.json").read_text())["networks_searched"] == 2
+    # the tiny search's length depends on the machine's speed; its first network is always there
+    searched = summary["networks_searched"]
+    first = [*tiny, "--archive", str(archive), "--screens", "0", "--evaluations", "1"]
+    assert finalists.main([*first, "--out", str(out / "first1")]) == 0
+    assert json.loads((out / "first1" / "summary.json").read_text())["networks_searched"] == 1
+    assert searched >= 1
 
 
 def test_search_minutes_keeps_what_had_finished_by_then(fmnist) -> None:  # type: ignore[no-untyped-def]
