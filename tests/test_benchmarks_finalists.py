@@ -151,6 +151,11 @@ def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path,
     )
     assert numbers["GE evals to random's best"] == 1 and numbers["random evals to its best"] == 2
     assert numbers["evaluations compared"] == 2
+    assert numbers["GE best val within target"] == pytest.approx(0.80)
+    assert numbers["random best val within target"] == pytest.approx(0.70)
+    small = rescore.rescore(tmp_path, 1_200)  # GE's 20k network is over this target
+    assert small["GE best val within target"] == pytest.approx(0.70)
+    assert small["random best val within target"] == pytest.approx(0.60)
     random_hv = fmnist.hypervolume_2d([(0.4, 2.69897), (0.3, 3.17609)])
     # the union adds random's 500-param network below GE's smallest
     assert numbers["HV ratio, union of both"] == pytest.approx(
