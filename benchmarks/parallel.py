@@ -21,13 +21,13 @@ Evaluator does; --order sampled keeps the sampled order, to see what that costs.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
 from collections.abc import Callable
 
 from ge_nas.arch import parse_arch
+from ge_nas.config import usable_cores
 from ge_nas.executors import DaskExecutor, Executor, ProcessExecutor
 from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
@@ -71,7 +71,7 @@ def measure(
     name: str, make: Callable[[int, int], Executor], texts: list[str], epochs: int
 ) -> dict[tuple[int, int], float]:
     """Measure 1 worker x 1 thread, 1 worker x all cores' threads, and 2 workers x 1 thread."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     rates = {}
     for workers, threads in sorted({(1, 1), (1, cores), (2, max(1, cores // 2))}):
         executor = make(workers, threads)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.order == "flops":
         texts.sort(key=lambda t: -flops_hint(t, (1, 8, 8), 10))
     print(
-        f"{len(texts)} phenotypes of cnn_small, {args.epochs} epochs each, digits, {os.cpu_count()} cores, {args.order} order"
+        f"{len(texts)} phenotypes of cnn_small, {args.epochs} epochs each, digits, {usable_cores()} cores, {args.order} order"
     )
     measure("processes", lambda w, t: ProcessExecutor(w, threads=t), texts, args.epochs)
     if not args.no_dask:

@@ -17,7 +17,6 @@ it measured.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from fmnist import ROOT, search_ge
 
-from ge_nas.config import RunConfig
+from ge_nas.config import RunConfig, usable_cores
 from ge_nas.executors import ProcessExecutor
 from ge_nas.grammar import load_grammar
 
@@ -72,7 +71,7 @@ def throughput(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run each mode with 1 and 2 workers; print the rates and their ratio."""
     args = parse_args(argv)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     print(
         f"{args.minutes:g} min per search, {args.epochs} epoch(s) on {args.train_subset:g} images, "
         f"{args.dataset}, {cores} cores",

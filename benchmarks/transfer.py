@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -63,7 +62,7 @@ from fmnist import search_ge
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.archive import Record
-from ge_nas.config import RunConfig, field_default, parse_classes
+from ge_nas.config import RunConfig, field_default, parse_classes, usable_cores
 from ge_nas.executors import make_executor
 from ge_nas.export import META, MODEL, SPEC, Meta
 from ge_nas.feature_cache import FeatureCache
@@ -205,7 +204,7 @@ def pretrain(args: argparse.Namespace, out: Path) -> Source:
     config = source_config(args)
     task = task_for(
         config, spec.canonical(), spec.hash(), epochs=args.source_epochs,
-        threads=os.cpu_count() or 1, save_dir=str(path),
+        threads=usable_cores(), save_dir=str(path),
     )  # fmt: skip
     print(
         f"  pretraining the source on {config.data_text()}, {args.source_epochs} epochs: "

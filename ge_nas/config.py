@@ -18,6 +18,24 @@ from typing import Any
 from ge_nas.errors import ConfigError, did_you_mean
 from ge_nas.objectives import OBJECTIVES
 
+
+def usable_cores() -> int:
+    """Return the cores this process may run on.
+
+    Its CPU affinity where the OS reports one (taskset, a container's cpuset, a
+    batch scheduler's allocation), else os.cpu_count(): a process pinned to one
+    core of a larger machine that started one torch thread per machine core
+    would oversubscribe its core 2 to 4 times over.
+    """
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        try:
+            return len(affinity(0)) or 1
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -312,11 +330,11 @@ class RunConfig:
 
     def resolved_workers(self) -> int:
         """Return the worker count, one per core when unset."""
-        return self.workers or os.cpu_count() or 1
+        return self.workers or usable_cores()
 
     def check_workers(self, cores: int | None = None) -> None:
         """Raise ConfigError when local workers would outnumber the cores (unless --oversubscribe)."""
-        cores = cores or os.cpu_count() or 1
+        cores = cores or usable_cores()
         remote = self.executor == "dask" and self.scheduler
         if self.resolved_workers() > cores and not self.oversubscribe and not remote:
             raise ConfigError(

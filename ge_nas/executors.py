@@ -24,7 +24,6 @@ import collections
 import itertools
 import logging
 import multiprocessing
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ge_nas.config import usable_cores
 from ge_nas.errors import ConfigError
 from ge_nas.feature_cache import FeatureCache
 from ge_nas.metrics import FAILED, TIMEOUT, Metrics
@@ -352,7 +352,7 @@ def make_executor(
 ) -> Executor:
     """Return the executor for kind ('auto', 'serial', 'processes', 'dask'), each worker with a
     feature cache of feature_cache_mb (0: none; a run passes its --feature-cache-mb)."""
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     threads = max(1, cores // max(1, workers))
     mb = feature_cache_mb
     if kind == "dask":

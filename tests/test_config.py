@@ -370,3 +370,24 @@ def test_screening_needs_a_held_out_slice() -> None:
         "g.bnf", finalists=2, screen=6, final_holdout=0.0, shots=5
     )  # shots: validation is held out
     RunConfig("g.bnf", finalists=2, screen=2, final_holdout=0.0)  # no screening
+
+
+def test_usable_cores_follows_the_cpu_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ge_nas import config
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert config.usable_cores() == 1  # pinned to one core of 64: one torch thread
+    assert RunConfig(grammar="g.bnf").resolved_workers() == 1
+
+    def refuse(pid: int) -> set[int]:
+        raise OSError("not supported")
+
+    monkeypatch.setattr(os, "sched_getaffinity", refuse)
+    assert config.usable_cores() == 64
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows
+    assert config.usable_cores() == 64
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert config.usable_cores() == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ from rich.markup import escape
 from ge_nas import rundir
 from ge_nas.arch import ArchSpec, parse_arch
 from ge_nas.cli.options import DATA_VIEW_OPTIONS, add_options, config_defaults
-from ge_nas.config import RunConfig, check_data_view, field_default
+from ge_nas.config import RunConfig, check_data_view, field_default, usable_cores
 from ge_nas.data import DATASET_NAMES, load_raw
 from ge_nas.data.datasets import final_splits
 from ge_nas.errors import ConfigError
@@ -216,7 +215,7 @@ def _train_task(args: argparse.Namespace, spec: ArchSpec, run: RunConfig | None)
         shots=view["shots"],
         val_shots=view["val_shots"],
         epochs=epochs,
-        threads=os.cpu_count() or 1,
+        threads=usable_cores(),
         final=True,
         holdout=base.final_holdout,
         save_dir=str(out),
