@@ -183,3 +183,59 @@ def test_rescore_compares_equal_evaluations_when_random_stopped_early(
     assert numbers["evaluations compared"] == 2
     assert numbers["HV ratio (1, 8)"] < 1.0  # GE's first two are dominated by random's
     assert numbers["GE evals to random's best"] is None
+
+
+def test_reevaluate_summary_counts_only_networks_retrained(fmnist) -> None:  # type: ignore[no-untyped-def]
+    import reevaluate
+
+    s = reevaluate.summarise([(0.80, [0.70, 0.74]), (0.78, [0.76]), (0.90, [])])
+    assert s is not None  # the third network's retrainings all failed: in neither mean
+    assert s["search"] == pytest.approx(0.79) and s["retrained"] == pytest.approx(0.74)
+    assert s["drop"] == pytest.approx(0.05)
+    assert reevaluate.summarise([(0.9, [])]) is None
+
+
+def test_reevaluate_retrains_each_archives_top_with_other_seeds(
+    fmnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import reevaluate
+
+    from ge_nas.archive import Archive
+    from ge_nas.fidelity import fidelity_key
+
+    tiny = ["--dataset", "digits", "--minutes", "0.05", "--population", "4", "--epochs", "1",
+            "--train-subset", "200", "--finalists", "1", "--final-epochs", "1", "--workers", "1",
+            "--grammar", str(ROOT / "tests" / "grammars" / "tiny_cnn.bnf")]  # fmt: skip
+    assert fmnist.main([*tiny, "--out", str(tmp_path / "bench")]) == 0
+    seed_dir = tmp_path / "bench" / "seed0"
+    archives = [str(seed_dir / "ge.sqlite"), str(seed_dir / "random.sqlite")]
+    out = tmp_path / "again"
+    argv = [
+        *tiny,
+        *archives,
+        "--top",
+        "2",
+        "--repeats",
+        "2",
+        "--evaluations",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert reevaluate.main(argv) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4  # each archive's first network, retrained twice
+    assert {r["archive"] for r in rows} == set(archives)
+    config = fmnist.make_run_config(fmnist.parse_args(tiny), 0)
+    with Archive(seed_dir / "ge.sqlite", read_only=True) as archive:
+        first = fmnist.in_order(archive.records(fidelity_key(config)))[0]
+    ge_rows = [r for r in rows if r["archive"] == archives[0]]
+    assert all(r["phenotype"] == first.phenotype for r in ge_rows)
+    assert all(r["search_val_accuracy"] == first.metrics.val_accuracy for r in ge_rows)
+    assert "drop" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="is not empty"):
+        reevaluate.main(argv)  # nothing is overwritten
+    with pytest.raises(SystemExit, match="--repeats 0"):
+        reevaluate.main([*argv[:-1], str(tmp_path / "x"), "--repeats", "0"])
+    with pytest.raises(SystemExit, match="no such archive"):
+        reevaluate.main([*tiny, str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "y")])
