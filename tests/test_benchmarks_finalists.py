@@ -239,3 +239,40 @@ def test_reevaluate_retrains_each_archives_top_with_other_seeds(
         reevaluate.main([*argv[:-1], str(tmp_path / "x"), "--repeats", "0"])
     with pytest.raises(SystemExit, match="no such archive"):
         reevaluate.main([*tiny, str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "y")])
+
+
+def test_stages_rank_correlations_pooled_and_within_a_run(
+    fmnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import stages
+
+    def finalist(search: float, one: float, final: float, test: float) -> dict[str, float]:
+        return {"search_val_accuracy": search, "one_epoch_holdout": one, "final_holdout": final,
+                "final_test": test, "params": 1_000}  # fmt: skip
+
+    runs = [
+        [finalist(0.80, 0.90, 0.93, 0.92), finalist(0.70, 0.88, 0.91, 0.93)],
+        [finalist(0.60, 0.80, 0.85, 0.84), finalist(0.65, 0.80, 0.86, 0.85)],
+    ]
+    unscored = {**finalist(0.9, 0.9, 0.9, 0.9), "final_holdout": None}  # a candidate not retrained
+    paths = []
+    for i, run in enumerate(runs):
+        path = tmp_path / f"s{i}.json"
+        path.write_text(json.dumps({"rules": {"6": {"candidates": [*run, unscored]}}}))
+        paths.append(path)
+    assert stages.finalists(paths[0], "6") == runs[0]
+    result = stages.correlations(runs)
+    pooled, alike, pairs = result["search_val_accuracy ~ final_holdout"]
+    assert pairs == 2 and alike == 1.0  # both runs order their pair as the final training does
+    assert pooled == pytest.approx(1.0)  # the four in the same order in both columns
+    _, alike, _ = result["one_epoch_holdout ~ final_holdout"]
+    assert alike == 0.75  # run 1 alike, run 2 a tie in the screening epoch: half
+    _, alike, _ = result["final_holdout ~ final_test"]
+    assert alike == 0.5  # run 1's held-out slice picks the worse test accuracy
+    assert stages.main([str(p) for p in paths]) == 0
+    assert "4 finalists from 2 runs" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no --screen 0 rule"):
+        stages.main([str(paths[0]), "--screen", "0"])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="not a benchmarks/finalists.py summary"):
+        stages.main([str(tmp_path / "bad.json")])
