@@ -9,12 +9,14 @@ its networks are read at their search fidelity. From each archive's first
 --evaluations networks it takes the --top most accurate structures within
 --target-params (one per structure, as `fmnist.py --screen` takes them) and
 trains each --repeats more times at the same fidelity, on the same split, with
-other seeds. A search that selects on a noisy measure keeps the networks that
+seeds no search's own training uses. A search that selects on a noisy measure keeps the networks that
 drew a lucky seed: the drop from their search accuracy to their retrained mean
 is that luck, and the retrained mean is what the search's best are worth. It
 prints, per archive, both means and the drop, and each network's numbers; each
-training is appended to results.jsonl as it arrives. Only validation images
-are scored.
+training is appended to results.jsonl (with its seed) as it arrives. Only
+validation images are scored. Of fmnist.py's options, those of the search and
+its data count; --minutes, --search-share, --seeds, --finalists, --screen and
+--final-epochs are ignored.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from pathlib import Path
 import fmnist
 
 from ge_nas.archive import Archive, Record
+from ge_nas.config import RunConfig
 from ge_nas.executors import make_executor
 from ge_nas.fidelity import fidelity_key
 from ge_nas.search.evaluator import task_for
 from ge_nas.search.finalists import screening_candidates
+from ge_nas.worker import EvalTask, derive_seed
 
 
 def top_networks(
@@ -40,7 +44,10 @@ def top_networks(
 ) -> list[Record]:
     """Return the top most accurate structures within target among an archive's first evaluations networks."""
     if not path.is_file():
-        raise SystemExit(f"{path}: no such archive (a benchmarks/fmnist.py search's .sqlite)")
+        raise SystemExit(
+            f"{path}: not an archive file (expected a benchmarks/fmnist.py search's "
+            "OUT/seedN/ge.sqlite or random.sqlite)"
+        )
     with Archive(path, read_only=True) as archive:
         records = fmnist.in_order(archive.records(key))[:evaluations]
     if not records:
@@ -63,6 +70,28 @@ def summarise(pairs: Sequence[tuple[float, Sequence[float]]]) -> dict[str, float
     return {"search": searched, "retrained": again, "drop": searched - again}
 
 
+def retraining_tasks(
+    config: RunConfig, tops: Sequence[Sequence[Record]], repeats: int, threads: int
+) -> tuple[list[EvalTask], list[tuple[int, int]]]:
+    """Return each network's retrainings at the search fidelity, and (archive, network) for each.
+
+    A search trained a network with derive_seed(its seed, the network's hash);
+    a retraining's seed is derived from a key no search uses, so no retraining
+    repeats a search's own training, whatever --seed says.
+    """
+    tasks, labels = [], []
+    for repeat in range(repeats):
+        for a, records in enumerate(tops):
+            for i, r in enumerate(records):
+                task = task_for(
+                    config, r.phenotype, r.phenotype_hash, epochs=config.epochs, threads=threads
+                )
+                seed = derive_seed(config.seed, f"reevaluate-{repeat}:{r.phenotype_hash}")
+                tasks.append(replace(task, seed=seed))
+                labels.append((a, i))
+    return tasks, labels
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Retrain each archive's top networks; print what their search accuracy kept."""
     p = fmnist.make_parser()
@@ -76,10 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluations (default: all)",
     )
     args = p.parse_args(argv)
-    for name in ("top", "repeats", "evaluations"):
+    for name in ("top", "repeats", "evaluations", "target_params"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise SystemExit(f"--{name} {value}: expected at least 1")
+            raise SystemExit(f"--{name.replace('_', '-')} {value}: expected at least 1")
     out = Path(args.out or args.archives[0].parent / "reevaluate")
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} is not empty; choose another --out")
@@ -90,22 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in args.archives
     ]
     executor = make_executor(config.executor, args.workers)
-    tasks, labels = [], []
-    for repeat in range(args.repeats):
-        other = replace(
-            config, seed=args.seed + 1 + repeat
-        )  # another training seed, the same split
-        for a, records in enumerate(tops):
-            for i, r in enumerate(records):
-                task = task_for(
-                    other,
-                    r.phenotype,
-                    r.phenotype_hash,
-                    epochs=config.epochs,
-                    threads=executor.threads,
-                )
-                tasks.append(task)
-                labels.append((a, i))
+    tasks, labels = retraining_tasks(config, tops, args.repeats, executor.threads)
     retrained = [[list[float]() for _ in records] for records in tops]
     out.mkdir(parents=True, exist_ok=True)
     print(f"{len(tasks)} trainings: {args.repeats} per network; out {out}", flush=True)
@@ -115,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 a, i = labels[index]
                 m, r = outcome.metrics, tops[a][i]
                 row = {"archive": str(args.archives[a]), "phenotype": r.phenotype}
-                row |= {"search_val_accuracy": r.metrics.val_accuracy, "ok": m.ok}
+                row |= {"seed": tasks[index].seed, "search_val_accuracy": r.metrics.val_accuracy}
+                row |= {"ok": m.ok}
                 row |= {"val_accuracy": m.val_accuracy, "params": r.metrics.params}
                 log.write(json.dumps(row) + "\n")
                 log.flush()

@@ -63,6 +63,9 @@ def rescore(
     ge, rnd = replace(ge, records=ge.records[:n]), replace(rnd, records=rnd.records[:n])
     within = fmnist.target_reference(target_params)
     best = rnd.best_within(target_params)
+    ge_any, rnd_any = (
+        any((r.metrics.params or 0) <= target_params for r in s.trained()) for s in (ge, rnd)
+    )
     return {
         "evaluations compared": n,
         "HV ratio (1, 8)": fmnist._ratio(ge.hypervolume(), rnd.hypervolume()),
@@ -82,10 +85,10 @@ def rescore(
             ),
             rnd.hypervolume(),
         ),
-        "GE best val within target": ge.best_within(target_params),
-        "random best val within target": best,
-        "GE evals to random's best": ge.evaluations_to(best, target_params),
-        "random evals to its best": rnd.evaluations_to(best, target_params),
+        "GE best val within target": ge.best_within(target_params) if ge_any else None,
+        "random best val within target": best if rnd_any else None,
+        "GE evals to random's best": ge.evaluations_to(best, target_params) if rnd_any else None,
+        "random evals to its best": rnd.evaluations_to(best, target_params) if rnd_any else None,
     }
 
 
@@ -102,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     rows = [rescore(d, args.target_params, args.ceiling_params) for d in args.seed_dirs]
-    print(f"{'':28s}" + "".join(f"{d.name:>12s}" for d in args.seed_dirs) + f"{'median':>12s}")
+    print(f"{'':32s}" + "".join(f"{d.name:>12s}" for d in args.seed_dirs) + f"{'median':>12s}")
     for label in rows[0]:
         values = [r[label] for r in rows]
         known = [v for v in values if v is not None]
@@ -110,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = [
             "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in cells
         ]
-        print(f"{label:28s}" + "".join(f"{t:>12s}" for t in text))
+        print(f"{label:32s}" + "".join(f"{t:>12s}" for t in text))
     return 0
 
 

@@ -2,8 +2,8 @@
 
     python benchmarks/stages.py OUT/finalists*/summary.json [--screen 6]
 
-Each file is the summary.json of a benchmarks/finalists.py run. Every network
-that rule --screen trained to the end has three accuracies: its search
+Each file is the summary.json of a benchmarks/finalists.py run. Every finalist
+of rule --screen (a network that rule trained to the end) has three accuracies: its search
 accuracy (the search fidelity, on the validation split), its screening epoch's
 (one epoch on the final training's images, on the held-out slice) and its final
 held-out accuracy. Printed for the first two against the third, and for the
@@ -28,15 +28,18 @@ STAGES = ("search_val_accuracy", "one_epoch_holdout")
 
 
 def finalists(path: Path, screen: str) -> list[dict[str, float]]:
-    """Return the finalists of one finalists.py summary that have every accuracy."""
+    """Return the finalists rule screen of one finalists.py summary trained, those with every accuracy."""
     try:
         rules = json.loads(path.read_text())["rules"]
-    except (OSError, ValueError, KeyError) as e:
-        raise SystemExit(f"{path}: not a benchmarks/finalists.py summary.json ({e})") from None
-    if screen not in rules:
-        raise SystemExit(f"{path}: no --screen {screen} rule (it has {', '.join(rules)})")
-    wanted = (*STAGES, "final_holdout", "final_test")
-    return [c for c in rules[screen]["candidates"] if all(c.get(k) is not None for k in wanted)]
+        if screen not in rules:
+            raise SystemExit(f"{path}: no --screen {screen} rule (it has {', '.join(rules)})")
+        rows = list(rules[screen]["finalists"])
+        wanted = (*STAGES, "final_holdout", "final_test")
+        return [r for r in rows if all(r.get(k) is not None for k in wanted)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise SystemExit(
+            f"{path}: not a benchmarks/finalists.py summary.json ({type(e).__name__}: {e})"
+        ) from None
 
 
 def spearman(rows: Sequence[dict[str, float]], x: str, y: str) -> float | None:
@@ -80,12 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--screen", default="6", help="the rule whose finalists to read (default 6)")
     args = p.parse_args(argv)
     groups = [finalists(path, args.screen) for path in args.summaries]
-    n = sum(len(g) for g in groups)
-    print(f"{n} finalists from {len(groups)} runs")
-    print(f"{'':40s}{'Spearman, pooled':>18s}{'pairs of a run ordered alike':>30s}")
-    for label, (pooled, alike, n) in correlations(groups).items():
-        cells = ["-" if v is None else f"{v:.2f}" for v in (pooled, alike)]
-        print(f"{label:40s}{cells[0]:>18s}{cells[1]:>24s} of {n:<3d}")
+    print(f"{sum(len(g) for g in groups)} finalists from {len(groups)} runs")
+    print(f"{'':40s}{'Spearman, pooled':>18s}   pairs of a run ordered alike")
+    for label, (pooled, alike, pairs) in correlations(groups).items():
+        rho = "-" if pooled is None else f"{pooled:.2f}"
+        share = "-" if alike is None else f"{alike * pairs:g} of {pairs}"
+        print(f"{label:40s}{rho:>18s}   {share}")
     return 0
 
 

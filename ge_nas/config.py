@@ -18,24 +18,6 @@ from typing import Any
 from ge_nas.errors import ConfigError, did_you_mean
 from ge_nas.objectives import OBJECTIVES
 
-
-def usable_cores() -> int:
-    """Return the cores this process may run on.
-
-    Its CPU affinity where the OS reports one (taskset, a container's cpuset, a
-    batch scheduler's allocation), else os.cpu_count(): a process pinned to one
-    core of a larger machine that started one torch thread per machine core
-    would oversubscribe its core 2 to 4 times over.
-    """
-    affinity = getattr(os, "sched_getaffinity", None)
-    if affinity is not None:
-        try:
-            return len(affinity(0)) or 1
-        except OSError:
-            pass
-    return os.cpu_count() or 1
-
-
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -53,6 +35,24 @@ MODES = (
 REPRESENTATIONS = ("ge", "sge", "bits")
 CROSSOVERS = ("one-point", "two-point", "uniform")  # GE, bits: over used codons; SGE: over rules
 OOD_SCORES = ("msp", "energy")  # max softmax probability, or logsumexp of the logits
+
+
+def usable_cores() -> int:
+    """Return the cores this process may run on.
+
+    Its CPU affinity where the OS reports one (taskset, a container's cpuset, a
+    batch scheduler's allocation), else os.cpu_count(): a process pinned to a
+    few cores of a larger machine that started a worker or a torch thread per
+    machine core would run several threads per core, which costs 2 to 4 times
+    the time.
+    """
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        try:
+            return len(affinity(0)) or 1
+        except OSError:
+            pass
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -338,8 +338,9 @@ class RunConfig:
         remote = self.executor == "dask" and self.scheduler
         if self.resolved_workers() > cores and not self.oversubscribe and not remote:
             raise ConfigError(
-                f"--workers {self.workers}: more worker processes than the {cores} cores here "
-                "(each trains with its own torch threads and ~300 MB); "
+                f"--workers {self.workers}: more worker processes than the {cores} cores "
+                "this process may use (its CPU affinity; each worker trains with its own "
+                "torch threads and ~300 MB); "
                 "use at most that many, or pass --oversubscribe"
             )
 

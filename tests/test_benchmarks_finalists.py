@@ -156,6 +156,8 @@ def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path,
     small = rescore.rescore(tmp_path, 1_200)  # GE's 20k network is over this target
     assert small["GE best val within target"] == pytest.approx(0.70)
     assert small["random best val within target"] == pytest.approx(0.60)
+    none = rescore.rescore(tmp_path, 100)  # no network of either search that small
+    assert none["GE best val within target"] is None and none["random evals to its best"] is None
     random_hv = fmnist.hypervolume_2d([(0.4, 2.69897), (0.3, 3.17609)])
     # the union adds random's 500-param network below GE's smallest
     assert numbers["HV ratio, union of both"] == pytest.approx(
@@ -183,6 +185,7 @@ def test_rescore_compares_equal_evaluations_when_random_stopped_early(
     assert numbers["evaluations compared"] == 2
     assert numbers["HV ratio (1, 8)"] < 1.0  # GE's first two are dominated by random's
     assert numbers["GE evals to random's best"] is None
+    assert numbers["GE best val within target"] == pytest.approx(0.55)  # not the third's 0.95
 
 
 def test_reevaluate_summary_counts_only_networks_retrained(fmnist) -> None:  # type: ignore[no-untyped-def]
@@ -202,6 +205,7 @@ def test_reevaluate_retrains_each_archives_top_with_other_seeds(
 
     from ge_nas.archive import Archive
     from ge_nas.fidelity import fidelity_key
+    from ge_nas.worker import derive_seed
 
     tiny = ["--dataset", "digits", "--minutes", "0.05", "--population", "4", "--epochs", "1",
             "--train-subset", "200", "--finalists", "1", "--final-epochs", "1", "--workers", "1",
@@ -232,13 +236,22 @@ def test_reevaluate_retrains_each_archives_top_with_other_seeds(
     ge_rows = [r for r in rows if r["archive"] == archives[0]]
     assert all(r["phenotype"] == first.phenotype for r in ge_rows)
     assert all(r["search_val_accuracy"] == first.metrics.val_accuracy for r in ge_rows)
+    # two seeds of its own per retraining, none the search's (nor that of a search seeded 1 or 2)
+    searches = {derive_seed(s, first.phenotype_hash) for s in (0, 1, 2)}
+    seeds = {r["seed"] for r in ge_rows}
+    assert len(seeds) == 2 and not seeds & searches
+    tasks, labels = reevaluate.retraining_tasks(config, [[first]], 3, 1)
+    assert labels == [(0, 0)] * 3 and len({t.seed for t in tasks} - searches) == 3
+    assert all(t.phenotype == first.phenotype and t.epochs == config.epochs for t in tasks)
     assert "drop" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="is not empty"):
         reevaluate.main(argv)  # nothing is overwritten
     with pytest.raises(SystemExit, match="--repeats 0"):
         reevaluate.main([*argv[:-1], str(tmp_path / "x"), "--repeats", "0"])
-    with pytest.raises(SystemExit, match="no such archive"):
+    with pytest.raises(SystemExit, match="not an archive file"):
         reevaluate.main([*tiny, str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "y")])
+    with pytest.raises(SystemExit, match="--target-params 0"):
+        reevaluate.main([*argv[:-1], str(tmp_path / "z"), "--target-params", "0"])
 
 
 def test_stages_rank_correlations_pooled_and_within_a_run(
@@ -254,11 +267,13 @@ def test_stages_rank_correlations_pooled_and_within_a_run(
         [finalist(0.80, 0.90, 0.93, 0.92), finalist(0.70, 0.88, 0.91, 0.93)],
         [finalist(0.60, 0.80, 0.85, 0.84), finalist(0.65, 0.80, 0.86, 0.85)],
     ]
-    unscored = {**finalist(0.9, 0.9, 0.9, 0.9), "final_holdout": None}  # a candidate not retrained
+    failed = {**finalist(0.9, 0.9, 0.9, 0.9), "final_holdout": None}  # its final training failed
+    other = finalist(0.5, 0.5, 0.99, 0.99)  # a candidate that only another rule's finalists hold
     paths = []
     for i, run in enumerate(runs):
         path = tmp_path / f"s{i}.json"
-        path.write_text(json.dumps({"rules": {"6": {"candidates": [*run, unscored]}}}))
+        rule = {"candidates": [*run, other], "finalists": [*run, failed]}
+        path.write_text(json.dumps({"rules": {"6": rule, "0": {"finalists": [other]}}}))
         paths.append(path)
     assert stages.finalists(paths[0], "6") == runs[0]
     result = stages.correlations(runs)
@@ -270,9 +285,13 @@ def test_stages_rank_correlations_pooled_and_within_a_run(
     _, alike, _ = result["final_holdout ~ final_test"]
     assert alike == 0.5  # run 1's held-out slice picks the worse test accuracy
     assert stages.main([str(p) for p in paths]) == 0
-    assert "4 finalists from 2 runs" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="no --screen 0 rule"):
-        stages.main([str(paths[0]), "--screen", "0"])
+    printed = capsys.readouterr().out
+    assert "4 finalists from 2 runs" in printed and "1.5 of 2" in printed
+    with pytest.raises(SystemExit, match="no --screen 12 rule"):
+        stages.main([str(paths[0]), "--screen", "12"])
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="list.json: not a benchmarks/finalists.py summary"):
+        stages.main([str(tmp_path / "list.json")])
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SystemExit, match="not a benchmarks/finalists.py summary"):
         stages.main([str(tmp_path / "bad.json")])
