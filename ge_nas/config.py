@@ -338,8 +338,8 @@ class RunConfig:
         remote = self.executor == "dask" and self.scheduler
         if self.resolved_workers() > cores and not self.oversubscribe and not remote:
             raise ConfigError(
-                f"--workers {self.workers}: more worker processes than the {cores} cores "
-                "this process may use (its CPU affinity; each worker trains with its own "
+                f"--workers {self.workers}: more worker processes than the {cores} "
+                f"core{'s' if cores != 1 else ''} this process may use (its CPU affinity; each worker trains with its own "
                 "torch threads and ~300 MB); "
                 "use at most that many, or pass --oversubscribe"
             )
