@@ -119,14 +119,13 @@ class SearchResult:
                 return n
         return None
 
+    def within(self, target_params: int) -> list[Record]:
+        """Return the trained records with at most target_params parameters."""
+        return [r for r in self.trained() if (r.metrics.params or 0) <= target_params]
+
     def best_within(self, target_params: int) -> float:
         """Return the best validation accuracy within target_params (0 when none)."""
-        small = [
-            r.metrics.val_accuracy
-            for r in self.trained()
-            if (r.metrics.params or 0) <= target_params
-        ]
-        return max(small, default=0.0)
+        return max((r.metrics.val_accuracy for r in self.within(target_params)), default=0.0)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -330,8 +329,7 @@ def finalist_candidates(
     """
     if screen <= finalists or finalists == 0:
         return pick_finalists(search.front(), finalists, max_params=target_params)
-    within = [r for r in search.trained() if (r.metrics.params or 0) <= target_params]
-    return screening_candidates(within, screen)
+    return screening_candidates(search.within(target_params), screen)
 
 
 def fit_final_epochs(

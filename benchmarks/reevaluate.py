@@ -52,8 +52,7 @@ def top_networks(
         records = fmnist.in_order(archive.records(key))[:evaluations]
     if not records:
         raise SystemExit(f"{path}: no network at this fidelity; give the search's options")
-    within = [r for r in records if (r.metrics.params or 0) <= target]
-    return screening_candidates(within, top)
+    return screening_candidates(fmnist.SearchResult(records, 0.0, 0.0).within(target), top)
 
 
 def summarise(pairs: Sequence[tuple[float, Sequence[float]]]) -> dict[str, float] | None:

@@ -62,10 +62,8 @@ def rescore(
     n = min(len(ge.records), len(rnd.records))
     ge, rnd = replace(ge, records=ge.records[:n]), replace(rnd, records=rnd.records[:n])
     within = fmnist.target_reference(target_params)
-    best = rnd.best_within(target_params)
-    ge_any, rnd_any = (
-        any((r.metrics.params or 0) <= target_params for r in s.trained()) for s in (ge, rnd)
-    )
+    best, ge_best = rnd.best_within(target_params), ge.best_within(target_params)
+    ge_any, rnd_any = bool(ge.within(target_params)), bool(rnd.within(target_params))
     return {
         "evaluations compared": n,
         "HV ratio (1, 8)": fmnist._ratio(ge.hypervolume(), rnd.hypervolume()),
@@ -80,12 +78,12 @@ def rescore(
             hypervolume_2d(
                 [
                     *fmnist.points(ge.records),
-                    size_point(max(best, ge.best_within(target_params)), ceiling_params),
+                    size_point(max(best, ge_best), ceiling_params),
                 ]
             ),
             rnd.hypervolume(),
         ),
-        "GE best val within target": ge.best_within(target_params) if ge_any else None,
+        "GE best val within target": ge_best if ge_any else None,
         "random best val within target": best if rnd_any else None,
         "GE evals to random's best": ge.evaluations_to(best, target_params) if rnd_any else None,
         "random evals to its best": rnd.evaluations_to(best, target_params) if rnd_any else None,

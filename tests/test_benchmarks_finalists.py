@@ -22,6 +22,19 @@ def fmnist(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     return fmnist
 
 
+# a search of a few seconds on the embedded digits: the options of benchmarks/fmnist.py
+TINY = ("--dataset", "digits", "--minutes", "0.05", "--population", "4", "--epochs", "1",
+        "--train-subset", "200", "--finalists", "1", "--final-epochs", "1", "--workers", "1",
+        "--grammar", str(ROOT / "tests" / "grammars" / "tiny_cnn.bnf"))  # fmt: skip
+
+
+@pytest.fixture
+def tiny_search(fmnist, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Return the seed directory (ge.sqlite, random.sqlite) of a finished TINY benchmark."""
+    assert fmnist.main([*TINY, "--out", str(tmp_path / "bench")]) == 0
+    return tmp_path / "bench" / "seed0"
+
+
 def record(phenotype: str, accuracy: float, params: int) -> Record:
     return Record(phenotype, "f", phenotype, (), Metrics(OK, accuracy, None, params))
 
@@ -56,15 +69,12 @@ def test_screening_takes_the_most_accurate_structures_within_the_target(fmnist) 
 
 
 def test_finalists_benchmark_compares_the_rules_on_one_archive(
-    fmnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_search: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
     import finalists
 
-    tiny = ["--dataset", "digits", "--minutes", "0.05", "--population", "4", "--epochs", "1",
-            "--train-subset", "200", "--finalists", "1", "--final-epochs", "1", "--workers", "1",
-            "--grammar", str(ROOT / "tests" / "grammars" / "tiny_cnn.bnf")]  # fmt: skip
-    assert fmnist.main([*tiny, "--out", str(tmp_path / "bench")]) == 0
-    archive = tmp_path / "bench" / "seed0" / "ge.sqlite"
+    tiny = list(TINY)
+    archive = tiny_search / "ge.sqlite"
     out = tmp_path / "finalists"
     argv = [*tiny, "--archive", str(archive), "--screens", "0,3", "--out", str(out)]
     assert finalists.main(argv) == 0
@@ -199,7 +209,7 @@ def test_reevaluate_summary_counts_only_networks_retrained(fmnist) -> None:  # t
 
 
 def test_reevaluate_retrains_each_archives_top_with_other_seeds(
-    fmnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fmnist, tiny_search: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
     import reevaluate
 
@@ -207,11 +217,7 @@ def test_reevaluate_retrains_each_archives_top_with_other_seeds(
     from ge_nas.fidelity import fidelity_key
     from ge_nas.worker import derive_seed
 
-    tiny = ["--dataset", "digits", "--minutes", "0.05", "--population", "4", "--epochs", "1",
-            "--train-subset", "200", "--finalists", "1", "--final-epochs", "1", "--workers", "1",
-            "--grammar", str(ROOT / "tests" / "grammars" / "tiny_cnn.bnf")]  # fmt: skip
-    assert fmnist.main([*tiny, "--out", str(tmp_path / "bench")]) == 0
-    seed_dir = tmp_path / "bench" / "seed0"
+    tiny, seed_dir = list(TINY), tiny_search
     archives = [str(seed_dir / "ge.sqlite"), str(seed_dir / "random.sqlite")]
     out = tmp_path / "again"
     argv = [
