@@ -28,7 +28,7 @@ from typing import Any
 import fmnist
 
 from ge_nas import rundir
-from ge_nas.archive import Archive, Record
+from ge_nas.archive import Record
 from ge_nas.executors import make_executor
 from ge_nas.fidelity import fidelity_key
 from ge_nas.search.finalists import choose_best
@@ -70,15 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "random search at equal evaluations (default: all)",
     )
     args = p.parse_args(argv)
-    if not args.archive.is_file():
-        raise SystemExit(f"--archive {args.archive}: no such file (a search's ge.sqlite)")
     screens = [int(v) for v in args.screens.split(",")]
     out = Path(args.out or args.archive.parent / "finalists")
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} is not empty; choose another --out")
     config = fmnist.make_run_config(args, args.seed)
-    with Archive(args.archive) as archive:
-        records = fmnist.in_order(archive.records(fidelity_key(config)))
+    records = fmnist.searched(args.archive, fidelity_key(config))
     if records and args.search_minutes is not None:
         records = finished_within(records, args.search_minutes * 60)
         if not records:

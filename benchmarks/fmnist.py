@@ -45,7 +45,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,9 +282,26 @@ def search_ge(
         )
 
 
-def in_order(records: Sequence[Record]) -> list[Record]:
+def in_order(records: Iterable[Record]) -> list[Record]:
     """Return the trained-here records in the order they finished."""
     return sorted(records, key=lambda r: r.ended or 0.0)
+
+
+def searched(path: Path, key: str | None = None) -> list[Record]:
+    """Return a finished search's networks from its archive, in the order they finished.
+
+    key: only those trained at this fidelity (the search's options give it);
+    None: every search training, whatever its fidelity, and no final training.
+    The archive is only read.
+    """
+    if not path.is_file():
+        raise SystemExit(
+            f"{path}: no such archive (expected a benchmarks/fmnist.py search's "
+            "OUT/seedN/ge.sqlite or random.sqlite)"
+        )
+    with Archive(path, read_only=True) as archive:
+        records = archive.records(key) if key is not None else archive.records()
+    return in_order(r for r in records if key is not None or "|final=False" in r.fidelity)
 
 
 def search_random(

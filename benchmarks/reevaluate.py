@@ -30,7 +30,7 @@ from pathlib import Path
 
 import fmnist
 
-from ge_nas.archive import Archive, Record
+from ge_nas.archive import Record
 from ge_nas.config import RunConfig
 from ge_nas.executors import make_executor
 from ge_nas.fidelity import fidelity_key
@@ -43,13 +43,7 @@ def top_networks(
     path: Path, key: str, evaluations: int | None, top: int, target: int
 ) -> list[Record]:
     """Return the top most accurate structures within target among an archive's first evaluations networks."""
-    if not path.is_file():
-        raise SystemExit(
-            f"{path}: not an archive file (expected a benchmarks/fmnist.py search's "
-            "OUT/seedN/ge.sqlite or random.sqlite)"
-        )
-    with Archive(path, read_only=True) as archive:
-        records = fmnist.in_order(archive.records(key))[:evaluations]
+    records = fmnist.searched(path, key)[:evaluations]
     if not records:
         raise SystemExit(f"{path}: no network at this fidelity; give the search's options")
     return screening_candidates(fmnist.SearchResult(records, 0.0, 0.0).within(target), top)

@@ -138,6 +138,24 @@ def write_searches(seed_dir: Path, ge: list[Record], rnd: list[Record]) -> None:
                 archive.record(replace(r, fidelity="d|final=False", ended=float(t)))
 
 
+def test_searched_reads_a_search_in_finishing_order_without_its_final_trainings(
+    fmnist, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from ge_nas.archive import Archive
+
+    path = tmp_path / "ge.sqlite"
+    with Archive(path) as archive:
+        for name, fidelity, ended in [("late", "a|final=False", 3.0), ("early", "a|final=False", 1.0),
+                                      ("other", "b|final=False", 2.0), ("final", "a|final=True", 0.5)]:  # fmt: skip
+            archive.record(replace(record(name, 0.5, 100), fidelity=fidelity, ended=ended))
+    assert [r.phenotype for r in fmnist.searched(path)] == ["early", "other", "late"]
+    assert [r.phenotype for r in fmnist.searched(path, "a|final=False")] == ["early", "late"]
+    assert fmnist.searched(path, "c|final=False") == []
+    with pytest.raises(SystemExit, match=r"none\.sqlite: no such archive"):
+        fmnist.searched(tmp_path / "none.sqlite")
+    assert not (tmp_path / "none.sqlite").exists()  # nothing created
+
+
 def test_rescore_recomputes_the_ratios_from_the_archives(fmnist, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import rescore
 
@@ -254,7 +272,7 @@ def test_reevaluate_retrains_each_archives_top_with_other_seeds(
         reevaluate.main(argv)  # nothing is overwritten
     with pytest.raises(SystemExit, match="--repeats 0"):
         reevaluate.main([*argv[:-1], str(tmp_path / "x"), "--repeats", "0"])
-    with pytest.raises(SystemExit, match="not an archive file"):
+    with pytest.raises(SystemExit, match="no such archive"):
         reevaluate.main([*tiny, str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "y")])
     with pytest.raises(SystemExit, match="--target-params 0"):
         reevaluate.main([*argv[:-1], str(tmp_path / "z"), "--target-params", "0"])
