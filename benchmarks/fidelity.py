@@ -4,7 +4,12 @@
                                   [--reference 4x20000] [--workers 2] [--out runs/bench-fidelity-<time>]
 
 It samples --networks distinct phenotypes of the grammar (grammars/cnn_fmnist.bnf
-by default) at random, as random search would, and trains each at every
+by default) at random, as random search would; or takes the networks of
+--phenotypes FILE (one phenotype per line; blank lines and # comments skipped);
+or, with --archive (repeatable), the --top most accurate structures within
+--target-params of each finished search (a benchmarks/fmnist.py ge.sqlite or
+random.sqlite): the networks a search hands to its final training, among
+which a fidelity must rank well. It trains each at every
 fidelity (EPOCHSxIMAGES: epochs over that many training images) and at the
 reference fidelity, all scored on the same validation split. Per fidelity it
 prints the Spearman and Kendall rank correlation of validation accuracy with
@@ -38,11 +43,13 @@ from scipy.stats import kendalltau, rankdata, spearmanr
 
 from ge_nas.arch import parse_arch
 from ge_nas.config import RunConfig
+from ge_nas.errors import ArchError
 from ge_nas.executors import make_executor
 from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
 from ge_nas.grammar.mapper import map_genome
 from ge_nas.search.evaluator import task_for
+from ge_nas.search.finalists import screening_candidates
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +70,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
     p.add_argument("--classes", help="only these classes, e.g. 5-9 or 0,2,4 (default: all)")
-    p.add_argument("--networks", type=int, default=24)
+    p.add_argument("--networks", type=int, default=24, help="networks sampled (default 24)")
+    p.add_argument("--phenotypes", type=Path, help="the networks: one phenotype per line")
+    p.add_argument(
+        "--archive",
+        type=Path,
+        action="append",
+        default=[],
+        help="the networks: a finished search's --top best within --target-params (repeatable)",
+    )
+    p.add_argument("--top", type=int, default=4, help="networks per --archive (default 4)")
+    p.add_argument(
+        "--target-params", type=int, default=50_000, help="with --archive (default 50000)"
+    )
     p.add_argument("--fidelities", default="1x2000,1x4000,2x4000,1x8000,2x8000")
     p.add_argument("--reference", default="4x20000")
     p.add_argument(
@@ -94,20 +113,76 @@ def sample_phenotypes(config: RunConfig, n: int) -> list[str]:
     return list(found.values())
 
 
+def read_phenotypes(path: Path) -> list[str]:
+    """Return the distinct networks of a file, one phenotype per line, in canonical text.
+
+    Blank lines and lines starting with # are skipped; a line that does not
+    parse stops the benchmark with its file:line and the parser's message.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SystemExit(f"--phenotypes {path}: {exc.strerror or exc}") from None
+    found: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            spec = parse_arch(line)
+        except ArchError as exc:
+            raise SystemExit(f"{path}:{number}: not a phenotype: {exc}") from None
+        found.setdefault(spec.hash(), spec.canonical())
+    if not found:
+        raise SystemExit(f"--phenotypes {path}: no phenotype in it")
+    return list(found.values())
+
+
+def archive_tops(paths: Sequence[Path], top: int, target_params: int) -> list[str]:
+    """Return each finished search's top most accurate structures within target_params, each network once."""
+    import fmnist  # benchmarks/fmnist.py, beside this script
+
+    found: dict[str, str] = {}
+    for path in paths:
+        within = fmnist.SearchResult(fmnist.searched(path), 0.0, 0.0).within(target_params)
+        if not within:
+            raise SystemExit(f"--archive {path}: no trained network within {target_params} params")
+        for r in screening_candidates(within, top):
+            found.setdefault(r.phenotype_hash, r.phenotype)
+    return list(found.values())
+
+
+def choose_networks(args: argparse.Namespace, config: RunConfig) -> list[str]:
+    """Return the networks to train: from --phenotypes, from --archive, or sampled from the grammar."""
+    if args.phenotypes is not None and args.archive:
+        raise SystemExit("--phenotypes and --archive: give one source of networks")
+    if args.phenotypes is not None:
+        return read_phenotypes(args.phenotypes)
+    if args.archive:
+        return archive_tops(args.archive, args.top, args.target_params)
+    return sample_phenotypes(config, args.networks)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train every sampled network at every fidelity; print the correlations with the reference."""
+    """Train every chosen network at every fidelity; print the correlations with the reference."""
     args = parse_args(argv)
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats {args.repeats}: expected at least 1")
+    for name in ("repeats", "networks", "top", "target_params"):
+        if getattr(args, name) < 1:
+            raise SystemExit(
+                f"--{name.replace('_', '-')} {getattr(args, name)}: expected at least 1"
+            )
     out = Path(args.out or ROOT / "runs" / f"bench-fidelity-{dt.datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"{out} is not empty; choose another --out")
     fidelities = [f.strip() for f in args.fidelities.split(",") if f.strip()]
     levels = [*fidelities, args.reference]
+    for level in levels:
+        parse_fidelity(level)  # a typo stops the benchmark before it trains anything
     base = RunConfig(
         args.grammar, dataset=args.dataset, data_dir=args.data_dir, classes=args.classes, seed=args.seed,
         workers=args.workers, eval_timeout_s=None, test_in_search=False,
     )  # fmt: skip
-    phenotypes = sample_phenotypes(base, args.networks)
+    phenotypes = choose_networks(args, base)
+    out.mkdir(parents=True, exist_ok=True)
     print(f"{len(phenotypes)} networks x {len(levels)} fidelities; out {out}", flush=True)
     executor = make_executor(base.executor, args.workers)
     tasks, labels = [], []

@@ -41,3 +41,65 @@ def test_repeats_train_each_cheap_fidelity_with_other_seeds(
     assert "noise" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--repeats 0"):
         fidelity.main([*argv[:-1], str(tmp_path / "again"), "--repeats", "0"])
+
+
+def test_phenotypes_file_gives_the_networks_each_once(fidelity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nets.txt"
+    path.write_text("# two networks, one written twice\n\nconv(8,3) relu | opt=adam\n"
+                    "conv(8, 3) relu | opt=adam\n  conv(4,3) relu | opt=sgd lr=0.1\n")  # fmt: skip
+    texts = fidelity.read_phenotypes(path)
+    assert len(texts) == 2 and texts[0].startswith("conv(8,3") and "opt=sgd" in texts[1]
+    path.write_text("conv(8,3) relu | opt=adam\nconv(8,3) bogus\n")
+    with pytest.raises(SystemExit, match=r"nets\.txt:2: not a phenotype: .*bogus"):
+        fidelity.read_phenotypes(path)
+    path.write_text("# nothing\n")
+    with pytest.raises(SystemExit, match="no phenotype in it"):
+        fidelity.read_phenotypes(path)
+    with pytest.raises(SystemExit, match="--phenotypes .*none.txt"):
+        fidelity.read_phenotypes(tmp_path / "none.txt")
+
+
+def test_archive_tops_are_each_searchs_best_within_the_target(fidelity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ge_nas.archive import Archive, Record
+    from ge_nas.metrics import OK, Metrics
+
+    def write(name: str, nets: list[tuple[str, float, int]], final: bool = False) -> Path:
+        path = tmp_path / name
+        with Archive(path) as archive:
+            for t, (text, acc, params) in enumerate(nets):
+                key = f"d|final={final}"
+                archive.record(Record(text, key, text, (), Metrics(OK, acc, None, params), ended=t))
+        return path
+
+    ge = write(
+        "ge.sqlite", [("a", 0.7, 1_000), ("b", 0.9, 90_000), ("c", 0.8, 20_000), ("d", 0.6, 5)]
+    )
+    rnd = write("random.sqlite", [("c", 0.75, 20_000), ("e", 0.65, 30_000), ("f", 0.5, 100)])
+    write("ge.sqlite", [("g", 0.99, 1_000)], final=True)  # a final training, not the search's
+    assert fidelity.archive_tops([ge, rnd], 2, 50_000) == ["c", "a", "e"]  # c once; b too big
+    assert fidelity.archive_tops([ge], 1, 100) == ["d"]
+    with pytest.raises(SystemExit, match="no trained network within 10 params"):
+        fidelity.archive_tops([rnd], 2, 10)
+
+
+def test_phenotypes_file_trained_at_every_fidelity_and_bad_options_stop_first(
+    fidelity, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    nets = tmp_path / "nets.txt"
+    nets.write_text("conv(4,3) relu | opt=adam\nconv(8,3) relu pool(max,2) | opt=adam\n"
+                    "conv(2,3) relu | opt=adam lr=0.01\n")  # fmt: skip
+    out = tmp_path / "out"
+    argv = ["--dataset", "digits", "--phenotypes", str(nets), "--fidelities", "1x100",
+            "--reference", "1x200", "--workers", "1", "--out", str(out)]  # fmt: skip
+    assert fidelity.main(argv) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and {r["phenotype"] for r in rows} == set(fidelity.read_phenotypes(nets))
+    assert "reference 1x200: 3 networks trained" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="is not empty"):
+        fidelity.main(argv)  # nothing appended to another run's results
+    elsewhere = [*argv[:-1], str(tmp_path / "new")]
+    with pytest.raises(SystemExit, match="give one source"):
+        fidelity.main([*elsewhere, "--archive", str(tmp_path / "ge.sqlite")])
+    with pytest.raises(SystemExit, match="expected EPOCHSxIMAGES"):
+        fidelity.main([*elsewhere, "--reference", "4x"])
+    assert not (tmp_path / "new").exists()  # nothing created by a run that stopped
