@@ -2,6 +2,8 @@
 
     python benchmarks/fidelity.py [--networks 24] [--fidelities 1x2000,1x4000,2x4000,1x8000,2x8000]
                                   [--reference 4x20000] [--workers 2] [--out runs/bench-fidelity-<time>]
+    python benchmarks/fidelity.py --archive OUT/seed1/ge.sqlite --archive OUT/seed1/random.sqlite --top 4 ...
+    python benchmarks/fidelity.py --phenotypes nets.txt ...
 
 It samples --networks distinct phenotypes of the grammar (grammars/cnn_fmnist.bnf
 by default) at random, as random search would; or takes the networks of
