@@ -10,8 +10,9 @@ by default) at random, as random search would; or takes the networks of
 --phenotypes FILE (one phenotype per line; blank lines and # comments skipped);
 or, with --archive (repeatable), the --top most accurate structures within
 --target-params of each finished search (a benchmarks/fmnist.py ge.sqlite or
-random.sqlite): the networks a search hands to its final training, among
-which a fidelity must rank well. It trains each at every
+random.sqlite; each archive one search, at one fidelity): the candidates
+`fmnist.py --screen K` screens for its final training, among which a
+fidelity must rank well. It trains each at every
 fidelity (EPOCHSxIMAGES: epochs over that many training images) and at the
 reference fidelity, all scored on the same validation split. Per fidelity it
 prints the Spearman and Kendall rank correlation of validation accuracy with
@@ -41,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import fmnist
 from scipy.stats import kendalltau, rankdata, spearmanr
 
 from ge_nas.arch import parse_arch
@@ -57,11 +59,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_fidelity(text: str) -> tuple[int, int]:
-    """Return (epochs, images) from 'EPOCHSxIMAGES'."""
+    """Return (epochs, images) from 'EPOCHSxIMAGES', both at least 1."""
     try:
         epochs, images = (int(part) for part in text.lower().split("x"))
     except ValueError:
         raise SystemExit(f"fidelity {text!r}: expected EPOCHSxIMAGES, e.g. 2x8000") from None
+    if epochs < 1 or images < 1:
+        raise SystemExit(f"fidelity {text!r}: epochs and images must be at least 1")
     return epochs, images
 
 
@@ -72,18 +76,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
     p.add_argument("--classes", help="only these classes, e.g. 5-9 or 0,2,4 (default: all)")
-    p.add_argument("--networks", type=int, default=24, help="networks sampled (default 24)")
-    p.add_argument("--phenotypes", type=Path, help="the networks: one phenotype per line")
-    p.add_argument(
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--networks", type=int, help="networks sampled from the grammar (the default: 24)"
+    )
+    source.add_argument("--phenotypes", type=Path, help="the networks: one phenotype per line")
+    source.add_argument(
         "--archive",
         type=Path,
         action="append",
-        default=[],
         help="the networks: a finished search's --top best within --target-params (repeatable)",
     )
-    p.add_argument("--top", type=int, default=4, help="networks per --archive (default 4)")
+    p.add_argument("--top", type=int, help="with --archive: networks per archive (default 4)")
     p.add_argument(
-        "--target-params", type=int, default=50_000, help="with --archive (default 50000)"
+        "--target-params",
+        type=int,
+        help="with --archive: the most parameters a network may have (default 50000)",
     )
     p.add_argument("--fidelities", default="1x2000,1x4000,2x4000,1x8000,2x8000")
     p.add_argument("--reference", default="4x20000")
@@ -95,7 +103,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output directory (default runs/bench-fidelity-<time>)")
+    p.add_argument(
+        "--out", help="a new or empty output directory (default runs/bench-fidelity-<time>)"
+    )
     return p.parse_args(argv)
 
 
@@ -125,6 +135,8 @@ def read_phenotypes(path: Path) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise SystemExit(f"--phenotypes {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"--phenotypes {path}: not a UTF-8 text file") from None
     found: dict[str, str] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -139,39 +151,43 @@ def read_phenotypes(path: Path) -> list[str]:
     return list(found.values())
 
 
-def archive_tops(paths: Sequence[Path], top: int, target_params: int) -> list[str]:
-    """Return each finished search's top most accurate structures within target_params, each network once."""
-    import fmnist  # benchmarks/fmnist.py, beside this script
+def archive_tops(paths: Sequence[Path], top: int, target_params: int) -> dict[str, list[str]]:
+    """Return each finished search's top most accurate structures within target_params.
 
-    found: dict[str, str] = {}
+    Maps each network's phenotype (once, in first-seen order) to the archives
+    whose top it is in.
+    """
+    texts: dict[str, str] = {}  # phenotype hash: its text, the first archive's
+    found: dict[str, list[str]] = {}
     for path in paths:
         within = fmnist.SearchResult(fmnist.searched(path), 0.0, 0.0).within(target_params)
         if not within:
             raise SystemExit(f"--archive {path}: no trained network within {target_params} params")
         for r in screening_candidates(within, top):
-            found.setdefault(r.phenotype_hash, r.phenotype)
-    return list(found.values())
+            texts.setdefault(r.phenotype_hash, r.phenotype)
+            found.setdefault(r.phenotype_hash, []).append(str(path))
+    return {texts[h]: sources for h, sources in found.items()}
 
 
-def choose_networks(args: argparse.Namespace, config: RunConfig) -> list[str]:
-    """Return the networks to train: from --phenotypes, from --archive, or sampled from the grammar."""
-    if args.phenotypes is not None and args.archive:
-        raise SystemExit("--phenotypes and --archive: give one source of networks")
+def choose_networks(args: argparse.Namespace, config: RunConfig) -> dict[str, list[str]]:
+    """Return the networks to train, each with where it came from: --phenotypes, --archive, or the grammar."""
+    if not args.archive and (args.top is not None or args.target_params is not None):
+        raise SystemExit("--top and --target-params choose --archive networks; give --archive")
     if args.phenotypes is not None:
-        return read_phenotypes(args.phenotypes)
+        return {text: [str(args.phenotypes)] for text in read_phenotypes(args.phenotypes)}
     if args.archive:
-        return archive_tops(args.archive, args.top, args.target_params)
-    return sample_phenotypes(config, args.networks)
+        return archive_tops(args.archive, args.top or 4, args.target_params or 50_000)
+    sampled = sample_phenotypes(config, 24 if args.networks is None else args.networks)
+    return {text: [str(config.grammar)] for text in sampled}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train every chosen network at every fidelity; print the correlations with the reference."""
     args = parse_args(argv)
     for name in ("repeats", "networks", "top", "target_params"):
-        if getattr(args, name) < 1:
-            raise SystemExit(
-                f"--{name.replace('_', '-')} {getattr(args, name)}: expected at least 1"
-            )
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} {value}: expected at least 1")
     out = Path(args.out or ROOT / "runs" / f"bench-fidelity-{dt.datetime.now():%Y%m%d-%H%M%S}")
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} is not empty; choose another --out")
@@ -179,11 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     levels = [*fidelities, args.reference]
     for level in levels:
         parse_fidelity(level)  # a typo stops the benchmark before it trains anything
+    if len(set(levels)) < len(levels):
+        raise SystemExit(f"fidelities {', '.join(levels)}: each once, the reference not among them")
     base = RunConfig(
         args.grammar, dataset=args.dataset, data_dir=args.data_dir, classes=args.classes, seed=args.seed,
         workers=args.workers, eval_timeout_s=None, test_in_search=False,
     )  # fmt: skip
-    phenotypes = choose_networks(args, base)
+    sources = choose_networks(args, base)
+    phenotypes = list(sources)
     out.mkdir(parents=True, exist_ok=True)
     print(f"{len(phenotypes)} networks x {len(levels)} fidelities; out {out}", flush=True)
     executor = make_executor(base.executor, args.workers)
@@ -203,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 level, i = labels[index]
                 m = outcome.metrics
                 row = {"fidelity": level, "network": i, "phenotype": phenotypes[i]}
+                row |= {"from": sources[phenotypes[i]]}
                 row |= {"ok": m.ok, "val_accuracy": m.val_accuracy, "seconds": m.train_seconds}
                 row |= {"params": m.params, "error": m.failure() if not m.ok else ""}
                 log.write(json.dumps(row) + "\n")

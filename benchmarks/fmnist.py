@@ -291,8 +291,10 @@ def searched(path: Path, key: str | None = None) -> list[Record]:
     """Return a finished search's networks from its archive, in the order they finished.
 
     key: only those trained at this fidelity (the search's options give it);
-    None: every search training, whatever its fidelity, and no final training.
-    The archive is only read.
+    None: every record of the search, final trainings left out, provided the
+    search ran at one fidelity (a directory reused with other --epochs or
+    --train-subset holds two, which must not be ranked together). The archive
+    is only read.
     """
     if not path.is_file():
         raise SystemExit(
@@ -300,8 +302,14 @@ def searched(path: Path, key: str | None = None) -> list[Record]:
             "OUT/seedN/ge.sqlite or random.sqlite)"
         )
     with Archive(path, read_only=True) as archive:
-        records = archive.records(key) if key is not None else archive.records()
-    return in_order(r for r in records if key is not None or "|final=False" in r.fidelity)
+        records = [r for r in archive.records(key) if "|final=False" in r.fidelity]
+    fidelities = sorted({r.fidelity for r in records})
+    if len(fidelities) > 1:
+        raise SystemExit(
+            f"{path}: searches at {len(fidelities)} fidelities ({'; '.join(fidelities)}); "
+            "expected one search"
+        )
+    return in_order(records)
 
 
 def search_random(

@@ -59,47 +59,84 @@ def test_phenotypes_file_gives_the_networks_each_once(fidelity, tmp_path: Path) 
         fidelity.read_phenotypes(tmp_path / "none.txt")
 
 
-def test_archive_tops_are_each_searchs_best_within_the_target(fidelity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def write_archive(
+    path: Path, nets: list[tuple[str, float, int]], key: str = "d|final=False"
+) -> Path:
+    """Add networks (phenotype, val. accuracy, params; accuracy < 0: failed) to an archive, in order."""
     from ge_nas.archive import Archive, Record
     from ge_nas.metrics import OK, Metrics
 
-    def write(name: str, nets: list[tuple[str, float, int]], final: bool = False) -> Path:
-        path = tmp_path / name
-        with Archive(path) as archive:
-            for t, (text, acc, params) in enumerate(nets):
-                key = f"d|final={final}"
-                archive.record(Record(text, key, text, (), Metrics(OK, acc, None, params), ended=t))
-        return path
+    with Archive(path) as archive:
+        for t, (text, acc, params) in enumerate(nets):
+            metrics = Metrics(OK, acc, None, params) if acc >= 0 else Metrics("error")
+            archive.record(Record(text, key, text, (), metrics, ended=float(t)))
+    return path
 
-    ge = write(
-        "ge.sqlite", [("a", 0.7, 1_000), ("b", 0.9, 90_000), ("c", 0.8, 20_000), ("d", 0.6, 5)]
-    )
-    rnd = write("random.sqlite", [("c", 0.75, 20_000), ("e", 0.65, 30_000), ("f", 0.5, 100)])
-    write("ge.sqlite", [("g", 0.99, 1_000)], final=True)  # a final training, not the search's
-    assert fidelity.archive_tops([ge, rnd], 2, 50_000) == ["c", "a", "e"]  # c once; b too big
-    assert fidelity.archive_tops([ge], 1, 100) == ["d"]
+
+def test_archive_tops_are_each_searchs_best_within_the_target(fidelity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ge = write_archive(tmp_path / "ge.sqlite", [("a", 0.7, 1_000), ("b", 0.9, 90_000),
+                       ("c", 0.8, 20_000), ("d", 0.6, 5), ("x", -1, 0)])  # fmt: skip
+    rnd = write_archive(tmp_path / "random.sqlite", [("c", 0.75, 20_000), ("e", 0.65, 30_000)])
+    write_archive(
+        ge, [("g", 0.99, 1_000)], key="d|final=True"
+    )  # a final training, not the search's
+    tops = fidelity.archive_tops([ge, rnd], 2, 50_000)  # b is too big, x failed
+    assert tops == {"c": [str(ge), str(rnd)], "a": [str(ge)], "e": [str(rnd)]}
+    assert fidelity.archive_tops([ge], 1, 100) == {"d": [str(ge)]}
     with pytest.raises(SystemExit, match="no trained network within 10 params"):
         fidelity.archive_tops([rnd], 2, 10)
+    write_archive(rnd, [("f", 0.99, 100)], key="other|final=False")  # a second search, reusing it
+    with pytest.raises(SystemExit, match="random.sqlite: searches at 2 fidelities"):
+        fidelity.archive_tops([rnd], 2, 50_000)
+
+
+NETS = "conv(4,3) relu | opt=adam\nconv(8,3) relu pool(max,2) | opt=adam\nconv(2,3) relu | opt=adam lr=0.01\n"
 
 
 def test_phenotypes_file_trained_at_every_fidelity_and_bad_options_stop_first(
     fidelity, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
     nets = tmp_path / "nets.txt"
-    nets.write_text("conv(4,3) relu | opt=adam\nconv(8,3) relu pool(max,2) | opt=adam\n"
-                    "conv(2,3) relu | opt=adam lr=0.01\n")  # fmt: skip
+    nets.write_text(NETS)
     out = tmp_path / "out"
     argv = ["--dataset", "digits", "--phenotypes", str(nets), "--fidelities", "1x100",
             "--reference", "1x200", "--workers", "1", "--out", str(out)]  # fmt: skip
     assert fidelity.main(argv) == 0
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {r["phenotype"] for r in rows} == set(fidelity.read_phenotypes(nets))
+    assert all(r["from"] == [str(nets)] for r in rows)
     assert "reference 1x200: 3 networks trained" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="is not empty"):
         fidelity.main(argv)  # nothing appended to another run's results
-    elsewhere = [*argv[:-1], str(tmp_path / "new")]
-    with pytest.raises(SystemExit, match="give one source"):
-        fidelity.main([*elsewhere, "--archive", str(tmp_path / "ge.sqlite")])
-    with pytest.raises(SystemExit, match="expected EPOCHSxIMAGES"):
-        fidelity.main([*elsewhere, "--reference", "4x"])
+    new = [*argv[:-1], str(tmp_path / "new")]
+    for extra, message in [
+        (["--top", "2"], "give --archive"),
+        (["--reference", "4x"], "expected EPOCHSxIMAGES"),
+        (["--reference", "0x200"], "at least 1"),
+        (["--reference", "1x100"], "each once"),
+        (["--top", "0"], "--top 0: expected at least 1"),
+    ]:
+        with pytest.raises(SystemExit, match=message):
+            fidelity.main([*new, *extra])
+    with pytest.raises(SystemExit):  # argparse: one source of networks
+        fidelity.main([*new, "--archive", str(tmp_path / "ge.sqlite")])
+    assert "not allowed with argument" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # nothing created by a run that stopped
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00conv")
+    with pytest.raises(SystemExit, match="not a UTF-8 text file"):
+        fidelity.read_phenotypes(tmp_path / "bin.txt")
+
+
+def test_archive_networks_trained_with_where_they_came_from(fidelity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    texts = NETS.splitlines()
+    ge = write_archive(tmp_path / "ge.sqlite", [(texts[0], 0.8, 100), (texts[1], 0.7, 300)])
+    rnd = write_archive(tmp_path / "random.sqlite", [(texts[2], 0.6, 50), (texts[0], 0.5, 100)])
+    argv = ["--dataset", "digits", "--archive", str(ge), "--archive", str(rnd), "--top", "1",
+            "--fidelities", "1x100", "--reference", "1x200", "--workers", "1",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert fidelity.main(argv) == 0
+    rows = [
+        json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    ]
+    origin = {r["phenotype"]: r["from"] for r in rows}
+    assert origin == {texts[0]: [str(ge)], texts[2]: [str(rnd)]} and len(rows) == 4

@@ -148,9 +148,16 @@ def test_searched_reads_a_search_in_finishing_order_without_its_final_trainings(
         for name, fidelity, ended in [("late", "a|final=False", 3.0), ("early", "a|final=False", 1.0),
                                       ("other", "b|final=False", 2.0), ("final", "a|final=True", 0.5)]:  # fmt: skip
             archive.record(replace(record(name, 0.5, 100), fidelity=fidelity, ended=ended))
-    assert [r.phenotype for r in fmnist.searched(path)] == ["early", "other", "late"]
     assert [r.phenotype for r in fmnist.searched(path, "a|final=False")] == ["early", "late"]
     assert fmnist.searched(path, "c|final=False") == []
+    with pytest.raises(SystemExit, match="searches at 2 fidelities"):
+        fmnist.searched(path)  # which one is the search's? none is ranked with the other
+    one = tmp_path / "one.sqlite"
+    with Archive(path, read_only=True) as archive, Archive(one) as copy:
+        for r in archive.records():
+            if not r.fidelity.startswith("b"):
+                copy.record(r)
+    assert [r.phenotype for r in fmnist.searched(one)] == ["early", "late"]  # not the final
     with pytest.raises(SystemExit, match=r"none\.sqlite: no such archive"):
         fmnist.searched(tmp_path / "none.sqlite")
     assert not (tmp_path / "none.sqlite").exists()  # nothing created

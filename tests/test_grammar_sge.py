@@ -150,7 +150,7 @@ def test_json_errors_say_what_is_wrong() -> None:
         sge_from_json(EXPR, {"op": 1})
 
 
-@pytest.mark.parametrize("name", ["cnn_small.bnf", "cnn_fmnist.bnf"])
+@pytest.mark.parametrize("name", ["cnn_small.bnf", "cnn_fmnist.bnf", "cnn_wide.bnf"])
 def test_shipped_grammars_map_200_random_genotypes_validly(name: str) -> None:
     grammar = load_grammar(ROOT / "grammars" / name)
     rng, least = random.Random(3), grammar.min_depth(grammar.start)
