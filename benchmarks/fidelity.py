@@ -53,7 +53,6 @@ from ge_nas.grammar import load_grammar
 from ge_nas.grammar.initialise import random_population
 from ge_nas.grammar.mapper import map_genome
 from ge_nas.search.evaluator import task_for
-from ge_nas.search.finalists import screening_candidates
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,16 +156,14 @@ def archive_tops(paths: Sequence[Path], top: int, target_params: int) -> dict[st
     Maps each network's phenotype (once, in first-seen order) to the archives
     whose top it is in.
     """
-    texts: dict[str, str] = {}  # phenotype hash: its text, the first archive's
-    found: dict[str, list[str]] = {}
+    found: dict[str, tuple[str, list[str]]] = {}  # phenotype hash: (its text, archives)
     for path in paths:
-        within = fmnist.SearchResult(fmnist.searched(path), 0.0, 0.0).within(target_params)
-        if not within:
+        tops = fmnist.SearchResult(fmnist.searched(path), 0.0, 0.0).top_within(target_params, top)
+        if not tops:
             raise SystemExit(f"--archive {path}: no trained network within {target_params} params")
-        for r in screening_candidates(within, top):
-            texts.setdefault(r.phenotype_hash, r.phenotype)
-            found.setdefault(r.phenotype_hash, []).append(str(path))
-    return {texts[h]: sources for h, sources in found.items()}
+        for r in tops:
+            found.setdefault(r.phenotype_hash, (r.phenotype, []))[1].append(str(path))
+    return dict(found.values())
 
 
 def choose_networks(args: argparse.Namespace, config: RunConfig) -> dict[str, list[str]]:

@@ -123,6 +123,10 @@ class SearchResult:
         """Return the trained records with at most target_params parameters."""
         return [r for r in self.trained() if (r.metrics.params or 0) <= target_params]
 
+    def top_within(self, target_params: int, m: int) -> list[Record]:
+        """Return the m most accurate structures within target_params, dominated or not (as --screen takes them)."""
+        return screening_candidates(self.within(target_params), m)
+
     def best_within(self, target_params: int) -> float:
         """Return the best validation accuracy within target_params (0 when none)."""
         return max((r.metrics.val_accuracy for r in self.within(target_params)), default=0.0)
@@ -354,7 +358,7 @@ def finalist_candidates(
     """
     if screen <= finalists or finalists == 0:
         return pick_finalists(search.front(), finalists, max_params=target_params)
-    return screening_candidates(search.within(target_params), screen)
+    return search.top_within(target_params, screen)
 
 
 def fit_final_epochs(

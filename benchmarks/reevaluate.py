@@ -35,7 +35,6 @@ from ge_nas.config import RunConfig
 from ge_nas.executors import make_executor
 from ge_nas.fidelity import fidelity_key
 from ge_nas.search.evaluator import task_for
-from ge_nas.search.finalists import screening_candidates
 from ge_nas.worker import EvalTask, derive_seed
 
 
@@ -46,7 +45,7 @@ def top_networks(
     records = fmnist.searched(path, key)[:evaluations]
     if not records:
         raise SystemExit(f"{path}: no network at this fidelity; give the search's options")
-    return screening_candidates(fmnist.SearchResult(records, 0.0, 0.0).within(target), top)
+    return fmnist.SearchResult(records, 0.0, 0.0).top_within(target, top)
 
 
 def summarise(pairs: Sequence[tuple[float, Sequence[float]]]) -> dict[str, float] | None:
