@@ -166,6 +166,13 @@ def make_parser() -> argparse.ArgumentParser:
         help="steady state: pairs bred per pair trained, screened by a surrogate (default 0: off)",
     )
     p.add_argument("--population", type=int, default=12)
+    p.add_argument(
+        "--accuracy-floor",
+        type=float,
+        default=RunConfig.accuracy_floor,
+        help="GE survival: networks below chance + F x (1 - chance) rank after those that learned "
+        f"(default {RunConfig.accuracy_floor}; 0: off)",
+    )
     p.add_argument("--epochs", type=int, default=1, help="epochs per search evaluation (default 1)")
     p.add_argument(
         "--train-subset",
@@ -235,6 +242,7 @@ def make_run_config(args: argparse.Namespace, seed: int) -> RunConfig:
     return RunConfig(
         args.grammar, dataset=args.dataset, data_dir=args.data_dir, seed=seed, mode=args.mode,
         representation=args.representation, prescreen=args.prescreen, population=args.population, generations=10_000,
+        accuracy_floor=args.accuracy_floor,
         epochs=args.epochs, val_fraction=args.val_fraction,
         train_subset=None if args.shots else args.train_subset,
         classes=args.classes, shots=args.shots, val_shots=args.val_shots,

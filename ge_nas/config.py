@@ -136,6 +136,9 @@ class RunConfig:
     mutation_prob: float | None = None  # per codon; default 1 / codons used
     individual_mutation_prob: float = 1.0  # the chance a child is mutated at all (DEAP's mutpb)
     tournament_size: int = 2
+    # Multi-objective survival with val_accuracy: a network below chance + this share of the way
+    # from chance to 100 % has not learned; it ranks after every network that has (0: off).
+    accuracy_floor: float = 0.1
     elites: int = 1
     # A trained ge_nas model directory whose blocks `backbone(keep=K, freeze=F)` layers take.
     backbone: str | None = None
@@ -185,6 +188,7 @@ class RunConfig:
             "train_subset",
             "eval_timeout_s",
             "final_holdout",
+            "accuracy_floor",
         ):
             _number(name, getattr(self, name))
         _choice("executor", self.executor, EXECUTORS)
@@ -276,6 +280,8 @@ class RunConfig:
             )
 
     def _check_fractions(self) -> None:
+        if not 0.0 <= self.accuracy_floor < 1.0:
+            raise ConfigError(f"--accuracy-floor must be in [0, 1), got {self.accuracy_floor}")
         if not 0.0 <= self.final_holdout < 1.0:
             raise ConfigError(f"--final-holdout must be in [0, 1), got {self.final_holdout}")
         if self.screen > self.finalists > 0 and self.final_holdout == 0 and self.shots is None:

@@ -27,6 +27,9 @@ class Metrics:
     robustness: float | None = None
     val_loss: float | None = None  # mean cross-entropy on the validation split (no label smoothing)
     ood_auroc: float | None = None  # validation images against out-of-distribution ones (search)
+    # The most frequent class's share of the validation labels: what a network that learned
+    # nothing scores (None in archives written before it was recorded).
+    chance: float | None = None
     test_ood_auroc: float | None = None  # test images against out-of-distribution ones (finalists)
     train_seconds: float = 0.0
     epochs: int = 0

@@ -388,12 +388,20 @@ def _score(
         trained,
         val_accuracy=val,
         val_loss=val_loss,
+        chance=majority_share(splits.y_val),
         test_accuracy=test,
         robustness=robust,
         latency_ms=latency,
         ood_auroc=None if task.final else ood,
         test_ood_auroc=ood if task.final else None,
     )
+
+
+def majority_share(labels: torch.Tensor) -> float | None:
+    """Return the most frequent label's share of labels (None for no labels)."""
+    if not len(labels):
+        return None
+    return float(torch.bincount(labels.long()).max()) / len(labels)
 
 
 def _ood_images(task: EvalTask, splits: Splits) -> torch.Tensor:

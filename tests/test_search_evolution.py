@@ -25,11 +25,11 @@ from ge_nas.grammar import Derivation, load_grammar
 from ge_nas.grammar.initialise import random_population
 from ge_nas.metrics import INVALID, OK, OVER_BUDGET, TIMEOUT, Metrics
 from ge_nas.network.build import build_model, count_params
-from ge_nas.objectives import fitness_values
+from ge_nas.objectives import WORST_LOG10, fitness_values
 from ge_nas.pareto import hypervolume_2d, size_point
 from ge_nas.search import SearchState, generation_stats, pareto_front, run_search
 from ge_nas.search.evaluator import Evaluation, Evaluator, representation_for
-from ge_nas.search.evolution import make_individuals, vary
+from ge_nas.search.evolution import make_individuals, survivors, vary
 from ge_nas.search.steady import run_steady
 from ge_nas.worker import EvalTask, Outcome
 
@@ -170,7 +170,7 @@ def test_individual_mutation_prob_is_the_share_of_children_mutated(
     genomes = rep.initial(rng, 200, init="sensible", init_max_depth=None)
     metrics = Metrics(OK, 0.5, 0.5, 10, 10)
     evaluations = [Evaluation(tuple(g), rep.map(g), None, None, metrics) for g in genomes]
-    parents = make_individuals(evaluations, cfg.objectives)
+    parents = make_individuals(evaluations, cfg)
     children = vary(parents, grammar, cfg, rng)
     mutated = sum(child != list(parent) for child, parent in zip(children, parents))
     assert low <= mutated <= high
@@ -202,6 +202,40 @@ def test_failures_get_worst_finite_fitness() -> None:
     assert bad[0] < good[0] and bad[1] > good[1] and bad[2] > good[2]
 
 
+def test_networks_below_the_accuracy_floor_rank_after_every_network_that_learned() -> None:
+    objectives = ("val_accuracy", "params")
+    tiny_at_chance = Metrics(OK, 0.11, params=50, chance=0.1)  # below 0.1 + 0.1 x 0.9 = 0.19
+    tinier_at_chance = Metrics(OK, 0.10, params=20, chance=0.1)
+    barely = Metrics(OK, 0.19, params=10**6, chance=0.1)  # at the floor: learned
+    assert fitness_values(tiny_at_chance, objectives) == pytest.approx((0.11, math.log10(50)))
+    floored = [fitness_values(m, objectives, 0.1) for m in (tiny_at_chance, tinier_at_chance)]
+    assert floored == [(0.11, WORST_LOG10), (0.10, WORST_LOG10)]  # ordered by accuracy alone
+    assert fitness_values(barely, objectives, 0.1) == pytest.approx((0.19, 6.0))
+    unknown = replace(tiny_at_chance, chance=None)  # archives from before chance was recorded
+    assert fitness_values(unknown, objectives, 0.1) == pytest.approx((0.11, math.log10(50)))
+    assert fitness_values(tiny_at_chance, ("val_accuracy",), 0.1) == (0.11,)
+    assert fitness_values(tiny_at_chance, ("params", "val_accuracy", "robustness"), 0.1) == (
+        WORST_LOG10, 0.11, 0.0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("floor, kept", [(0.1, {"a", "b", "c"}), (0.0, {"a", "x", "y"})])
+def test_survival_keeps_networks_that_learned_before_tiny_ones_at_chance(
+    floor: float, kept: set[str]
+) -> None:
+    pool = {  # name: (accuracy, params); chance 0.5, so the floor at 0.1 is 0.55
+        "a": (0.9, 5000), "b": (0.8, 20_000), "c": (0.7, 30_000), "x": (0.52, 10), "y": (0.5, 5),
+    }  # fmt: skip
+    derivation = Derivation("x", 1, 0, 2, 2)
+    evaluations = [
+        Evaluation((i,), derivation, name, name, Metrics(OK, acc, params=p, chance=0.5))
+        for i, (name, (acc, p)) in enumerate(pool.items())
+    ]
+    cfg = config(population=3, accuracy_floor=floor)
+    chosen = survivors(make_individuals(evaluations, cfg), [], cfg)
+    assert {ind.evaluation.phenotype for ind in chosen} == kept
+
+
 def test_generation_stats_count_invalid_by_reason_and_over_budget_apart() -> None:
     metrics = [
         Metrics(
@@ -216,7 +250,7 @@ def test_generation_stats_count_invalid_by_reason_and_over_budget_apart() -> Non
     ]
     derivation = Derivation("x", 1, 0, 2, 2)
     evaluations = [Evaluation((i,), derivation, None, None, m) for i, m in enumerate(metrics)]
-    population = make_individuals(evaluations, ("val_accuracy", "params"))
+    population = make_individuals(evaluations, config())
     stats = generation_stats(0, population, evaluations, 1.0)
     assert (stats.invalid, stats.over_budget, stats.failed) == (3, 1, 1)
     assert stats.invalid_reasons == {"unknown layer 'bogus'": 2, "ran out of codons": 1}

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
 from ge_nas import metrics as st
 from ge_nas.arch import parse_arch
-from ge_nas.worker import EvalTask, derive_seed, evaluate
+from ge_nas.worker import EvalTask, derive_seed, evaluate, majority_share
 
 SMALL = "conv(8,3) relu pool(max,2) | opt=adam lr=0.005 batch=64"
 
@@ -139,3 +140,9 @@ def test_a_task_trains_and_scores_in_its_data_view() -> None:
     assert m.status == st.OK and m.val_accuracy is not None and m.test_accuracy is not None
     assert m.params == (8 * 9 + 8) + (8 * 4 * 4 * 3 + 3)  # three outputs
     assert abs(m.val_accuracy * 12 - round(m.val_accuracy * 12)) < 1e-9  # 4 images a class
+    assert m.chance == pytest.approx(1 / 3)  # what a network that learned nothing scores
+
+
+def test_chance_is_the_most_frequent_labels_share() -> None:
+    assert majority_share(torch.tensor([0, 2, 2, 1, 2, 0])) == pytest.approx(0.5)
+    assert majority_share(torch.tensor([], dtype=torch.long)) is None

@@ -302,6 +302,14 @@ RUN_OPTIONS = (
         "tournament size for single-objective selection (default {default})",
     ),
     Option(
+        "--accuracy-floor",
+        "accuracy_floor",
+        float,
+        "with val_accuracy and another objective: a network below chance + F x (100 %% - chance) "
+        "validation accuracy has not learned and ranks after every network that has "
+        "(default {default}; 0: off)",
+    ),
+    Option(
         "--elites",
         "elites",
         int,

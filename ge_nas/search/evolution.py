@@ -208,7 +208,7 @@ def _survivors_by_rung(pool: list[Individual], config: RunConfig) -> list[Indivi
 
 def best_indices(evaluations: list[Evaluation], k: int, config: RunConfig) -> list[int]:
     """Return the indices of the k best evaluations (one rung): NSGA-II order or accuracy."""
-    individuals = make_individuals(evaluations, config.objectives)
+    individuals = make_individuals(evaluations, config)
     chosen = (
         tools.selBest(individuals, k) if config.single_objective else tools.selNSGA2(individuals, k)
     )
@@ -232,15 +232,13 @@ def distinct_first(individuals: list[Individual], k: int) -> list[Individual]:
     return distinct + repeats[: max(0, k - len(distinct))]
 
 
-def make_individuals(
-    evaluations: Sequence[Evaluation], objectives: Sequence[str]
-) -> list[Individual]:
-    """Wrap evaluations as DEAP individuals with their fitness set."""
-    weights = tuple(OBJECTIVE_WEIGHTS[name] for name in objectives)
+def make_individuals(evaluations: Sequence[Evaluation], config: RunConfig) -> list[Individual]:
+    """Wrap evaluations as DEAP individuals with their fitness set (the run's objectives and accuracy floor)."""
+    weights = tuple(OBJECTIVE_WEIGHTS[name] for name in config.objectives)
     individuals = []
     for e in evaluations:
         ind = Individual(e.genome, weights)
-        ind.fitness.values = fitness_values(e.metrics, objectives)
+        ind.fitness.values = fitness_values(e.metrics, config.objectives, config.accuracy_floor)
         ind.evaluation = e
         individuals.append(ind)
     return individuals
@@ -336,7 +334,7 @@ def restore_population(
         at = [i for i, r in enumerate(checkpoint.rungs) if r == rung]
         for i, e in zip(at, evaluator.upgrade([evaluations[i] for i in at], rung)):
             evaluations[i] = e
-    population = make_individuals(evaluations, config.objectives)
+    population = make_individuals(evaluations, config)
     for individual, crowding in zip(population, checkpoint.crowding):
         individual.fitness.crowding_dist = crowding
     return population
@@ -408,7 +406,7 @@ def run_search(
         evaluations = evaluate_generation(
             initial_population(grammar, config, rng), evaluator, config
         )
-        population = survivors(make_individuals(evaluations, config.objectives), [], config)
+        population = survivors(make_individuals(evaluations, config), [], config)
         stats = generation_stats(0, population, evaluations, clock() - start)
         on_generation(SearchState(0, population, rng.getstate(), stats))
         check_initial(evaluations, grammar)
@@ -420,7 +418,7 @@ def run_search(
             select_parents(population, config.population, config, rng), grammar, config, rng
         )
         evaluations = evaluate_generation(children, evaluator, config)
-        population = survivors(population, make_individuals(evaluations, config.objectives), config)
+        population = survivors(population, make_individuals(evaluations, config), config)
         stats = generation_stats(generation, population, evaluations, clock() - start)
         on_generation(SearchState(generation, population, rng.getstate(), stats))
     return population

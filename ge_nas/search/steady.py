@@ -146,7 +146,7 @@ class Steady:
 
     def admit(self, evaluation: Evaluation) -> bool:
         """Take one arrival into the population; True when it completes a line (every μ)."""
-        individual = make_individuals([evaluation], self.config.objectives)[0]
+        individual = make_individuals([evaluation], self.config)[0]
         self._survive(individual)
         self.asha.add(evaluation)
         m = evaluation.metrics
@@ -296,7 +296,7 @@ def _start(
     for i, rung in enumerate(resume.elite_rungs[: len(elites)]):
         if rung:
             elites[i] = evaluator.upgrade([elites[i]], rung)[0]
-    steady.elites = keep_front(make_individuals(elites, config.objectives))
+    steady.elites = keep_front(make_individuals(elites, config))
     for rung, genomes in enumerate(resume.rung_results):  # archived: nothing trains again
         for evaluation in evaluator.evaluate(genomes, rung):
             steady.asha.add(evaluation)
