@@ -23,6 +23,7 @@ from ge_nas.config import RunConfig
 from ge_nas.errors import ConfigError
 from ge_nas.fidelity import fidelity_key
 from ge_nas.metrics import INVALID
+from ge_nas.objectives import learned
 from ge_nas.pareto import size_front
 from ge_nas.tables import OFF_FRONT_NOTE, measured_columns, off_front, optional_cell, rank_text
 
@@ -59,7 +60,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunSnapshot:
     config = rundir.load_run_config(path)
     notes: list[str] = []
     evaluations = read_evaluations(rundir.archive_path(path, config), fidelity_key(config), notes)
-    front, final = _read_front(path, evaluations, notes)
+    front, final = _read_front(path, evaluations, config.accuracy_floor, notes)
     generations = rundir.read_generations(path, notes)
     copy = path / rundir.GRAMMAR
     grammar = _read_grammar(str(copy) if copy.exists() else config.grammar, notes)
@@ -94,7 +95,7 @@ def read_evaluations(archive: Path, fidelity: str | None, notes: list[str]) -> l
 
 
 def _read_front(
-    path: Path, evaluations: Sequence[Record], notes: list[str]
+    path: Path, evaluations: Sequence[Record], floor: float, notes: list[str]
 ) -> tuple[list[Mapping[str, str]], bool]:
     if (path / rundir.PARETO).is_file():
         try:
@@ -105,18 +106,23 @@ def _read_front(
             notes.append(
                 f"{rundir.PARETO} is malformed ({exc}); showing the archive's non-dominated networks instead"
             )
-            return archive_front(evaluations), False
+            return archive_front(evaluations, floor), False
     notes.append(
         f"{rundir.PARETO} is missing: the run has not finished (or was stopped); the front shown is the archive's non-dominated networks so far"
     )
-    return archive_front(evaluations), False
+    return archive_front(evaluations, floor), False
 
 
-def archive_front(records: Iterable[Record]) -> list[Mapping[str, str]]:
-    """Return the non-dominated trained records (validation error, log10 params) as pareto.csv rows."""
+def archive_front(records: Iterable[Record], floor: float = 0.0) -> list[Mapping[str, str]]:
+    """Return the non-dominated trained records (validation error, log10 params) as pareto.csv rows.
+
+    As in the search, networks below the accuracy floor are left out when any network learned.
+    """
+    trained = [r for r in records if r.metrics.ok]
+    learners = [r for r in trained if learned(r.metrics, floor)]
     rows = [
         rundir.pareto_row(rank, r, None, None)
-        for rank, r in enumerate(size_front(records), start=1)
+        for rank, r in enumerate(size_front(learners or trained), start=1)
     ]
     return [
         {k: "" if v is None else str(v) for k, v in row.items()} for row in rows

@@ -79,6 +79,7 @@ def test_defaults_are_valid() -> None:
         ("train_subset", -3, "--train-subset"),
         ("eval_timeout_s", 0.0, "--eval-timeout"),
         ("eval_timeout_s", -1.0, "--eval-timeout"),
+        *[("accuracy_floor", v, "--accuracy-floor") for v in (-0.1, 1.0, float("nan"), True)],
     ],
 )
 def test_invalid_value_names_the_flag(name: str, value: Any, flag: str) -> None:

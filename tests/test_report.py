@@ -187,6 +187,14 @@ def test_archive_front_is_the_non_dominated_trained_set() -> None:
     ) == pytest.approx(0.89)
 
 
+def test_archive_front_leaves_out_networks_below_the_accuracy_floor() -> None:
+    at_chance = replace(record(0.11, 10, "tiny"), metrics=Metrics(OK, 0.11, params=10, chance=0.1))
+    learned = [record(0.9, 1000, "a"), record(0.8, 100, "b")]
+    assert [r["phenotype"] for r in archive_front([*learned, at_chance])] == ["a", "b", "tiny"]
+    assert [r["phenotype"] for r in archive_front([*learned, at_chance], 0.1)] == ["a", "b"]
+    assert [r["phenotype"] for r in archive_front([at_chance], 0.1)] == ["tiny"]  # none learned
+
+
 def test_front_shows_latency_and_robustness_when_measured() -> None:
     plain = archive_front([record(0.9, 1000, "a")])
     measured = archive_front(

@@ -27,7 +27,7 @@ from ge_nas.fidelity import rung_count
 from ge_nas.grammar import Grammar
 from ge_nas.metrics import FAILED, INVALID, OVER_BUDGET, TIMEOUT
 from ge_nas.objectives import OBJECTIVE_WEIGHTS, fitness_values
-from ge_nas.pareto import hypervolume_2d, size_point
+from ge_nas.pareto import hypervolume_2d, size_front, size_point
 from ge_nas.rundir import Checkpoint
 from ge_nas.search.evaluator import Evaluation, Evaluator, representation_for
 from ge_nas.search.halving import promote
@@ -254,7 +254,8 @@ def generation_stats(
     scored = [e for e in _top_rung(population) if e.metrics.ok]
     accuracies = [e.metrics.val_accuracy for e in scored] or [0.0]
     front = pareto_front(population)
-    points = [size_point(e.metrics.val_accuracy, e.metrics.params or 1) for e in front]
+    # the hypervolume of accuracy and size alone, as random search's is measured: no floor
+    points = [size_point(e.metrics.val_accuracy, e.metrics.params or 1) for e in size_front(scored)]
     statuses = Counter(e.metrics.status for e in evaluations)
     return GenerationStats(
         generation=generation,
