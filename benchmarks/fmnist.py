@@ -170,8 +170,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--accuracy-floor",
         type=float,
         default=RunConfig.accuracy_floor,
-        help="GE survival: networks below chance + F x (1 - chance) rank after those that learned "
-        f"(default {RunConfig.accuracy_floor}; 0: off)",
+        help="GE survival: networks below chance + ACCURACY_FLOOR x (1 - chance) rank after "
+        f"those that learned (default {RunConfig.accuracy_floor}: off)",
     )
     p.add_argument("--epochs", type=int, default=1, help="epochs per search evaluation (default 1)")
     p.add_argument(

@@ -137,8 +137,9 @@ class RunConfig:
     individual_mutation_prob: float = 1.0  # the chance a child is mutated at all (DEAP's mutpb)
     tournament_size: int = 2
     # Multi-objective survival with val_accuracy: a network below chance + this share of the way
-    # from chance to 100 % has not learned; it ranks after every network that has (0: off).
-    accuracy_floor: float = 0.1
+    # from chance to 100 % has not learned; it ranks after every network that has. 0: off (the
+    # default: on the benchmarks it did not pay, README "Search levers, measured").
+    accuracy_floor: float = 0.0
     elites: int = 1
     # A trained ge_nas model directory whose blocks `backbone(keep=K, freeze=F)` layers take.
     backbone: str | None = None

@@ -426,17 +426,7 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
         raise _not_run_dir(path, "no such directory" if not path.exists() else "not a directory")
     if not (path / CONFIG).is_file():
         raise _not_run_dir(path, f"no {CONFIG}")
-    return make_config(run_config_values(path), {})
-
-
-# Settings added after runs were written with their old behaviour: a run's config.toml
-# without one resumes as it started (the accuracy floor came after runs without it).
-ADDED_LATER = {"accuracy_floor": 0.0}
-
-
-def run_config_values(run_dir: Path) -> dict[str, Any]:
-    """Return the settings of run_dir's config.toml, a setting it predates at its old value."""
-    return {**ADDED_LATER, **load_toml(run_dir / CONFIG)}
+    return make_config(load_toml(path / CONFIG), {})
 
 
 def _not_run_dir(path: Path, why: str) -> ConfigError:

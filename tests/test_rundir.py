@@ -74,14 +74,6 @@ def test_create_run_dir_writes_loadable_config(tmp_path: Path) -> None:
     assert written_by["torch"] == importlib.metadata.version("torch")
 
 
-def test_a_run_written_before_the_accuracy_floor_resumes_without_it(tmp_path: Path) -> None:
-    create_run_dir(tmp_path, CONFIG_VALUE, GRAMMAR_TEXT)
-    text = (tmp_path / CONFIG).read_text()
-    assert "accuracy_floor = 0.1" in text  # a new run records its floor
-    (tmp_path / CONFIG).write_text(text.replace("accuracy_floor = 0.1\n", ""))
-    assert rundir.load_run_config(tmp_path).accuracy_floor == 0.0
-
-
 def test_an_out_dir_with_a_users_files_is_refused_and_left_alone(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "front").mkdir()

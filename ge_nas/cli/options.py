@@ -305,9 +305,9 @@ RUN_OPTIONS = (
         "--accuracy-floor",
         "accuracy_floor",
         float,
-        "with val_accuracy and another objective: a network below chance + F x (100 %% - chance) "
-        "validation accuracy has not learned and ranks after every network that has "
-        "(default {default}; 0: off)",
+        "with val_accuracy and another objective: a network below chance + ACCURACY_FLOOR x "
+        "(100 %% - chance) validation accuracy has not learned and ranks after every network "
+        "that has, e.g. 0.1 (default {default}: off)",
     ),
     Option(
         "--elites",

@@ -151,7 +151,7 @@ def command_resume(args: argparse.Namespace, console: Console) -> int:
         overrides = {
             k: getattr(args, k) for k in ("generations", "workers", "executor", "scheduler")
         }
-        config = _moved_base(make_config(rundir.run_config_values(out), overrides), out)
+        config = _moved_base(make_config(load_toml(out / rundir.CONFIG), overrides), out)
         grammar = parse_grammar(rundir.checked_grammar_copy(out), str(out / rundir.GRAMMAR))
         checkpoint = rundir.read_checkpoint(out)
         # never write into a file ge_nas did not make
